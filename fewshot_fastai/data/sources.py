@@ -1,0 +1,141 @@
+"""Data sources: find a dataset locally (``$FEWSHOT_DATA``, then the cache), else download it from its
+official URL, verify its checksum and extract it safely into the cache.
+
+fastai's ``untar_data``/fastdownload checks files against its own registry of URLs and extracts with
+``shutil.unpack_archive``, which silently rewrites (rather than refuses) members that escape the target
+folder and leaves a half-written folder behind after a crash. We need arbitrary URLs with md5/sha256
+checksums, refusal of unsafe members and atomic extraction, so this module does those three steps
+itself and reuses fastdownload only for the HTTP transfer with a fastprogress bar."""
+import hashlib, os, shutil, stat, tempfile, warnings, zipfile
+from pathlib import Path
+
+__all__ = ['OMNIGLOT_URL', 'OMNIGLOT', 'cache_dir', 'file_hash', 'check_hash', 'safe_extract', 'download',
+           'fetch_zip', 'omniglot', 'orl_faces']
+
+OMNIGLOT_URL = 'https://raw.githubusercontent.com/brendenlake/omniglot/master/python/'
+# name -> (zip file name, md5). The small sets' md5s are those of the shared copies; the full sets' are
+# the ones torchvision's Omniglot dataset checks.
+OMNIGLOT = {
+    'background_small1': ('images_background_small1.zip', 'e704a628b5459e08445c13499850abc4'),
+    'background_small2': ('images_background_small2.zip', 'b75a71a51d3b13f821f212756fe481fd'),
+    'background':        ('images_background.zip',        '68d2efa1b9178cc56df9314c21c6e718'),
+    'evaluation':        ('images_evaluation.zip',        '6b91aef0f799c5bb55b94e3f2daec811'),
+}
+
+def cache_dir() -> Path:
+    "Where extracted datasets live: ``$FEWSHOT_CACHE``, default ``~/.cache/fewshot_fastai``"
+    return Path(os.environ.get('FEWSHOT_CACHE', Path.home()/'.cache'/'fewshot_fastai')).expanduser()
+
+def file_hash(fn, algo='md5', chunk=1<<20) -> str:
+    "Hex digest of file `fn` with hashlib algorithm `algo`"
+    h = hashlib.new(algo)
+    with open(fn, 'rb') as f:
+        while (b := f.read(chunk)): h.update(b)
+    return h.hexdigest()
+
+def check_hash(fn, expected:str|None):
+    "Raise if `fn` does not hash to `expected` (md5 if 32 hex digits, sha256 if 64); no-op when None"
+    if expected is None: return
+    algo = {32: 'md5', 64: 'sha256'}.get(len(expected))
+    if algo is None: raise ValueError(f'checksum {expected!r} is neither an md5 (32 hex) nor a sha256 (64 hex)')
+    got = file_hash(fn, algo)
+    if got != expected.lower():
+        raise ValueError(f'{fn}: {algo} is {got}, expected {expected}; the file is corrupt or not the one asked for')
+
+def _unsafe_member(info:zipfile.ZipInfo, dest:Path) -> str|None:
+    "Why extracting `info` under `dest` would be unsafe, or None"
+    name = info.filename
+    if name.startswith(('/', '\\')) or (len(name) > 1 and name[1] == ':'): return 'absolute path'
+    if stat.S_ISLNK(info.external_attr >> 16): return 'symbolic link'
+    target = (dest/name).resolve()
+    if target != dest and dest not in target.parents: return 'escapes the target folder'
+    return None
+
+def safe_extract(zip_path, dest) -> Path:
+    """Extract `zip_path` into the new folder `dest`, atomically: members are written to a temporary
+    sibling folder which is renamed to `dest` only once everything is out. Refuses (raises, writing
+    nothing at `dest`) any member with an absolute path, a `..` escape or a symlink (zip-slip)."""
+    zip_path, dest = Path(zip_path), Path(dest)
+    if dest.exists(): raise FileExistsError(f'{dest} already exists')
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.part-', dir=dest.parent)).resolve()
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            for info in zf.infolist():
+                if (why := _unsafe_member(info, tmp)):
+                    raise ValueError(f'{zip_path}: refusing to extract member {info.filename!r} ({why})')
+            zf.extractall(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+def download(url:str, dest, checksum:str|None=None, show_progress=True) -> Path:
+    "Download `url` to file `dest` (via a temporary file), verify `checksum`, return `dest`"
+    from fastdownload import download_url
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f'.{dest.name}.download')
+    try:
+        download_url(url, tmp, show_progress=show_progress)
+        check_hash(tmp, checksum)
+        os.replace(tmp, dest)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError): raise OSError(f'could not download {url}: {e}') from e
+        raise
+    return dest
+
+def _single_root(folder:Path, name:str) -> Path:
+    "The dataset folder inside an extraction: `folder/name` if present, else `folder` itself"
+    return folder/name if (folder/name).is_dir() else folder
+
+def fetch_zip(fname:str, url:str|None=None, checksum:str|None=None, data_dir=None, force=False) -> Path:
+    """Local folder holding the contents of archive `fname` (e.g. 'images_background_small1.zip').
+    Looks in `data_dir` (default ``$FEWSHOT_DATA``) for the extracted folder or the zip, then in the cache;
+    otherwise downloads `url`. Zips (local or downloaded) are checked against `checksum` before extraction."""
+    stem = fname[:-4] if fname.endswith('.zip') else fname
+    data_dir = data_dir if data_dir is not None else os.environ.get('FEWSHOT_DATA')
+    if data_dir:
+        data_dir = Path(data_dir).expanduser()
+        if (data_dir/stem).is_dir(): return _single_root(data_dir/stem, stem)
+    cached = cache_dir()/stem
+    if cached.is_dir() and not force: return _single_root(cached, stem)
+    if force and cached.exists(): shutil.rmtree(cached)
+    zip_path = data_dir/fname if data_dir and (data_dir/fname).is_file() else None
+    if zip_path is None:
+        if url is None:
+            where = f'{data_dir} or ' if data_dir else ''
+            raise FileNotFoundError(f'{fname} not found in {where}{cache_dir()} and no URL to download it from')
+        zip_path = download(url, cache_dir()/'downloads'/fname, checksum)
+    else: check_hash(zip_path, checksum)
+    try: safe_extract(zip_path, cached)
+    except FileExistsError: pass  # another process extracted it meanwhile; its rename was atomic
+    return _single_root(cached, stem)
+
+def omniglot(name:str='background_small1', # one of `OMNIGLOT`: background_small1/2, background, evaluation
+             data_dir=None, # folder with the zip or extracted folder; default ``$FEWSHOT_DATA``
+             url:str|None=None, # override the download URL (default: Lake's github, `python/` folder)
+             force=False) -> Path:
+    "Folder of Omniglot `name`: ``Alphabet/characterNN/*.png`` (105x105, black ink on white)"
+    if name not in OMNIGLOT: raise ValueError(f'unknown Omniglot set {name!r}; choose from {list(OMNIGLOT)}')
+    fname, md5 = OMNIGLOT[name]
+    return fetch_zip(fname, url or OMNIGLOT_URL + fname, md5, data_dir=data_dir, force=force)
+
+def orl_faces(path=None, # a local `orl_faces.zip` or folder with s1..s40; default ``$FEWSHOT_DATA``
+              url:str|None=None, checksum:str|None=None, # a mirror of the zip and its md5/sha256
+              force=False) -> Path:
+    """Folder of the ORL (AT&T) faces, ``s1..s40/1..10.pgm`` (92x112 grey; credit: Olivetti Research
+    Laboratory, Cambridge). The database has no stable official URL: give a local copy or a URL + checksum."""
+    if url is not None and checksum is None:
+        raise ValueError('orl_faces: a download `url` needs a `checksum` (md5 or sha256) to verify it')
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.exists(): raise FileNotFoundError(f'orl_faces: {path} does not exist')
+        if path.is_dir(): return _single_root(path, 'orl_faces')
+        return fetch_zip(path.name, None, checksum, data_dir=path.parent, force=force)
+    try: return fetch_zip('orl_faces.zip', url, checksum, force=force)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f'{e}. ORL faces have no official download: set FEWSHOT_DATA to the folder '
+                                'holding orl_faces.zip, or pass path=... or url=... with checksum=...') from None
