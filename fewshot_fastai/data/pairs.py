@@ -1,0 +1,152 @@
+"""Image pairs for siamese training: the `SiameseImage` tuple, a balanced pair sampler, and DataLoaders built
+with a fastai `DataBlock` over a folder-per-class dataset, split by class."""
+import random
+import numpy as np
+import torch
+from fastcore.basics import fastuple, listify, store_attr
+from fastcore.meta import delegates
+from fastai.data.block import DataBlock, TransformBlock
+from fastai.data.core import DataLoaders, TfmdDL
+from fastai.data.transforms import IntToFloatTensor, ToTensor
+from fastai.torch_core import TensorCategory
+from fastai.vision.core import PILImage, PILImageBW, TensorImage, image2tensor
+from fastai.vision.data import get_grid
+from fasttransform import ItemTransform
+from plum import dispatch
+import matplotlib.pyplot as plt
+from .items import ClassFolder
+
+__all__ = ['SiameseImage', 'PAIR_LABELS', 'class_split', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
+
+PAIR_LABELS = ('different', 'same')
+
+def _as_chw(t:torch.Tensor) -> torch.Tensor:
+    "Image tensor in (C,H,W) order for display"
+    return t if t.ndim == 3 else t[None]
+
+class SiameseImage(fastuple):
+    "A pair of images `(a, b)`, optionally with a third element: same (1/True) or different (0/False)"
+    def show(self, ctx=None, title=None, **kwargs):
+        a, b = self[0], self[1]
+        if not isinstance(a, torch.Tensor): a, b = image2tensor(a), image2tensor(b)
+        a, b = _as_chw(a), _as_chw(b)
+        gap = torch.zeros(a.shape[0], a.shape[1], max(2, a.shape[2]//10), dtype=a.dtype) + a.max()
+        if title is None and len(self) > 2: title = PAIR_LABELS[int(self[2])]
+        return TensorImage(torch.cat([a, gap, b.to(a.dtype)], dim=2)).show(ctx=ctx, title=title, **kwargs)
+
+def class_split(labels:list[str], valid_pct:float=0.2, seed:int|None=None, group=None) -> set[str]:
+    """The labels held out for validation: a `valid_pct` share of the classes, or of the groups of classes
+    given by `group(label)` (e.g. `alphabet_of` for unseen Omniglot alphabets), drawn with `seed`."""
+    if not 0 < valid_pct < 1: raise ValueError(f'valid_pct must be in (0, 1), got {valid_pct}')
+    keys = sorted({group(l) if group else l for l in labels})
+    n_valid = max(1, round(valid_pct*len(keys)))
+    if n_valid >= len(keys): raise ValueError(f'valid_pct={valid_pct} leaves no training class out of {len(keys)}')
+    held = set(random.Random(seed).sample(keys, n_valid))
+    return {l for l in labels if (group(l) if group else l) in held}
+
+class PairSampler(ItemTransform):
+    """Turns an anchor index into `SiameseImage(img_a, img_b, same)`: training anchors get a fresh partner at
+    every draw (same class with probability 1/2, else any other training class), validation anchors a fixed
+    partner drawn once with `seed`, exactly half of them same-class. Partners never cross the split.
+    Images come decoded from memory (`images`, PIL) and are converted to `img_cls` on the fly."""
+    order = -10  # before Resize (1) and ToTensor (5)
+    def __init__(self, images, labels, valid_idxs, img_cls=PILImage, seed:int|None=None):
+        super().__init__()
+        store_attr('images,img_cls')
+        self.labels = np.asarray(labels)
+        is_valid = np.zeros(len(labels), bool); is_valid[list(valid_idxs)] = True
+        self.split_classes = {}
+        for split in (False, True):
+            idx = np.flatnonzero(is_valid == split)
+            self.split_classes[split] = {c: idx[self.labels[idx] == c] for c in np.unique(self.labels[idx])}
+        self.is_valid = is_valid
+        rng = random.Random(seed)
+        anchors = list(np.flatnonzero(is_valid)); rng.shuffle(anchors)
+        self.valid_pairs = {int(a): (self._partner(a, k % 2 == 0, rng), k % 2 == 0) for k, a in enumerate(anchors)}
+
+    def _partner(self, a:int, same:bool, rng) -> int:
+        by_class = self.split_classes[bool(self.is_valid[a])]
+        c = self.labels[a]
+        if same: return int(rng.choice([i for i in by_class[c] if i != a]))
+        other = rng.choice([k for k in by_class if k != c])
+        return int(rng.choice(by_class[other]))
+
+    def image(self, i:int): return self.img_cls.create(self.images[i].convert(self.img_cls._open_args['mode']))
+
+    def encodes(self, x):
+        if len(x) != 1 or not isinstance(x[0], (int, np.integer)): return x  # already a pair (inference)
+        if self.images is None: raise RuntimeError('this PairSampler was exported without its images; '
+                                                   'use predict_pair/classify to score new pairs')
+        a = int(x[0])
+        if self.is_valid[a]: b, same = self.valid_pairs[a]
+        else:
+            same = random.random() < 0.5
+            b = self._partner(a, same, random)
+        return SiameseImage(self.image(a), self.image(b), TensorCategory(int(same)))
+
+    def __getstate__(self):
+        "Exported learners keep the image class only, not the dataset"
+        return {**self.__dict__, 'images': None, 'valid_pairs': {}, 'split_classes': {}, 'labels': None, 'is_valid': None}
+
+def find_pair_sampler(dls) -> PairSampler:
+    "The `PairSampler` in `dls`' item transforms"
+    for t in dls.valid.after_item.fs:
+        if isinstance(t, PairSampler): return t
+    raise ValueError('these DataLoaders have no PairSampler: build them with SiameseDataLoaders')
+
+class SiameseDataLoaders(DataLoaders):
+    "DataLoaders of `SiameseImage` pairs (inputs `a`, `b`; target 1 if same class) over a folder-per-class dataset"
+    @classmethod
+    @delegates(DataLoaders.from_dblock)
+    def from_class_folder(cls, cf:ClassFolder,
+                          valid_pct:float=0.2, # share of classes (or groups) held out, unseen in training
+                          seed:int|None=None, # seed of the class split and the validation pairs
+                          valid_classes=None, # explicit validation labels (list) or predicate `f(label)->bool`
+                          group=None, # split whole groups of classes: `f(label)->group`, e.g. `alphabet_of`
+                          img_cls=PILImage, # PILImage (RGB) or PILImageBW (1 channel)
+                          item_tfms=None, batch_tfms=None, bs:int=64, **kwargs):
+        "DataLoaders from an already scanned `ClassFolder`"
+        names = cf.classes
+        if valid_classes is None: held = class_split(names, valid_pct, seed, group)
+        elif callable(valid_classes): held = {n for n in names if valid_classes(n)}
+        else:
+            held = set(valid_classes)
+            if (unknown := held - set(names)): raise ValueError(f'valid_classes not found in {cf.root}: {sorted(unknown)[:5]}')
+        if not held or held == set(names): raise ValueError(f'the split leaves {len(held)} of {len(names)} classes for validation')
+        valid = [i for i, l in enumerate(cf.labels) if names[l] in held]
+        vset = set(valid)
+        train = [i for i in range(len(cf)) if i not in vset]
+        sampler = PairSampler(cf.images, cf.labels, valid, img_cls, seed)
+        dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: (train, valid), n_inp=2,
+                           item_tfms=[sampler, *listify(item_tfms), ToTensor()],
+                           batch_tfms=[IntToFloatTensor(), *listify(batch_tfms)])
+        dls = cls.from_dblock(dblock, list(range(len(cf))), bs=bs, **kwargs)
+        dls.class_folder, dls.train_classes, dls.valid_classes = cf, sorted(set(names) - held), sorted(held)
+        return dls
+
+    @classmethod
+    @delegates(from_class_folder)
+    def from_folder(cls, path, min_per_class:int=2, **kwargs):
+        "DataLoaders of pairs from `path`, a folder of class folders (nested ones too: `Alphabet/character01`)"
+        return cls.from_class_folder(ClassFolder(path, min_per_class=min_per_class), **kwargs)
+
+# fastai's TfmdDL.show_batch passes the whole decoded batch as `x` when its type has `show`
+@dispatch
+def show_batch(x:SiameseImage, y, samples, ctxs=None, max_n=6, nrows=None, ncols=2, figsize=None, **kwargs):
+    n = min(len(x[0]), max_n)
+    if ctxs is None: ctxs = get_grid(n, nrows=nrows, ncols=min(ncols, n), figsize=figsize)
+    for i, ctx in enumerate(ctxs[:n]): SiameseImage(x[0][i], x[1][i], x[2][i]).show(ctx=ctx, **kwargs)
+    return ctxs
+
+@dispatch
+def show_results(x:SiameseImage, y:SiameseImage, samples, outs, ctxs=None, max_n=6, nrows=None, ncols=2,
+                 figsize=None, **kwargs):
+    "`x` holds the pairs and their truth, `y` the same pairs with the model's decoded prediction"
+    n = min(len(x[0]), max_n)
+    if ctxs is None: ctxs = get_grid(n, nrows=nrows, ncols=min(ncols, n), figsize=figsize)
+    for i, ctx in enumerate(ctxs[:n]):
+        truth, pred = int(x[2][i]), int(y[2][i])
+        title = f'pred: {PAIR_LABELS[pred]}\ntruth: {PAIR_LABELS[truth]}'
+        ax = SiameseImage(x[0][i], x[1][i]).show(ctx=ctx, title=title, **kwargs)
+        ax.title.set_color('green' if pred == truth else 'red')
+    return ctxs
