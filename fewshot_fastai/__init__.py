@@ -1,0 +1,19 @@
+"fewshot_fastai: few-shot and one-shot image learning on fastai"
+from ._version import __version__
+from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download, check_hash, cache_dir
+from .data.items import ClassFolder, alphabet_of, label_of
+from .data.pairs import SiameseImage, SiameseDataLoaders, PairSampler, class_split
+from .models.encoders import koch_net, conv4, efficientnet_lite0, create_encoder, PretrainedUnavailable
+from .models.heads import ConcatHead, L1Head, DistanceHead
+from .models.siamese import SiameseModel, siamese_splitter
+from .losses import ContrastiveLoss, pair_loss, same_probability
+from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold
+from .learner import siamese_learner
+from .inference import predict_pair, predict_pairs, to_image
+
+__all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
+           'ClassFolder', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
+           'koch_net', 'conv4', 'efficientnet_lite0', 'create_encoder', 'PretrainedUnavailable',
+           'ConcatHead', 'L1Head', 'DistanceHead', 'SiameseModel', 'siamese_splitter',
+           'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold',
+           'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image']

@@ -1,0 +1,51 @@
+"`siamese_learner`: a plain fastai Learner around a SiameseModel"
+from fastcore.basics import listify
+from fastcore.meta import delegates
+from fastai.data.transforms import Normalize
+from fastai.learner import Learner
+from fastai.vision.core import imagenet_stats
+from .models.encoders import create_encoder, encoder_features
+from .models.heads import HEADS
+from .models.siamese import SiameseModel, siamese_splitter
+from .losses import pair_loss
+from .callbacks.threshold import PairAccuracy, FitThreshold
+
+__all__ = ['siamese_learner']
+
+def _batch_shape(dls):
+    "(channels, height, width) of the images in `dls`"
+    return tuple(dls.valid.one_batch()[0].shape[1:])
+
+@delegates(Learner.__init__)
+def siamese_learner(dls, # `SiameseDataLoaders`
+                    arch='resnet18', # fastai/torchvision arch, timm name, `koch_net` or `conv4`
+                    head:str='concat', # 'concat' (fastai tutorial), 'l1' (Koch) or 'contrastive' (distance)
+                    loss_func=None, # default: the loss that goes with `head` (`pair_loss`)
+                    pretrained:bool=False, # ImageNet weights; False by default as Conv4/Koch have none
+                    n_in:int|None=None, # input channels; default: those of `dls`' images
+                    margin:float=1.0, # contrastive margin
+                    emb_dim:int=128, # embedding size of the contrastive head
+                    encoder_kwargs:dict|None=None, # passed to the encoder factory (e.g. koch_net's width)
+                    metrics=None, cbs=None, **kwargs) -> Learner:
+    """Learner for same/different pairs: `SiameseModel(encoder, head)` with `siamese_splitter`, so `fine_tune`
+    trains the head on a frozen encoder first. As in `vision_learner`, a pretrained encoder starts frozen
+    and the data get ImageNet normalisation; a random one starts unfrozen."""
+    if head not in HEADS: raise ValueError(f"unknown head {head!r}: choose from {list(HEADS)}")
+    c, h, w = _batch_shape(dls)
+    n_in = c if n_in is None else n_in
+    if isinstance(arch, str) and arch != 'efficientnet_lite0':
+        from fastai.vision import models as fv
+        import torchvision.models as tvm
+        arch = getattr(fv, arch, None) or getattr(tvm, arch, None) or arch  # fastai/torchvision name, else timm
+    encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
+    nf, maps = encoder_features(encoder, n_in, (h, w))
+    head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head == 'contrastive' else HEADS[head](nf, maps)
+    loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
+    if pretrained and n_in == 3 and not any(isinstance(t, Normalize) for t in dls.after_batch.fs):
+        dls.add_tfms([Normalize.from_stats(*imagenet_stats)], 'after_batch')
+    cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else [])
+    metrics = listify(metrics) if metrics is not None else [PairAccuracy(loss_func)]
+    learn = Learner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
+                    metrics=metrics, cbs=cbs, **kwargs)
+    if pretrained: learn.freeze()
+    return learn

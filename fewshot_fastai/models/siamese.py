@@ -1,0 +1,29 @@
+"SiameseModel: one shared encoder, a pair head; and its parameter groups for discriminative learning rates"
+import torch
+from torch import nn
+from fastai.torch_core import params
+
+__all__ = ['SiameseModel', 'siamese_splitter']
+
+class SiameseModel(nn.Module):
+    "Shared-weight siamese network: `head(encoder(a), encoder(b))`. a, b: (B,C,H,W)"
+    def __init__(self, encoder:nn.Module, head:nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, a, b):
+        # one encoder pass over both halves: half the kernel launches, same BatchNorm statistics for a and b
+        f = self.encoder(torch.cat([a, b]))
+        return self.head(*f.split(len(a)))
+
+    def encode(self, x):
+        "Per-image embeddings the head compares: (B,C,H,W) -> (B,D)"
+        return self.head.embed(self.encoder(x))
+
+    def compare(self, ea, eb):
+        "Pair scores from embeddings of `encode`"
+        return self.head.compare(ea, eb)
+
+def siamese_splitter(model:SiameseModel) -> list:
+    "Parameter groups `[encoder, head]`, so `freeze`, `fine_tune` and `slice(lr)` act on the encoder"
+    return [params(model.encoder), params(model.head)]
