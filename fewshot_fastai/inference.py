@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
@@ -54,5 +53,7 @@ def predict_pair(learn:Learner, a, b) -> tuple[bool, float]:
     p = float(predict_pairs(learn, [(a, b)])[0])
     return p > 0.5, p
 
-@patch
-def predict_pair(self:Learner, a, b): return predict_pair(self, a, b)
+def _learner_predict_pair(self:Learner, a, b):
+    "`(is_same, probability)` for images `a`, `b`: `learn.predict_pair(a, b)`"
+    return predict_pair(self, a, b)
+Learner.predict_pair = _learner_predict_pair  # fastcore's @patch would shadow the module-level function

@@ -3,6 +3,7 @@ from fastcore.basics import listify
 from fastcore.meta import delegates
 from fastai.data.transforms import Normalize
 from fastai.learner import Learner
+import fastai.callback.all  # noqa: F401  patches fit_one_cycle, fine_tune, lr_find and the progress bar onto Learner
 from fastai.vision.core import imagenet_stats
 from .models.encoders import create_encoder, encoder_features
 from .models.heads import HEADS

@@ -32,7 +32,7 @@ class ClassFolder:
     def __init__(self, root, min_per_class:int=2, decode=True):
         self.root = Path(root).expanduser()
         if not self.root.is_dir(): raise FileNotFoundError(f'{self.root}: no such folder')
-        files, skipped, by_class = [], [], {}
+        skipped, by_class = [], {}
         for d in sorted([self.root, *(p for p in self.root.rglob('*') if p.is_dir())]):
             entries = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith('.'))
             imgs = [p for p in entries if p.suffix.lower() in image_extensions]

@@ -6,14 +6,13 @@ import torch
 from fastcore.basics import fastuple, listify, store_attr
 from fastcore.meta import delegates
 from fastai.data.block import DataBlock, TransformBlock
-from fastai.data.core import DataLoaders, TfmdDL
+from fastai.data.core import DataLoaders
 from fastai.data.transforms import IntToFloatTensor, ToTensor
 from fastai.torch_core import TensorCategory
-from fastai.vision.core import PILImage, PILImageBW, TensorImage, image2tensor
+from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastai.vision.data import get_grid
 from fasttransform import ItemTransform
 from plum import dispatch
-import matplotlib.pyplot as plt
 from .items import ClassFolder
 
 __all__ = ['SiameseImage', 'PAIR_LABELS', 'class_split', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']

@@ -6,7 +6,7 @@ fastai's ``untar_data``/fastdownload checks files against its own registry of UR
 folder and leaves a half-written folder behind after a crash. We need arbitrary URLs with md5/sha256
 checksums, refusal of unsafe members and atomic extraction, so this module does those three steps
 itself and reuses fastdownload only for the HTTP transfer with a fastprogress bar."""
-import hashlib, os, shutil, stat, tempfile, warnings, zipfile
+import hashlib, os, shutil, stat, tempfile, zipfile
 from pathlib import Path
 
 __all__ = ['OMNIGLOT_URL', 'OMNIGLOT', 'cache_dir', 'file_hash', 'check_hash', 'safe_extract', 'download',

@@ -1,0 +1,49 @@
+"""Shared fixtures. Tests read the real Omniglot / ORL images from ``$FEWSHOT_DATA`` (the Makefile sets it to
+../shared/data) and keep every extraction in a per-session cache folder."""
+import os, random, shutil, warnings
+from pathlib import Path
+import pytest
+
+DATA = os.environ.get('FEWSHOT_DATA')
+
+@pytest.fixture(scope='session', autouse=True)
+def _cache(tmp_path_factory):
+    os.environ['FEWSHOT_CACHE'] = str(tmp_path_factory.mktemp('cache'))
+    warnings.filterwarnings('ignore', category=FutureWarning)  # torch.jit deprecation noise from timm
+    yield
+
+@pytest.fixture(scope='session')
+def data_dir() -> Path:
+    if not DATA or not Path(DATA).is_dir():
+        pytest.fail('FEWSHOT_DATA must name the folder with the shared Omniglot/ORL zips (run tests via `make test`)')
+    return Path(DATA)
+
+@pytest.fixture(scope='session')
+def omni1(data_dir):
+    import fewshot_fastai as ff
+    return ff.omniglot('background_small1')
+
+@pytest.fixture(scope='session')
+def orl(data_dir):
+    import fewshot_fastai as ff
+    return ff.orl_faces()
+
+def copy_subset(src:Path, dest:Path, n_classes:int, n_per_class:int, seed=0) -> Path:
+    "Copy `n_classes` class folders (first `n_per_class` images each) of a real dataset into `dest`"
+    classes = sorted({p.parent for p in src.rglob('*') if p.suffix.lower() in ('.png', '.pgm')})
+    for c in random.Random(seed).sample(classes, n_classes):
+        out = dest/c.relative_to(src); out.mkdir(parents=True)
+        for f in sorted(c.iterdir())[:n_per_class]: shutil.copy(f, out/f.name)
+    return dest
+
+@pytest.fixture(scope='session')
+def omni_small(omni1, tmp_path_factory):
+    "24 real Omniglot characters x 20 drawers, nested Alphabet/characterNN like the original"
+    return copy_subset(omni1, tmp_path_factory.mktemp('omni_small'), 24, 20)
+
+@pytest.fixture(scope='session')
+def omni_dls(omni_small):
+    import fewshot_fastai as ff
+    from fastai.vision.all import Resize, PILImageBW
+    return ff.SiameseDataLoaders.from_folder(omni_small, valid_pct=0.25, seed=0, item_tfms=Resize(28), bs=32,
+                                             img_cls=PILImageBW, num_workers=0)
