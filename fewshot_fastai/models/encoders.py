@@ -22,7 +22,10 @@ def koch_net(n_in:int=1, # input channels
     c = [max(1, round(w*width)) for w in (64, 128, 128, 256)]
     convs = nn.Sequential(*_conv_block(n_in, c[0], 10), *_conv_block(c[0], c[1], 7), *_conv_block(c[1], c[2], 4),
                           *_conv_block(c[2], c[3], 4, pool=False), nn.Flatten())
-    with torch.no_grad(): n_flat = convs(torch.zeros(1, n_in, img_size, img_size)).shape[1]
+    try:
+        with torch.no_grad(): n_flat = convs(torch.zeros(1, n_in, img_size, img_size)).shape[1]
+    except RuntimeError as e:
+        raise ValueError(f'koch_net: img_size={img_size} is too small for its 10/7/4/4 convolutions (use >= 90)') from e
     net = nn.Sequential(*convs, nn.Linear(n_flat, n_embed), nn.Sigmoid())
     net.nf = n_embed
     return net
