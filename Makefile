@@ -22,7 +22,7 @@ test-py: install
 	$(PY) -m pytest -q tests
 
 test-nbs: install
-	cd nbs && FEWSHOT_FAST=1 ../$(VENV)/bin/nbdev_test --path . --n_workers 1
+	cd nbs && FEWSHOT_FAST=1 ../$(VENV)/bin/nbdev-test --n-workers 1 --timing .
 
 test: test-py test-nbs
 

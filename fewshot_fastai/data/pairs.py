@@ -31,6 +31,7 @@ class SiameseImage(fastuple):
         a, b = _as_chw(a), _as_chw(b)
         gap = torch.zeros(a.shape[0], a.shape[1], max(2, a.shape[2]//10), dtype=a.dtype) + a.max()
         if title is None and len(self) > 2: title = PAIR_LABELS[int(self[2])]
+        if a.shape[0] == 1: kwargs.setdefault('cmap', 'gray')
         return TensorImage(torch.cat([a, gap, b.to(a.dtype)], dim=2)).show(ctx=ctx, title=title, **kwargs)
 
 def class_split(labels:list[str], valid_pct:float=0.2, seed:int|None=None, group=None) -> set[str]:
