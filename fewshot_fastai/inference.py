@@ -4,13 +4,15 @@ import numpy as np
 import torch
 from PIL import Image
 from fastai.learner import Learner
+from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
 from .data.pairs import SiameseImage, find_pair_sampler
 from .data.items import _decode
 from .losses import same_probability
 
-__all__ = ['to_image', 'pair_batch', 'predict_pairs', 'predict_pair']
+__all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
+           'class_scores', 'classify']
 
 def to_image(x, img_cls):
     "`x` (path, PIL image, array or tensor (H,W)/(C,H,W), uint8 or float in [0,1]) as an `img_cls` image"
@@ -30,13 +32,55 @@ def to_image(x, img_cls):
     if not isinstance(x, Image.Image): raise TypeError(f'cannot make an image of {type(x).__name__}')
     return img_cls.create(x.convert(mode))
 
+def _through_valid(dls, items) -> tuple:
+    "Tuples of images through `dls`' validation item and batch transforms, as one batch on `dls.device`"
+    img_cls, dl = find_pair_sampler(dls).img_cls, dls.valid
+    dl.after_item.split_idx = dl.after_batch.split_idx = 1
+    items = [dl.after_item(type(t)(to_image(x, img_cls) for x in t)) for t in items]
+    return to_device(dl.after_batch(dl.create_batch(items)), dls.device)
+
 def pair_batch(dls, pairs) -> tuple:
     "A batch `(a, b)` for the model from `(a, b)` image pairs, through `dls`' validation transforms"
-    img_cls = find_pair_sampler(dls).img_cls
-    dl = dls.valid
-    dl.after_item.split_idx = dl.after_batch.split_idx = 1
-    items = [dl.after_item(SiameseImage(to_image(a, img_cls), to_image(b, img_cls))) for a, b in pairs]
-    return to_device(dl.after_batch(dl.create_batch(items)), dls.device)
+    return _through_valid(dls, [SiameseImage(a, b) for a, b in pairs])
+
+def image_batch(dls, images) -> torch.Tensor:
+    "A batch (B,C,H,W) from images (paths, PIL, tensors), through `dls`' validation transforms"
+    return _through_valid(dls, [(x,) for x in images])[0]
+
+def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tensor:
+    "Embeddings `learn.model.encode` of `images`, each encoded once: (M,D)"
+    images, out = list(images), []
+    learn.model.eval()
+    steps = range(0, len(images), bs)
+    if progress: steps = progress_bar(steps, leave=False)
+    with torch.no_grad():
+        for i in steps: out.append(learn.model.encode(TensorImage(image_batch(learn.dls, images[i:i+bs]))).float())
+    return torch.cat(out) if out else torch.empty(0)
+
+def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
+    "Same-class scores of every query embedding against every support embedding through the head: (Q,D),(S,D) -> (Q,S)"
+    q, s = len(eq), len(es)
+    with torch.no_grad():
+        out = learn.model.compare(eq.repeat_interleave(s, 0), es.repeat(q, 1))
+    return same_probability(learn.loss_func, out).view(q, s)
+
+def class_scores(sim:torch.Tensor, support_labels, n_classes:int) -> torch.Tensor:
+    "Per-class mean of query x support scores (Q,S) -> (Q,n_classes); K>1 shots are averaged"
+    lbl = torch.as_tensor(support_labels, device=sim.device)
+    onehot = torch.nn.functional.one_hot(lbl, n_classes).float()
+    return sim @ onehot / onehot.sum(0)
+
+def classify(learn:Learner, queries, support:dict, bs:int=256, progress:bool=True):
+    """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
+    or tensors). Every image is encoded once; K>1 shots are averaged. -> (labels, scores (Q, n_labels))"""
+    names = list(support)
+    if not names: raise ValueError('classify: empty support set')
+    sup = [(i, x) for i, n in enumerate(names) for x in (support[n] if isinstance(support[n], (list, tuple)) else [support[n]])]
+    es = embed(learn, [x for _, x in sup], bs)
+    eq = embed(learn, queries, bs, progress)
+    scores = torch.cat([class_scores(similarity(learn, eq[i:i+bs], es), [i for i, _ in sup], len(names))
+                        for i in range(0, len(eq), bs)])
+    return [names[i] for i in scores.argmax(1).tolist()], scores
 
 def predict_pairs(learn:Learner, pairs, bs:int=64) -> torch.Tensor:
     "Probability (score, for contrastive heads) that each `(a, b)` in `pairs` is the same class. -> (N,)"

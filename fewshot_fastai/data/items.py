@@ -58,6 +58,17 @@ class ClassFolder:
         self.labels = [cidx[label_of(f, self.root)] for f in self.files]
         self.images = [_decode(f) for f in self.files] if decode else None
 
+    def subset(self, keep) -> 'ClassFolder':
+        "The classes whose label satisfies `keep(label)` (e.g. unseen alphabets), sharing the decoded images"
+        res = object.__new__(type(self))
+        res.root, res.classes = self.root, [c for c in self.classes if keep(c)]
+        if not res.classes: raise ValueError(f'{self.root}: no class satisfies {keep}')
+        cidx = {c: i for i, c in enumerate(res.classes)}
+        idx = [i for i, l in enumerate(self.labels) if self.classes[l] in cidx]
+        res.files, res.labels = [self.files[i] for i in idx], [cidx[self.classes[self.labels[i]]] for i in idx]
+        res.images = None if self.images is None else [self.images[i] for i in idx]
+        return res
+
     def __len__(self): return len(self.files)
     def __repr__(self): return f'{type(self).__name__}({self.root}: {len(self.classes)} classes, {len(self)} images)'
     def get_labels(self) -> list[int]: return self.labels

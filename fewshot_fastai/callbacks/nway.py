@@ -1,0 +1,67 @@
+"""`NWayEval`: N-way K-shot accuracy on a fixed set of episodes, as a column of the fastai progress table.
+Every unique image of the episodes is encoded once per evaluation; episodes are then scored by the head
+(query x support through `model.compare`), averaging the K shots of each class."""
+import time
+import torch
+from fastai.callback.core import Callback
+from fastai.learner import Metric
+from ..data.episodes import EpisodeSampler
+from ..inference import embed, similarity, class_scores
+
+__all__ = ['episode_accuracy', 'NWayEval']
+
+def episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
+    """Accuracy over `episodes` (indices into `images`), encoding each unique image once.
+    -> dict(accuracy, encoder_passes, seconds)"""
+    t = time.time()
+    uniq = sorted({i for e in episodes for i in (*e.support, *e.query)})
+    pos = {i: k for k, i in enumerate(uniq)}
+    emb = embed(learn, [images[i] for i in uniq], bs)
+    correct = total = 0
+    for e in episodes:
+        es, eq = emb[[pos[i] for i in e.support]], emb[[pos[i] for i in e.query]]
+        pred = class_scores(similarity(learn, eq, es), e.support_labels, e.n_way).argmax(1)
+        correct += (pred.cpu() == torch.tensor(e.query_labels)).sum().item(); total += len(e.query)
+    return dict(accuracy=correct/total, encoder_passes=len(uniq), seconds=time.time() - t)
+
+class _EpisodeMetric(Metric):
+    "Computed once, when the Recorder asks for the epoch's validation metrics"
+    def __init__(self, cb): self.cb = cb
+    def reset(self): pass
+    def accumulate(self, learn): pass
+    @property
+    def value(self): return self.cb.evaluate()
+    @property
+    def name(self): return self.cb.col_name
+
+class NWayEval(Callback):
+    """Adds `{n_way}way_{k_shot}shot` accuracy on fixed episodes of `images`/`labels` (e.g. a `ClassFolder` of
+    unseen classes) to the recorder after each validation. `groups`/`drawers` give within-alphabet,
+    cross-drawer episodes (see `EpisodeSampler`)."""
+    order = 10  # before the Recorder builds its columns in before_fit
+    def __init__(self, images, labels, n_way:int=20, k_shot:int=1, n_query:int=1, n_episodes:int=100, seed:int=0,
+                 groups=None, drawers=None, names=None, name=None):
+        self.images = images
+        self.episodes = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, seed, groups, drawers, names).episodes()
+        self.col_name = name or f'{n_way}way_{k_shot}shot'
+        self.metric, self.last = _EpisodeMetric(self), None
+
+    @classmethod
+    def from_class_folder(cls, cf, with_alphabets:bool=False, **kwargs):
+        "Episodes over a `ClassFolder`; `with_alphabets`: Omniglot within-alphabet, cross-drawer episodes"
+        from ..data.items import alphabet_of
+        from ..data.episodes import drawer_of
+        extra = dict(groups=alphabet_of, drawers=[drawer_of(f) for f in cf.files]) if with_alphabets else {}
+        return cls(cf.images, cf.labels, names=cf.classes, **extra, **kwargs)
+
+    def before_fit(self):
+        if self.metric not in self.learn.metrics: self.learn.metrics = [*self.learn.metrics, self.metric]
+    def after_fit(self):
+        self.learn.metrics = [m for m in self.learn.metrics if m is not self.metric]
+
+    def evaluate(self) -> float:
+        "Evaluate now (the model is put in eval mode); also stored in `self.last` with passes and seconds"
+        was = self.learn.model.training
+        try: self.last = episode_accuracy(self.learn, self.images, self.episodes)
+        finally: self.learn.model.train(was)
+        return self.last['accuracy']
