@@ -9,11 +9,19 @@ from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
 from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold
 from .learner import siamese_learner
-from .inference import predict_pair, predict_pairs, to_image
+from .inference import predict_pair, predict_pairs, to_image, classify, embed
+from .learner import episodic_learner
+from .data.episodes import EpisodeSampler, Episode, drawer_of
+from .data.episode_loaders import EpisodeDataLoaders
+from .data.runs import lake_runs, load_runs, write_runs
+from .models.protonet import ProtoNet
+from .callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
            'ClassFolder', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
            'koch_net', 'conv4', 'efficientnet_lite0', 'create_encoder', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold',
-           'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image']
+           'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'episodic_learner',
+           'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'lake_runs', 'load_runs', 'write_runs',
+           'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy']

@@ -58,11 +58,9 @@ def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tenso
     return torch.cat(out) if out else torch.empty(0)
 
 def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
-    "Same-class scores of every query embedding against every support embedding through the head: (Q,D),(S,D) -> (Q,S)"
+    "`learn.model.similarity` of every query embedding with every support embedding: (Q,D),(S,D) -> (Q,S)"
     q, s = len(eq), len(es)
-    with torch.no_grad():
-        out = learn.model.compare(eq.repeat_interleave(s, 0), es.repeat(q, 1))
-    return same_probability(learn.loss_func, out).view(q, s)
+    with torch.no_grad(): return learn.model.similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
 
 def class_scores(sim:torch.Tensor, support_labels, n_classes:int) -> torch.Tensor:
     "Per-class mean of query x support scores (Q,S) -> (Q,n_classes); K>1 shots are averaged"

@@ -3,15 +3,26 @@ from fastcore.basics import listify
 from fastcore.meta import delegates
 from fastai.data.transforms import Normalize
 from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.metrics import accuracy
 import fastai.callback.all  # noqa: F401  patches fit_one_cycle, fine_tune, lr_find and the progress bar onto Learner
 from fastai.vision.core import imagenet_stats
 from .models.encoders import create_encoder, encoder_features
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
+from .models.protonet import ProtoNet
 from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
 
-__all__ = ['siamese_learner']
+__all__ = ['siamese_learner', 'episodic_learner']
+
+def _resolve_arch(arch):
+    "Our encoders and fastai/torchvision archs by name; any other string is a timm model name"
+    if not isinstance(arch, str) or arch == 'efficientnet_lite0': return arch
+    from fastai.vision import models as fv
+    import torchvision.models as tvm
+    from .models import encoders
+    return {'conv4': encoders.conv4, 'koch_net': encoders.koch_net}.get(arch) or getattr(fv, arch, None) or getattr(tvm, arch, None) or arch
 
 def _batch_shape(dls):
     "(channels, height, width) of the images in `dls`"
@@ -34,11 +45,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     if head not in HEADS: raise ValueError(f"unknown head {head!r}: choose from {list(HEADS)}")
     c, h, w = _batch_shape(dls)
     n_in = c if n_in is None else n_in
-    if isinstance(arch, str) and arch != 'efficientnet_lite0':
-        from fastai.vision import models as fv
-        import torchvision.models as tvm
-        arch = getattr(fv, arch, None) or getattr(tvm, arch, None) or arch  # fastai/torchvision name, else timm
-    encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
+    encoder = create_encoder(_resolve_arch(arch), n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
     nf, maps = encoder_features(encoder, n_in, (h, w))
     head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head == 'contrastive' else HEADS[head](nf, maps)
     loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
@@ -50,3 +57,17 @@ def siamese_learner(dls, # `SiameseDataLoaders`
                     metrics=metrics, cbs=cbs, **kwargs)
     if pretrained: learn.freeze()
     return learn
+
+@delegates(Learner.__init__)
+def episodic_learner(dls, # `EpisodeDataLoaders`
+                     arch='conv4', # as in `siamese_learner`, or an encoder module (e.g. a SiameseModel's `.encoder`)
+                     pretrained:bool=False, n_in:int|None=None, encoder_kwargs:dict|None=None,
+                     metrics=accuracy, **kwargs) -> Learner:
+    """Learner that trains a prototypical network on episodes (cross-entropy over the episode's classes);
+    `fit_one_cycle`, `lr_find` and callbacks such as `NWayEval` work as usual."""
+    import torch.nn as nn
+    if isinstance(arch, nn.Module): encoder = arch
+    else:
+        n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
+        encoder = create_encoder(_resolve_arch(arch), n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
+    return Learner(dls, ProtoNet(encoder), loss_func=CrossEntropyLossFlat(), metrics=metrics, **kwargs)

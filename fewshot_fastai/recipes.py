@@ -6,11 +6,8 @@ from fastai.vision.core import PILImageBW
 from .data.sources import omniglot
 from .data.pairs import SiameseDataLoaders
 from .learner import siamese_learner
-from .models.encoders import conv4, koch_net
 
 __all__ = ['omniglot_verification']
-
-ARCHS = {'conv4': conv4, 'koch_net': koch_net}  # our own encoders; other names go to fastai/timm
 
 def omniglot_verification(train_set='background_small1', size:int=28, head='contrastive', arch='conv4',
                           epochs:int=10, lr:float=3e-3, bs:int=64, valid_pct:float=0.2, seed:int=0, augment=True,
@@ -20,7 +17,7 @@ def omniglot_verification(train_set='background_small1', size:int=28, head='cont
     batch_tfms = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)] if augment else []
     dls = SiameseDataLoaders.from_folder(omniglot(train_set), valid_pct=valid_pct, seed=seed, img_cls=PILImageBW,
                                          item_tfms=Resize(size), batch_tfms=batch_tfms, bs=bs)
-    learn = siamese_learner(dls, ARCHS.get(arch, arch), head=head, **kwargs)
+    learn = siamese_learner(dls, arch, head=head, **kwargs)
     t = time.time()
     if quiet:
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)

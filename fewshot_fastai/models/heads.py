@@ -1,5 +1,6 @@
 """Pair heads. Each head has two steps: `embed(features) -> vector` (per image, cacheable) and
-`compare(ea, eb) -> score`; `forward(fa, fb) = compare(embed(fa), embed(fb))`."""
+`compare(ea, eb) -> output` (what the loss sees); `forward(fa, fb) = compare(embed(fa), embed(fb))`.
+`similarity(ea, eb)` turns `compare` into one score per pair that rises with 'same' (for ranking support classes)."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,6 +13,7 @@ class PairHead(nn.Module):
     "Base: `forward(fa, fb) = compare(embed(fa), embed(fb))`"
     def embed(self, f): raise NotImplementedError
     def compare(self, ea, eb): raise NotImplementedError
+    def similarity(self, ea, eb): return self.compare(ea, eb)
     def forward(self, fa, fb): return self.compare(self.embed(fa), self.embed(fb))
 
 class ConcatHead(PairHead):
@@ -23,6 +25,10 @@ class ConcatHead(PairHead):
         self.head = create_head((2 if maps else 1)*2*nf, n_out, pool=False, **kwargs)
     def embed(self, f): return self.pool(f)
     def compare(self, ea, eb): return self.head(torch.cat([ea, eb], dim=1))
+    def similarity(self, ea, eb):
+        out = self.compare(ea, eb)
+        return out[:, 1] - out[:, 0]   # log-odds of 'same'
+
 
 class L1Head(PairHead):
     "Koch et al. head: weighted L1 distance of the pooled features -> one logit of 'same'; train with BCE"
@@ -41,5 +47,6 @@ class DistanceHead(PairHead):
         self.proj = nn.Linear(nf, emb_dim)
     def embed(self, f): return F.normalize(self.proj(self.pool(f)), dim=-1)
     def compare(self, ea, eb): return (ea - eb).pow(2).sum(-1).clamp_min(1e-12).sqrt()
+    def similarity(self, ea, eb): return -self.compare(ea, eb)
 
 HEADS = {'concat': ConcatHead, 'l1': L1Head, 'contrastive': DistanceHead}

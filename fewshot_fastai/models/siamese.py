@@ -21,8 +21,12 @@ class SiameseModel(nn.Module):
         return self.head.embed(self.encoder(x))
 
     def compare(self, ea, eb):
-        "Pair scores from embeddings of `encode`"
+        "Pair outputs (as `forward`) from embeddings of `encode`"
         return self.head.compare(ea, eb)
+
+    def similarity(self, ea, eb):
+        "One score per pair of embeddings, higher for 'same': (P,D),(P,D) -> (P,)"
+        return self.head.similarity(ea, eb)
 
 def siamese_splitter(model:SiameseModel) -> list:
     "Parameter groups `[encoder, head]`, so `freeze`, `fine_tune` and `slice(lr)` act on the encoder"

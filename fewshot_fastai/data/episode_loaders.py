@@ -1,0 +1,64 @@
+"""DataLoaders of whole episodes for episodic (e.g. prototypical) training in the fastai loop. Each batch is one
+episode `(x, support_labels, query_labels)`: `x` stacks the N*K support then the N*Q query images, so the
+fastai batch transforms (augmentation) act on all of them at once; inputs are `(x, support_labels)`."""
+import random
+import torch
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.data.transforms import IntToFloatTensor
+from fastai.torch_core import TensorCategory
+from fastai.vision.core import PILImage, TensorImage, image2tensor
+from fastcore.basics import listify
+from fasttransform import Pipeline
+from .episodes import EpisodeSampler
+
+__all__ = ['image_tensor', 'EpisodeDataset', 'EpisodeDataLoaders']
+
+def image_tensor(images, size, img_cls=PILImage) -> torch.Tensor:
+    "Decoded PIL `images` converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    mode = img_cls._open_args['mode']
+    return torch.stack([image2tensor(im.convert(mode).resize(size[::-1], resample=2)) for im in images])
+
+class EpisodeDataset:
+    "Episodes over an image tensor: fresh random ones per access (`fixed=False`) or a fixed list"
+    def __init__(self, x:torch.Tensor, sampler:EpisodeSampler, fixed:bool):
+        self.x, self.sampler = x, sampler
+        self.episodes = sampler.episodes() if fixed else None
+    def __len__(self): return len(self.sampler)
+    def __getitem__(self, i):
+        e = self.episodes[i] if self.episodes is not None else self.sampler._episode(random)
+        return (TensorImage(self.x[e.support + e.query]), TensorCategory(e.support_labels), TensorCategory(e.query_labels))
+
+def _rotated(x:torch.Tensor, labels, rotations:int):
+    "Rotations by multiples of 90 degrees as new classes (Omniglot practice): x (M,...) -> (M*r,...)"
+    xs = [torch.rot90(x, k, dims=(-2, -1)) for k in range(rotations)]
+    return torch.cat(xs), [l*rotations + k for k in range(rotations) for l in labels]
+
+class EpisodeDataLoaders(DataLoaders):
+    "Train on random episodes of the training classes, validate on fixed episodes of the held-out classes"
+    @classmethod
+    def from_class_folder(cls, cf, size=28, valid_pct:float=0.2, seed:int=0, n_way:int=20, k_shot:int=1,
+                          n_query:int=5, episodes_per_epoch:int=100, valid_episodes:int=50, valid_n_way:int|None=None,
+                          rotations:int=1, img_cls=PILImage, batch_tfms=None, valid_classes=None, device=None):
+        """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
+        explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
+        new classes."""
+        from .pairs import class_split
+        if valid_classes is None: held = class_split(cf.classes, valid_pct, seed)
+        elif callable(valid_classes): held = {c for c in cf.classes if valid_classes(c)}
+        else: held = set(valid_classes)
+        x = image_tensor(cf.images, size, img_cls)
+        tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
+        va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
+        if not tr or not va: raise ValueError(f'the split leaves {len(held)} of {len(cf.classes)} classes for validation')
+        xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
+        train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch), fixed=False)
+        valid = EpisodeDataset(x[va], EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,
+                                                     valid_episodes, seed), fixed=True)
+        tfms = [IntToFloatTensor(), *listify(batch_tfms)]
+        dls = cls(DataLoader(train, bs=None, after_batch=Pipeline(tfms)),
+                  DataLoader(valid, bs=None, after_batch=Pipeline(tfms[:1])), device=device)
+        dls.n_inp, dls.img_cls, dls.size = 2, img_cls, x.shape[-2:]
+        dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
+        return dls

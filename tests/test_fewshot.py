@@ -1,0 +1,71 @@
+"Support-set classification, the NWayEval callback and episodic (prototypical) training, on real Omniglot"
+import pytest
+import torch
+from fastai.vision.all import PILImageBW, set_seed
+import fewshot_fastai as ff
+from fewshot_fastai.callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
+from fewshot_fastai.data.episode_loaders import EpisodeDataLoaders
+from fewshot_fastai.data.episodes import EpisodeSampler
+
+@pytest.fixture(scope='module')
+def trained(omni_dls):
+    set_seed(0)
+    learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 3e-3)
+    return learn
+
+@pytest.fixture(scope='module')
+def unseen(omni_dls):
+    "The validation characters of `omni_dls`, never seen in training"
+    cf = omni_dls.class_folder
+    return cf.subset(lambda c: c in set(omni_dls.valid_classes))
+
+def test_classify_support_set(trained, unseen):
+    sup = {unseen.classes[l]: [] for l in range(len(unseen.classes))}
+    queries, truth = [], []
+    for f, im, l in zip(unseen.files, unseen.images, unseen.label_names()):
+        if len(sup[l]) < 2: sup[l].append(im)                 # 2-shot support, PIL images
+        elif len(queries) < 60 and len(sup[l]) == 2: queries.append(f); truth.append(l)
+    labels, scores = ff.classify(trained, queries, sup, progress=False)
+    assert scores.shape == (len(queries), len(sup)) and set(labels) <= set(sup)
+    acc = sum(a == b for a, b in zip(labels, truth))/len(truth)
+    assert acc > 2/len(sup), f'{acc} is not above chance 1/{len(sup)}'
+    # scores are per-class means of the pair similarities
+    es = ff.inference.embed(trained, sup[unseen.classes[0]]); eq = ff.inference.embed(trained, queries[:3])
+    assert torch.allclose(scores[:3, 0], ff.inference.similarity(trained, eq, es).mean(1), atol=1e-5)
+    with pytest.raises(ValueError, match='empty support'): ff.classify(trained, queries, {})
+
+def test_episode_accuracy_encodes_each_image_once(trained, unseen):
+    eps = EpisodeSampler(unseen.labels, n_way=5, k_shot=5, n_query=1, n_episodes=10, seed=0).episodes()
+    res = episode_accuracy(trained, unseen.images, eps)
+    assert res['encoder_passes'] == len({i for e in eps for i in e.support + e.query}) <= 10*(5*5 + 5)
+    assert 0.2 < res['accuracy'] <= 1
+    # the seed-style evaluation (full forward per query x support pair) gives the same answer, at more passes
+    naive = naive_episode_accuracy(trained, unseen.images, eps)
+    assert naive['accuracy'] == pytest.approx(res['accuracy'])
+    assert naive['encoder_passes'] == 10*2*(5*1*5*5)
+
+def test_nway_column_in_recorder(omni_dls, unseen):
+    cb = NWayEval(unseen.images, unseen.labels, n_way=5, n_episodes=20, seed=0)
+    learn = ff.siamese_learner(omni_dls, ff.conv4, head='l1', cbs=cb)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 3e-3)
+    assert learn.recorder.metric_names[-2] == '5way_1shot'
+    vals = [v[-1] for v in learn.recorder.values]
+    assert len(vals) == 2 and all(0 <= v <= 1 for v in vals) and vals[-1] == cb.last['accuracy']
+    assert cb.last['encoder_passes'] <= 20*(5 + 5)
+    assert cb.metric not in learn.metrics   # removed after fit
+    with learn.no_bar(): learn.validate()   # a plain validate does not need it
+
+def test_episodic_protonet_learns(omni_small):
+    cf = ff.ClassFolder(omni_small)
+    dls = EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=5, n_query=3,
+                                               episodes_per_epoch=20, valid_episodes=20, rotations=4)
+    x, sy, qy = dls.one_batch()
+    assert x.shape == (5*1 + 5*3, 1, 28, 28) and sy.tolist() == list(range(5)) and len(qy) == 15
+    assert not set(dls.train_classes) & set(dls.valid_classes)
+    set_seed(0)
+    learn = ff.episodic_learner(dls, 'conv4')
+    with learn.no_bar(), learn.no_logging():
+        learn.lr_find(num_it=10, show_plot=False)
+        learn.fit_one_cycle(3, 3e-3)
+    assert learn.recorder.values[-1][2] > 0.5   # 5-way accuracy on unseen characters; chance is 0.2
