@@ -1,36 +1,15 @@
 "Inference on new pairs: `predict_pair`, `predict_pairs` (also as `Learner` methods)"
-from pathlib import Path
-import numpy as np
 import torch
-from PIL import Image
 from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
 from .data.pairs import SiameseImage, find_pair_sampler
-from .data.items import _decode
+from .data.items import to_image
 from .losses import same_probability
 
 __all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'classify']
-
-def to_image(x, img_cls):
-    "`x` (path, PIL image, array or tensor (H,W)/(C,H,W), uint8 or float in [0,1]) as an `img_cls` image"
-    mode = img_cls._open_args['mode']
-    if isinstance(x, (str, Path)):
-        if not Path(x).is_file(): raise FileNotFoundError(f'{x}: no such image file')
-        x = _decode(Path(x))
-    if isinstance(x, torch.Tensor):
-        t = x.detach().cpu()
-        if t.ndim == 2: t = t[None]
-        if t.ndim != 3 or t.shape[0] not in (1, 3): raise ValueError(f'image tensor must be (H,W) or (C,H,W) with C in 1,3; got {tuple(x.shape)}')
-        if t.is_floating_point():
-            if t.min() < 0 or t.max() > 1: raise ValueError('float image tensors must be in [0, 1] (not normalised)')
-            t = (t*255).round()
-        x = t.to(torch.uint8).permute(1, 2, 0).squeeze(-1).numpy()
-    if isinstance(x, np.ndarray): x = Image.fromarray(x)
-    if not isinstance(x, Image.Image): raise TypeError(f'cannot make an image of {type(x).__name__}')
-    return img_cls.create(x.convert(mode))
 
 def _through_valid(dls, items) -> tuple:
     "Tuples of images through `dls`' validation item and batch transforms, as one batch on `dls.device`"
@@ -44,7 +23,8 @@ def pair_batch(dls, pairs) -> tuple:
     return _through_valid(dls, [SiameseImage(a, b) for a, b in pairs])
 
 def image_batch(dls, images) -> torch.Tensor:
-    "A batch (B,C,H,W) from images (paths, PIL, tensors), through `dls`' validation transforms"
+    "A batch (B,C,H,W) from images (paths, PIL, tensors), prepared as `dls` prepares validation images"
+    if hasattr(dls, 'image_batch'): return dls.image_batch(images)   # e.g. EpisodeDataLoaders
     return _through_valid(dls, [(x,) for x in images])[0]
 
 def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tensor:

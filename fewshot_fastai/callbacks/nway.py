@@ -6,7 +6,7 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import Metric
 from ..data.episodes import EpisodeSampler
-from ..inference import embed, similarity, class_scores, pair_batch
+from ..inference import embed, similarity, class_scores, image_batch
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
 
@@ -34,7 +34,8 @@ def naive_episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
         sims = []
         with torch.no_grad():
             for i in range(0, len(pairs), bs):
-                a, b = pair_batch(learn.dls, pairs[i:i+bs])
+                chunk = pairs[i:i+bs]
+                a, b = (image_batch(learn.dls, [p[k] for p in chunk]) for k in (0, 1))
                 sims.append(learn.model.similarity(learn.model.encode(a), learn.model.encode(b)).float())
                 passes += 2*len(a)
         sim = torch.cat(sims).view(len(e.query), len(e.support))

@@ -3,7 +3,7 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import Metric
 
-__all__ = ['PairAccuracy', 'best_threshold', 'FitThreshold']
+__all__ = ['PairAccuracy', 'best_threshold', 'equal_error_rate', 'FitThreshold']
 
 class PairAccuracy(Metric):
     """Accuracy of same/different predictions, `loss_func.decodes(loss_func.activation(out))` as in fastai. Outputs are kept until the end of
@@ -31,6 +31,18 @@ def best_threshold(dist:torch.Tensor, same:torch.Tensor) -> float:
     if k == 0: return float(d[0]) - 1e-6
     if k == len(d): return float(d[-1]) + 1e-6
     return float((d[k-1] + d[k])/2)
+
+def equal_error_rate(scores:torch.Tensor, same:torch.Tensor) -> float:
+    """Verification EER: the error where false accepts (different pairs scored >= t) equal false rejects (same
+    pairs scored < t), over all thresholds t; scores rise with 'same'. Averages the two rates at the crossing."""
+    s, order = scores.view(-1).float().sort(descending=True)
+    y = same.view(-1)[order].float()
+    n_same, n_diff = y.sum(), (1 - y).sum()
+    if n_same == 0 or n_diff == 0: raise ValueError('equal_error_rate needs both same and different pairs')
+    far = (1 - y).cumsum(0)/n_diff          # accepting the k+1 highest scores
+    frr = 1 - y.cumsum(0)/n_same
+    k = int((far - frr).abs().argmin())
+    return float((far[k] + frr[k])/2)
 
 class FitThreshold(Callback):
     "After each validation, sets `loss_func.thresh` to the distance threshold that is most accurate on it"

@@ -11,6 +11,7 @@ from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
+from .items import to_image
 
 __all__ = ['image_tensor', 'EpisodeDataset', 'EpisodeDataLoaders']
 
@@ -62,3 +63,8 @@ class EpisodeDataLoaders(DataLoaders):
         dls.n_inp, dls.img_cls, dls.size = 2, img_cls, x.shape[-2:]
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
         return dls
+
+    def image_batch(self, images) -> torch.Tensor:
+        "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and scaled as the training images"
+        x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls)
+        return TensorImage(x.float().div_(255).to(self.device))

@@ -1,10 +1,12 @@
 """Folder-per-class datasets: find the images and their class, check them, decode each image once."""
 import warnings
 from pathlib import Path
+import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from fastai.data.transforms import image_extensions
 
-__all__ = ['ClassFolder', 'label_of', 'alphabet_of']
+__all__ = ['ClassFolder', 'label_of', 'alphabet_of', 'to_image']
 
 def label_of(fn:Path, root:Path) -> str:
     "Class of image `fn`: its folder relative to `root` (`s1`; `Alphabet/character01` for Omniglot)"
@@ -73,3 +75,21 @@ class ClassFolder:
     def __repr__(self): return f'{type(self).__name__}({self.root}: {len(self.classes)} classes, {len(self)} images)'
     def get_labels(self) -> list[int]: return self.labels
     def label_names(self) -> list[str]: return [self.classes[i] for i in self.labels]
+
+def to_image(x, img_cls):
+    "`x` (path, PIL image, array or tensor (H,W)/(C,H,W), uint8 or float in [0,1]) as an `img_cls` image"
+    mode = img_cls._open_args['mode']
+    if isinstance(x, (str, Path)):
+        if not Path(x).is_file(): raise FileNotFoundError(f'{x}: no such image file')
+        x = _decode(Path(x))
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+        if t.ndim == 2: t = t[None]
+        if t.ndim != 3 or t.shape[0] not in (1, 3): raise ValueError(f'image tensor must be (H,W) or (C,H,W) with C in 1,3; got {tuple(x.shape)}')
+        if t.is_floating_point():
+            if t.min() < 0 or t.max() > 1: raise ValueError('float image tensors must be in [0, 1] (not normalised)')
+            t = (t*255).round()
+        x = t.to(torch.uint8).permute(1, 2, 0).squeeze(-1).numpy()
+    if isinstance(x, np.ndarray): x = Image.fromarray(x)
+    if not isinstance(x, Image.Image): raise TypeError(f'cannot make an image of {type(x).__name__}')
+    return img_cls.create(x.convert(mode))

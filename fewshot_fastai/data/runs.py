@@ -59,14 +59,14 @@ def load_runs(path) -> list[Run]:
     if not runs: raise FileNotFoundError(f'{root}: no runNN folders')
     return runs
 
-def write_runs(omniglot_dir, out, n_runs:int=20, n_way:int=20, seed:int=0) -> Path:
+def write_runs(omniglot_dir, out, n_runs:int=20, n_way:int=20, seed:int=0, alphabets=None) -> Path:
     """Write one-shot runs in Lake's exact format from an Omniglot folder (a test fixture, or runs over other
     alphabets): each run takes `n_way` characters of one alphabet, class images from one drawer and test items
-    from another, in shuffled order. Returns `out`."""
+    from another, in shuffled order; `alphabets` restricts the alphabets used. Returns `out`."""
     cf, out, rng = ClassFolder(omniglot_dir, decode=False), Path(out), random.Random(seed)
     by_alpha = {}
     for c in cf.classes: by_alpha.setdefault(alphabet_of(c), []).append(c)
-    alphabets = sorted(a for a, cs in by_alpha.items() if len(cs) >= n_way)
+    alphabets = sorted(a for a, cs in by_alpha.items() if len(cs) >= n_way and (alphabets is None or a in alphabets))
     if not alphabets: raise ValueError(f'{omniglot_dir}: no alphabet has {n_way} characters')
     files = {}
     for f, l in zip(cf.files, cf.label_names()): files[(l, drawer_of(f))] = f

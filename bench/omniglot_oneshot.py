@@ -1,0 +1,132 @@
+"""Omniglot one-shot benchmark: train on a small background set, then evaluate within-alphabet 20-way 1-shot
+episodes (support and queries from different drawers) on alphabets not used in training, and Lake's runs when
+--runs is given. Also times the cached evaluation against the naive pair-by-pair one on 20-way 5-shot episodes.
+Last line: one JSON object."""
+import argparse, json, math, time, warnings
+from fastai.vision.all import PILImageBW, Rotate, Zoom, set_seed, Resize
+import fewshot_fastai as ff
+
+SETS = {'background_small1': ['background_small1'], 'background_small2': ['background_small2'],
+        'both': ['background_small1', 'background_small2']}
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('--train', default='background_small1', choices=list(SETS))
+    p.add_argument('--method', default='protonet', choices=['protonet', 'siamese', 'compare'])
+    p.add_argument('--minutes', type=float, default=None, help='training budget; sets --epochs from a timing probe')
+    p.add_argument('--epochs', type=int, default=30)
+    p.add_argument('--episodes-per-epoch', type=int, default=100)
+    p.add_argument('--n-way', type=int, default=30, help='training episodes (protonet)')
+    p.add_argument('--n-query', type=int, default=5)
+    p.add_argument('--size', type=int, default=28)
+    p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
+    p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--eval-episodes', type=int, default=100, help='per unseen alphabet')
+    p.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder")
+    p.add_argument('--seed', type=int, default=0)
+    return p.parse_args(argv)
+
+def merged_class_folder(names):
+    "One ClassFolder over several Omniglot sets (alphabets shared by both sets are merged by name)"
+    cfs = [ff.ClassFolder(ff.omniglot(n)) for n in names]
+    if len(cfs) == 1: return cfs[0]
+    res = cfs[0].subset(lambda c: True)
+    for cf in cfs[1:]:
+        new = [c for c in cf.classes if c not in set(res.classes)]
+        # same label in two sets (Greek, Latin) are the same characters drawn by the same 20 people: keep one copy
+        sub = cf.subset(lambda c, new=set(new): c in new)
+        off = len(res.classes)
+        res.classes += sub.classes; res.files += sub.files; res.images += sub.images
+        res.labels += [l + off for l in sub.labels]
+    return res
+
+def unseen_alphabets(train_names):
+    "Alphabets of the small sets that no training set contains, with their ClassFolder"
+    train_alpha = {ff.alphabet_of(c) for n in train_names for c in ff.ClassFolder(ff.omniglot(n), decode=False).classes}
+    out = {}
+    for n in ('background_small1', 'background_small2'):
+        cf = ff.ClassFolder(ff.omniglot(n))
+        for a in sorted({ff.alphabet_of(c) for c in cf.classes} - train_alpha):
+            out[a] = cf.subset(lambda c, a=a: ff.alphabet_of(c) == a)
+    return out
+
+def train(a, cf, method, epochs):
+    "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
+    aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)]
+    hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
+    enc_kw = dict(encoder_kwargs=dict(hidden=a.hidden))
+    if method == 'protonet':
+        dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
+                                                      n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
+                                                      episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug)
+        learn = ff.episodic_learner(dls, 'conv4', **enc_kw)
+    else:
+        dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=hold, seed=a.seed, img_cls=PILImageBW,
+                                                      item_tfms=Resize(a.size), batch_tfms=aug, bs=64)
+        learn = ff.siamese_learner(dls, 'conv4', head='contrastive', **enc_kw)
+    t = time.time()
+    with learn.no_bar(): learn.fit_one_cycle(epochs, a.lr)
+    return learn, time.time() - t
+
+def epochs_for(a, cf, method, minutes):
+    "Epochs that fit `minutes`, from a one-epoch probe"
+    probe = argparse.Namespace(**{**vars(a), 'episodes_per_epoch': 10})
+    learn, secs = train(probe, cf, method, 1)
+    per_epoch = secs*(a.episodes_per_epoch/10 if method == 'protonet' else 1)
+    return max(1, math.floor(minutes*60/per_epoch))
+
+def evaluate(a, learn, unseen, runs):
+    res, errs, n_total = {}, {}, 0
+    passes = secs = 0.0
+    for alpha, cf in unseen.items():
+        n = min(20, len(cf.classes))
+        eps = ff.EpisodeSampler(cf.labels, n, 1, 1, a.eval_episodes, seed=a.seed, groups=ff.alphabet_of,
+                                drawers=[ff.drawer_of(f) for f in cf.files], names=cf.classes).episodes()
+        r = ff.episode_accuracy(learn, cf.images, eps)
+        errs[f'{alpha} ({n}-way)'] = round(100*(1 - r['accuracy']), 2)
+        passes += r['encoder_passes']; secs += r['seconds']
+        n_total += len(eps)
+        print(f'  {alpha}: {n}-way 1-shot within-alphabet error {errs[f"{alpha} ({n}-way)"]:.2f}% ({len(eps)} episodes x {n} queries)')
+    res['unseen_alphabet_error'] = round(sum(errs.values())/len(errs), 2) if errs else None
+    res['unseen_alphabet_errors'] = errs
+    res['eval_encoder_passes'], res['eval_seconds'] = int(passes), round(secs, 2)
+    if runs is not None:
+        imgs_err = []
+        for run in runs:
+            labels, _ = ff.classify(learn, run.test, dict(enumerate(run.training)), progress=False)
+            imgs_err += [l != t for l, t in zip(labels, run.answers)]
+        res['runs_error'] = round(100*sum(imgs_err)/len(imgs_err), 2)
+        res['runs_trials'] = len(imgs_err)
+        print(f"  Lake runs: {res['runs_error']:.2f}% error over {len(imgs_err)} trials")
+    # speed: cached vs naive evaluation on the same 20-way 5-shot episodes, one query per class
+    big = max(unseen.values(), key=lambda cf: len(cf.classes))
+    eps = ff.EpisodeSampler(big.labels, 20, 5, 1, 3, seed=a.seed, groups=ff.alphabet_of, names=big.classes).episodes()
+    fast, naive = ff.episode_accuracy(learn, big.images, eps), ff.naive_episode_accuracy(learn, big.images, eps)
+    res['speed_20way_5shot'] = dict(episodes=len(eps), cached_passes_per_episode=fast['encoder_passes']/len(eps),
+                                    naive_passes_per_episode=naive['encoder_passes']/len(eps),
+                                    cached_seconds=round(fast['seconds'], 3), naive_seconds=round(naive['seconds'], 3),
+                                    speedup=round(naive['seconds']/fast['seconds'], 1),
+                                    same_accuracy=fast['accuracy'] == naive['accuracy'])
+    return res
+
+def main(argv=None):
+    a = parse(argv)
+    warnings.filterwarnings('ignore', category=FutureWarning)
+    set_seed(a.seed)
+    cf = merged_class_folder(SETS[a.train])
+    unseen = unseen_alphabets(SETS[a.train])
+    runs = ff.load_runs(a.runs) if a.runs else None
+    print(f'train: {a.train} ({len(cf.classes)} characters); unseen alphabets: {list(unseen) or "none"}')
+    out = []
+    for method in (['protonet', 'siamese'] if a.method == 'compare' else [a.method]):
+        epochs = epochs_for(a, cf, method, a.minutes) if a.minutes else a.epochs
+        set_seed(a.seed)
+        learn, secs = train(a, cf, method, epochs)
+        print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
+        res = dict(train=a.train, method=method, train_minutes=round(secs/60, 2), epochs=epochs, size=a.size,
+                   **evaluate(a, learn, unseen, runs))
+        print(json.dumps(res['speed_20way_5shot']))
+        out.append(res)
+    print(json.dumps(out[0] if len(out) == 1 else {**out[0], 'compare': out}))
+
+if __name__ == '__main__': main()
