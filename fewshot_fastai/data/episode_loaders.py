@@ -12,6 +12,7 @@ from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
 from .items import to_image
+from .pairs import held_out_classes
 
 __all__ = ['image_tensor', 'EpisodeDataset', 'EpisodeDataLoaders']
 
@@ -45,14 +46,10 @@ class EpisodeDataLoaders(DataLoaders):
         """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
         new classes."""
-        from .pairs import class_split
-        if valid_classes is None: held = class_split(cf.classes, valid_pct, seed)
-        elif callable(valid_classes): held = {c for c in cf.classes if valid_classes(c)}
-        else: held = set(valid_classes)
+        held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
         x = image_tensor(cf.images, size, img_cls)
         tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
         va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
-        if not tr or not va: raise ValueError(f'the split leaves {len(held)} of {len(cf.classes)} classes for validation')
         xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch), fixed=False)
         valid = EpisodeDataset(x[va], EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,

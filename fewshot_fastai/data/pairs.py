@@ -15,7 +15,7 @@ from fasttransform import ItemTransform
 from plum import dispatch
 from .items import ClassFolder
 
-__all__ = ['SiameseImage', 'PAIR_LABELS', 'class_split', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
+__all__ = ['SiameseImage', 'PAIR_LABELS', 'class_split', 'held_out_classes', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
 
 PAIR_LABELS = ('different', 'same')
 
@@ -43,6 +43,16 @@ def class_split(labels:list[str], valid_pct:float=0.2, seed:int|None=None, group
     if n_valid >= len(keys): raise ValueError(f'valid_pct={valid_pct} leaves no training class out of {len(keys)}')
     held = set(random.Random(seed).sample(keys, n_valid))
     return {l for l in labels if (group(l) if group else l) in held}
+
+def held_out_classes(names:list[str], valid_pct:float=0.2, seed:int|None=None, valid_classes=None, group=None) -> set[str]:
+    "Validation labels: explicit `valid_classes` (list, or predicate on the label), else `class_split`; checked"
+    if valid_classes is None: held = class_split(names, valid_pct, seed, group)
+    elif callable(valid_classes): held = {n for n in names if valid_classes(n)}
+    else:
+        held = set(valid_classes)
+        if (unknown := held - set(names)): raise ValueError(f'valid_classes not found: {sorted(unknown)[:5]}')
+    if not held or held == set(names): raise ValueError(f'the split leaves {len(held)} of {len(names)} classes for validation')
+    return held
 
 class PairSampler(ItemTransform):
     """Turns an anchor index into `SiameseImage(img_a, img_b, same)`: training anchors get a fresh partner at
@@ -107,12 +117,7 @@ class SiameseDataLoaders(DataLoaders):
                           item_tfms=None, batch_tfms=None, bs:int=64, **kwargs):
         "DataLoaders from an already scanned `ClassFolder`"
         names = cf.classes
-        if valid_classes is None: held = class_split(names, valid_pct, seed, group)
-        elif callable(valid_classes): held = {n for n in names if valid_classes(n)}
-        else:
-            held = set(valid_classes)
-            if (unknown := held - set(names)): raise ValueError(f'valid_classes not found in {cf.root}: {sorted(unknown)[:5]}')
-        if not held or held == set(names): raise ValueError(f'the split leaves {len(held)} of {len(names)} classes for validation')
+        held = held_out_classes(names, valid_pct, seed, valid_classes, group)
         valid = [i for i, l in enumerate(cf.labels) if names[l] in held]
         vset = set(valid)
         train = [i for i in range(len(cf)) if i not in vset]

@@ -74,7 +74,7 @@ def test_explicit_valid_classes(omni_small):
     cf = ff.ClassFolder(omni_small)
     dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=cf.classes[:3], item_tfms=Resize(28), num_workers=0)
     assert dls.valid_classes == cf.classes[:3]
-    with pytest.raises(ValueError, match='not found'):
+    with pytest.raises(ValueError, match='valid_classes not found'):
         ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=['Klingon/character01'])
     with pytest.raises(ValueError, match='valid_pct'): ff.class_split(cf.classes, valid_pct=1.5)
 

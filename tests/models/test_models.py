@@ -83,3 +83,9 @@ def test_contrastive_loss_and_threshold():
     assert ff.best_threshold(torch.tensor([0.1, 0.2, 0.6, 0.9]), torch.tensor([1, 1, 0, 0])) == pytest.approx(0.4)
     loss.thresh = 0.4
     assert loss.decodes(loss.activation(d)).tolist() == [1, 1, 1, 0]
+
+def test_equal_error_rate():
+    s = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]); y = torch.tensor([1, 1, 0, 1, 0, 0])
+    assert ff.equal_error_rate(s, y) == pytest.approx(1/3)   # at t=0.7: FAR 1/3 == FRR 1/3
+    assert ff.equal_error_rate(s, torch.tensor([1, 1, 1, 0, 0, 0])) == 0
+    with pytest.raises(ValueError, match='both same and different'): ff.equal_error_rate(s, torch.ones(6))
