@@ -1,4 +1,4 @@
-"Inference on new pairs: `predict_pair`, `predict_pairs` (also as `Learner` methods)"
+"Inference on new images: `predict_pair(s)`, embeddings and similarities, support-set `classify`"
 import torch
 from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar

@@ -1,7 +1,7 @@
 "Support-set classification, the NWayEval callback and episodic (prototypical) training, on real Omniglot"
 import pytest
 import torch
-from fastai.vision.all import PILImageBW, set_seed
+from fastai.vision.all import PILImageBW, set_seed, load_learner
 import fewshot_fastai as ff
 from fewshot_fastai.callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
 from fewshot_fastai.data.episode_loaders import EpisodeDataLoaders
@@ -56,7 +56,7 @@ def test_nway_column_in_recorder(omni_dls, unseen):
     assert cb.metric not in learn.metrics   # removed after fit
     with learn.no_bar(): learn.validate()   # a plain validate does not need it
 
-def test_episodic_protonet_learns(omni_small):
+def test_episodic_protonet_learns(omni_small, tmp_path):
     cf = ff.ClassFolder(omni_small)
     dls = EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=5, n_query=3,
                                                episodes_per_epoch=20, valid_episodes=20, rotations=4)
@@ -69,3 +69,12 @@ def test_episodic_protonet_learns(omni_small):
         learn.lr_find(num_it=10, show_plot=False)
         learn.fit_one_cycle(3, 3e-3)
     assert learn.recorder.values[-1][2] > 0.5   # 5-way accuracy on unseen characters; chance is 0.2
+    # export keeps the model and the image preparation, not the dataset; classify gives the same answer after reload
+    learn.export(tmp_path/'proto.pkl')
+    assert (tmp_path/'proto.pkl').stat().st_size < 2e6
+    learn2 = load_learner(tmp_path/'proto.pkl')
+    sup = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c][:1] for c in dls.valid_classes}
+    queries = [f for f, l in zip(cf.files, cf.label_names()) if l in sup][1::7]
+    l1, s1 = ff.classify(learn, queries, sup, progress=False)
+    l2, s2 = ff.classify(learn2, queries, sup, progress=False)
+    assert l1 == l2 and torch.allclose(s1, s2, atol=1e-5)

@@ -27,7 +27,12 @@ class EpisodeDataset:
     def __init__(self, x:torch.Tensor, sampler:EpisodeSampler, fixed:bool):
         self.x, self.sampler = x, sampler
         self.episodes = sampler.episodes() if fixed else None
-    def __len__(self): return len(self.sampler)
+    def __len__(self): return len(self.sampler) if self.sampler is not None else 0
+    def new_empty(self):
+        "What `Learner.export` keeps: no images, no episodes"
+        res = object.__new__(type(self))
+        res.x, res.sampler, res.episodes = self.x[:0], None, []
+        return res
     def __getitem__(self, i):
         e = self.episodes[i] if self.episodes is not None else self.sampler._episode(random)
         return (TensorImage(self.x[e.support + e.query]), TensorCategory(e.support_labels), TensorCategory(e.query_labels))
@@ -60,6 +65,12 @@ class EpisodeDataLoaders(DataLoaders):
         dls.n_inp, dls.img_cls, dls.size = 2, img_cls, x.shape[-2:]
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
         return dls
+
+    def new_empty(self):
+        "Empty loaders that still know how to prepare new images (for `export`/`load_learner`)"
+        res = super().new_empty()
+        res.n_inp, res.img_cls, res.size = self.n_inp, self.img_cls, self.size
+        return res
 
     def image_batch(self, images) -> torch.Tensor:
         "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and scaled as the training images"
