@@ -105,3 +105,11 @@ def test_orl_faces(data_dir, cache, tmp_path):
 def test_orl_faces_without_data(cache, monkeypatch):
     monkeypatch.delenv('FEWSHOT_DATA')
     with pytest.raises(FileNotFoundError, match='no official download'): ff.orl_faces()
+
+def test_orl_faces_download_with_checksum(server, cache, monkeypatch, data_dir):
+    monkeypatch.delenv('FEWSHOT_DATA')
+    md5 = sources.file_hash(data_dir/'orl_faces.zip')
+    p = ff.orl_faces(url=server + 'orl_faces.zip', checksum=md5)
+    assert p.is_relative_to(cache) and len(list(p.glob('s*/*.pgm'))) == 400
+    with pytest.raises(ValueError, match='md5 is'):
+        ff.orl_faces(url=server + 'orl_faces.zip', checksum='f'*32, force=True)
