@@ -18,6 +18,7 @@ def parse(argv=None):
     p.add_argument('--episodes-per-epoch', type=int, default=100)
     p.add_argument('--n-way', type=int, default=30, help='training episodes (protonet)')
     p.add_argument('--n-query', type=int, default=5)
+    p.add_argument('--within-alphabet', action='store_true', help='train on within-alphabet episodes (protonet)')
     p.add_argument('--size', type=int, default=28)
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
     p.add_argument('--lr', type=float, default=3e-3)
@@ -58,7 +59,8 @@ def train(a, cf, method, epochs):
     if method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
-                                                      episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug)
+                                                      episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug,
+                                                      group=ff.alphabet_of if a.within_alphabet else None)
         learn = ff.episodic_learner(dls, 'conv4', **enc_kw)
     else:
         dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=hold, seed=a.seed, img_cls=PILImageBW,
@@ -123,7 +125,7 @@ def main(argv=None):
         set_seed(a.seed)
         learn, secs = train(a, cf, method, epochs)
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
-        res = dict(train=a.train, method=method, train_minutes=round(secs/60, 2), epochs=epochs, size=a.size,
+        res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2), epochs=epochs, size=a.size,
                    **evaluate(a, learn, unseen, runs))
         print(json.dumps(res['speed_20way_5shot']))
         out.append(res)

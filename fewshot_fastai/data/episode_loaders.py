@@ -47,16 +47,21 @@ class EpisodeDataLoaders(DataLoaders):
     @classmethod
     def from_class_folder(cls, cf, size=28, valid_pct:float=0.2, seed:int=0, n_way:int=20, k_shot:int=1,
                           n_query:int=5, episodes_per_epoch:int=100, valid_episodes:int=50, valid_n_way:int|None=None,
-                          rotations:int=1, img_cls=PILImage, batch_tfms=None, valid_classes=None, device=None):
+                          rotations:int=1, img_cls=PILImage, batch_tfms=None, valid_classes=None, group=None,
+                          device=None):
         """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
-        new classes."""
+        new classes. `group` (label -> group, e.g. `alphabet_of`) makes every training episode draw its classes
+        from one group (and one rotation): harder negatives, like Lake's within-alphabet test episodes."""
         held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
         x = image_tensor(cf.images, size, img_cls)
         tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
         va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
         xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
-        train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch), fixed=False)
+        names = {l*rotations + k: f'{cf.classes[l]}@{90*k}' for l in range(len(cf.classes)) for k in range(rotations)}
+        groups = None if group is None else (lambda n: (group(n.rsplit('@', 1)[0]), n.rsplit('@', 1)[1]))
+        train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
+                               fixed=False)
         valid = EpisodeDataset(x[va], EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,
                                                      valid_episodes, seed), fixed=True)
         tfms = [IntToFloatTensor(), *listify(batch_tfms)]
