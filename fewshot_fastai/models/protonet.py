@@ -1,0 +1,29 @@
+"Prototypical network (Snell et al. 2017) over any encoder, for episodic training in the fastai loop"
+import torch
+from torch import nn
+from fastai.layers import Flatten
+
+__all__ = ['ProtoNet', 'prototypes']
+
+def prototypes(emb:torch.Tensor, labels:torch.Tensor, n_classes:int|None=None) -> torch.Tensor:
+    "Mean embedding of each class: (S,D), (S,) -> (N,D)"
+    n = int(labels.max()) + 1 if n_classes is None else n_classes
+    onehot = torch.nn.functional.one_hot(labels.long(), n).to(emb.dtype)
+    return onehot.t() @ emb / onehot.sum(0)[:, None]
+
+class ProtoNet(nn.Module):
+    """`forward(x, support_labels)`: `x` holds the support images then the queries; returns the queries' logits
+    over the episode's classes, minus squared Euclidean distances to the class prototypes. (Q,N)"""
+    def __init__(self, encoder:nn.Module):
+        super().__init__()
+        self.encoder, self.pool = encoder, nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten())
+    def encode(self, x):
+        "Per-image embeddings: (B,C,H,W) -> (B,D)"
+        f = self.encoder(x)
+        return self.pool(f) if f.ndim == 4 else f
+    def similarity(self, ea, eb): return -(ea - eb).pow(2).sum(-1)
+    def forward(self, x, support_labels):
+        e = self.encode(x)
+        n = len(support_labels)
+        protos = prototypes(e[:n], support_labels)
+        return -torch.cdist(e[n:], protos).pow(2)
