@@ -78,3 +78,12 @@ def test_episodic_protonet_learns(omni_small, tmp_path):
     l1, s1 = ff.classify(learn, queries, sup, progress=False)
     l2, s2 = ff.classify(learn2, queries, sup, progress=False)
     assert l1 == l2 and torch.allclose(s1, s2, atol=1e-5)
+
+def test_within_group_training_episodes(omni_small):
+    cf = ff.ClassFolder(omni_small)
+    dls = EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=2, n_query=1,
+                                               episodes_per_epoch=10, rotations=4, group=ff.alphabet_of)
+    s, names = dls.train.dataset.sampler, cf.classes
+    for _ in range(10):
+        e = s._episode(__import__('random'))
+        assert len({(ff.alphabet_of(names[c//4]), c % 4) for c in e.classes}) == 1   # one alphabet, one rotation
