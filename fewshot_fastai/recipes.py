@@ -1,6 +1,5 @@
 "Ready-made training runs shared by the CLI demo and the benchmarks (one loop, parameters)"
 import time
-from fastcore.basics import listify
 from fastai.vision.augment import Resize, Rotate, Zoom
 from fastai.vision.core import PILImageBW
 from .data.sources import omniglot
@@ -26,4 +25,4 @@ def omniglot_verification(train_set='background_small1', size:int=28, head='cont
     acc = float(learn.recorder.values[-1][2])
     return learn, dict(train=train_set, size=size, head=head, arch=arch, epochs=epochs, lr=lr,
                        train_seconds=round(secs, 1), valid_pairs=len(dls.valid_ds),
-                       valid_classes=len(dls.valid_classes), verification_accuracy=round(acc, 4), augment=bool(listify(batch_tfms)))
+                       valid_classes=len(dls.valid_classes), verification_accuracy=round(acc, 4), augment=augment)

@@ -5,7 +5,8 @@ import time
 import torch
 from fastai.callback.core import Callback
 from fastai.learner import Metric
-from ..data.episodes import EpisodeSampler
+from ..data.episodes import EpisodeSampler, drawer_of
+from ..data.items import alphabet_of
 from ..inference import embed, similarity, class_scores, image_batch
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
@@ -68,8 +69,6 @@ class NWayEval(Callback):
     @classmethod
     def from_class_folder(cls, cf, with_alphabets:bool=False, **kwargs):
         "Episodes over a `ClassFolder`; `with_alphabets`: Omniglot within-alphabet, cross-drawer episodes"
-        from ..data.items import alphabet_of
-        from ..data.episodes import drawer_of
         extra = dict(groups=alphabet_of, drawers=[drawer_of(f) for f in cf.files]) if with_alphabets else {}
         return cls(cf.images, cf.labels, names=cf.classes, **extra, **kwargs)
 

@@ -73,7 +73,6 @@ class ClassFolder:
 
     def __len__(self): return len(self.files)
     def __repr__(self): return f'{type(self).__name__}({self.root}: {len(self.classes)} classes, {len(self)} images)'
-    def get_labels(self) -> list[int]: return self.labels
     def label_names(self) -> list[str]: return [self.classes[i] for i in self.labels]
 
 def to_image(x, img_cls):
