@@ -20,6 +20,8 @@ def parse(argv=None):
     p.add_argument('--n-query', type=int, default=5)
     p.add_argument('--within-alphabet', action='store_true', help='train on within-alphabet episodes (protonet)')
     p.add_argument('--size', type=int, default=40)
+    p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
+    p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--eval-episodes', type=int, default=100, help='per unseen alphabet')
@@ -55,17 +57,17 @@ def train(a, cf, method, epochs):
     "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
     aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)]
     hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
-    enc_kw = dict(encoder_kwargs=dict(hidden=a.hidden))
+    enc_kw = dict(encoder_kwargs=dict(hidden=a.hidden) if a.arch == 'conv4' else None, pretrained=a.pretrained)
     if method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug,
                                                       group=ff.alphabet_of if a.within_alphabet else None)
-        learn = ff.episodic_learner(dls, 'conv4', **enc_kw)
+        learn = ff.episodic_learner(dls, a.arch, **enc_kw)
     else:
         dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=hold, seed=a.seed, img_cls=PILImageBW,
                                                       item_tfms=Resize(a.size), batch_tfms=aug, bs=64)
-        learn = ff.siamese_learner(dls, 'conv4', head='contrastive', **enc_kw)
+        learn = ff.siamese_learner(dls, a.arch, head='contrastive', **enc_kw)
     t = time.time()
     with learn.no_bar(): learn.fit_one_cycle(epochs, a.lr)
     return learn, time.time() - t
@@ -125,7 +127,7 @@ def main(argv=None):
         set_seed(a.seed)
         learn, secs = train(a, cf, method, epochs)
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
-        res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2), epochs=epochs, size=a.size,
+        res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2), epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained,
                    **evaluate(a, learn, unseen, runs))
         print(json.dumps(res['speed_20way_5shot']))
         out.append(res)

@@ -9,7 +9,7 @@ from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
 from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate
 from .learner import siamese_learner
-from .inference import predict_pair, predict_pairs, to_image, classify, embed
+from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores
 from .learner import episodic_learner
 from .data.episodes import EpisodeSampler, Episode, drawer_of
 from .data.episode_loaders import EpisodeDataLoaders
@@ -22,6 +22,6 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'koch_net', 'conv4', 'efficientnet_lite0', 'create_encoder', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate',
-           'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'episodic_learner',
+           'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'episodic_learner',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'lake_runs', 'load_runs', 'write_runs',
            'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy']

@@ -9,7 +9,7 @@ from .data.items import to_image
 from .losses import same_probability
 
 __all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
-           'class_scores', 'classify']
+           'class_scores', 'support_scores', 'classify']
 
 def _through_valid(dls, items) -> tuple:
     "Tuples of images through `dls`' validation item and batch transforms, as one batch on `dls.device`"
@@ -48,15 +48,27 @@ def class_scores(sim:torch.Tensor, support_labels, n_classes:int) -> torch.Tenso
     onehot = torch.nn.functional.one_hot(lbl, n_classes).float()
     return sim @ onehot / onehot.sum(0)
 
-def classify(learn:Learner, queries, support:dict, bs:int=256, progress:bool=True):
+def support_scores(learn:Learner, eq:torch.Tensor, es:torch.Tensor, support_labels, n_classes:int,
+                   mode:str='mean') -> torch.Tensor:
+    """Query x class scores (Q,n_classes) from query and support embeddings. `mode='mean'`: the mean of the K
+    query x shot scores (the seed's mean similarity); `'prototype'`: the score against each class's mean embedding
+    (Snell et al.). The two agree for K=1."""
+    if mode == 'mean': return class_scores(similarity(learn, eq, es), support_labels, n_classes)
+    if mode == 'prototype':
+        from .models.protonet import prototypes
+        return similarity(learn, eq, prototypes(es, torch.as_tensor(support_labels, device=es.device), n_classes))
+    raise ValueError(f"support mode {mode!r}: use 'mean' or 'prototype'")
+
+def classify(learn:Learner, queries, support:dict, bs:int=256, progress:bool=True, mode:str='mean'):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
-    or tensors). Every image is encoded once; K>1 shots are averaged. -> (labels, scores (Q, n_labels))"""
+    or tensors). Every image is encoded once; K>1 shots are combined by `mode` (see `support_scores`).
+    -> (labels, scores (Q, n_labels))"""
     names = list(support)
     if not names: raise ValueError('classify: empty support set')
     sup = [(i, x) for i, n in enumerate(names) for x in (support[n] if isinstance(support[n], (list, tuple)) else [support[n]])]
     es = embed(learn, [x for _, x in sup], bs)
     eq = embed(learn, queries, bs, progress)
-    scores = torch.cat([class_scores(similarity(learn, eq[i:i+bs], es), [i for i, _ in sup], len(names))
+    scores = torch.cat([support_scores(learn, eq[i:i+bs], es, [i for i, _ in sup], len(names), mode)
                         for i in range(0, len(eq), bs)])
     return [names[i] for i in scores.argmax(1).tolist()], scores
 

@@ -28,6 +28,13 @@ def _batch_shape(dls):
     "(channels, height, width) of the images in `dls`"
     return tuple(dls.valid.one_batch()[0].shape[1:])
 
+def _add_imagenet_norm(dls, n_in:int):
+    "ImageNet normalisation for a pretrained encoder, unless `dls` already normalise (1 channel: the RGB means)"
+    if any(isinstance(t, Normalize) for dl in (dls.train, dls.valid) for t in dl.after_batch.fs): return
+    mean, std = imagenet_stats
+    if n_in != 3: mean, std = [sum(mean)/3]*n_in, [sum(std)/3]*n_in
+    dls.add_tfms([Normalize.from_stats(mean, std)], 'after_batch')
+
 @delegates(Learner.__init__)
 def siamese_learner(dls, # `SiameseDataLoaders`
                     arch='resnet18', # fastai/torchvision arch, timm name, `koch_net` or `conv4`
@@ -49,8 +56,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     nf, maps = encoder_features(encoder, n_in, (h, w))
     head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head == 'contrastive' else HEADS[head](nf, maps)
     loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
-    if pretrained and n_in == 3 and not any(isinstance(t, Normalize) for t in dls.after_batch.fs):
-        dls.add_tfms([Normalize.from_stats(*imagenet_stats)], 'after_batch')
+    if pretrained: _add_imagenet_norm(dls, n_in)
     cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else [])
     metrics = listify(metrics) if metrics is not None else [PairAccuracy(loss_func)]
     learn = Learner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
@@ -70,4 +76,5 @@ def episodic_learner(dls, # `EpisodeDataLoaders`
     else:
         n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
         encoder = create_encoder(_resolve_arch(arch), n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
+        if pretrained: _add_imagenet_norm(dls, n_in)
     return Learner(dls, ProtoNet(encoder), loss_func=CrossEntropyLossFlat(), metrics=metrics, **kwargs)

@@ -1,18 +1,19 @@
 """`NWayEval`: N-way K-shot accuracy on a fixed set of episodes, as a column of the fastai progress table.
 Every unique image of the episodes is encoded once per evaluation; episodes are then scored by the head
-(query x support through `model.compare`), averaging the K shots of each class."""
+(query x support through `model.compare`), averaging the K shots' scores or comparing with class prototypes."""
 import time
 import torch
 from fastai.callback.core import Callback
 from fastai.learner import Metric
 from ..data.episodes import EpisodeSampler, drawer_of
 from ..data.items import alphabet_of
-from ..inference import embed, similarity, class_scores, image_batch
+from ..inference import embed, support_scores, class_scores, image_batch
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
 
-def episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
-    """Accuracy over `episodes` (indices into `images`), encoding each unique image once.
+def episode_accuracy(learn, images, episodes, bs:int=256, mode:str='mean') -> dict:
+    """Accuracy over `episodes` (indices into `images`), encoding each unique image once. K>1 shots are combined
+    by `mode`: 'mean' score or 'prototype' (see `support_scores`).
     -> dict(accuracy, encoder_passes, seconds)"""
     t = time.time()
     uniq = sorted({i for e in episodes for i in (*e.support, *e.query)})
@@ -21,7 +22,7 @@ def episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
     correct = total = 0
     for e in episodes:
         es, eq = emb[[pos[i] for i in e.support]], emb[[pos[i] for i in e.query]]
-        pred = class_scores(similarity(learn, eq, es), e.support_labels, e.n_way).argmax(1)
+        pred = support_scores(learn, eq, es, e.support_labels, e.n_way, mode).argmax(1)
         correct += (pred.cpu() == torch.tensor(e.query_labels)).sum().item(); total += len(e.query)
     return dict(accuracy=correct/total, encoder_passes=len(uniq), seconds=time.time() - t)
 
@@ -57,11 +58,12 @@ class _EpisodeMetric(Metric):
 class NWayEval(Callback):
     """Adds `{n_way}way_{k_shot}shot` accuracy on fixed episodes of `images`/`labels` (e.g. a `ClassFolder` of
     unseen classes) to the recorder after each validation. `groups`/`drawers` give within-alphabet,
-    cross-drawer episodes (see `EpisodeSampler`)."""
+    cross-drawer episodes (see `EpisodeSampler`); `mode` combines K>1 shots ('mean' score or 'prototype')."""
     order = 10  # before the Recorder builds its columns in before_fit
     def __init__(self, images, labels, n_way:int=20, k_shot:int=1, n_query:int=1, n_episodes:int=100, seed:int=0,
-                 groups=None, drawers=None, names=None, name=None):
-        self.images = images
+                 groups=None, drawers=None, names=None, name=None, mode:str='mean'):
+        if mode not in ('mean', 'prototype'): raise ValueError(f"NWayEval: mode {mode!r}: use 'mean' or 'prototype'")
+        self.images, self.mode = images, mode
         self.episodes = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, seed, groups, drawers, names).episodes()
         self.col_name = name or f'{n_way}way_{k_shot}shot'
         self.metric, self.last = _EpisodeMetric(self), None
@@ -80,6 +82,6 @@ class NWayEval(Callback):
     def evaluate(self) -> float:
         "Evaluate now (the model is put in eval mode); also stored in `self.last` with passes and seconds"
         was = self.learn.model.training
-        try: self.last = episode_accuracy(self.learn, self.images, self.episodes)
+        try: self.last = episode_accuracy(self.learn, self.images, self.episodes, mode=self.mode)
         finally: self.learn.model.train(was)
         return self.last['accuracy']

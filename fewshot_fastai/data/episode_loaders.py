@@ -78,6 +78,6 @@ class EpisodeDataLoaders(DataLoaders):
         return res
 
     def image_batch(self, images) -> torch.Tensor:
-        "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and scaled as the training images"
+        "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and through the validation batch transforms"
         x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls)
-        return TensorImage(x.float().div_(255).to(self.device))
+        return self.valid.after_batch(TensorImage(x.to(self.device)))
