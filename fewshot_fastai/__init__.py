@@ -4,7 +4,7 @@ from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download
 from .data.items import ClassFolder, alphabet_of, label_of
 from .data.pairs import SiameseImage, SiameseDataLoaders, PairSampler, class_split
 from .models.encoders import koch_net, conv4, efficientnet_lite0, create_encoder, PretrainedUnavailable
-from .models.heads import ConcatHead, L1Head, DistanceHead
+from .models.heads import ConcatHead, L1Head, DistanceHead, CosineHead
 from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
 from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate
@@ -16,12 +16,16 @@ from .data.episode_loaders import EpisodeDataLoaders
 from .data.runs import lake_runs, load_runs, write_runs
 from .models.protonet import ProtoNet
 from .callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
+from .interpret.cam import CamResult, cam, cam_result, grad_cam, similarity_maps, PairMaps, last_conv_layer
+from .interpret.show import cam_bbox, show_cam, show_pair_cam, show_cams, CAMCallback
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
            'ClassFolder', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
            'koch_net', 'conv4', 'efficientnet_lite0', 'create_encoder', 'PretrainedUnavailable',
-           'ConcatHead', 'L1Head', 'DistanceHead', 'SiameseModel', 'siamese_splitter',
+           'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate',
            'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'episodic_learner',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'lake_runs', 'load_runs', 'write_runs',
-           'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy']
+           'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
+           'CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
+           'cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback']

@@ -39,7 +39,7 @@ def main(argv=None):
     d = sub.add_parser('demo', help='train a siamese net on Omniglot, report unseen-character accuracy, write figures')
     d.add_argument('--out', default='out/demo')
     d.add_argument('--train', default='background_small1')
-    d.add_argument('--head', default='contrastive', choices=['contrastive', 'l1', 'concat'])
+    d.add_argument('--head', default='contrastive', choices=['contrastive', 'l1', 'concat', 'cosine'])
     d.add_argument('--arch', default='conv4')
     d.add_argument('--size', type=int, default=28)
     d.add_argument('--epochs', type=int, default=int(os.environ.get('FEWSHOT_DEMO_EPOCHS', 12)))

@@ -38,7 +38,7 @@ def _add_imagenet_norm(dls, n_in:int):
 @delegates(Learner.__init__)
 def siamese_learner(dls, # `SiameseDataLoaders`
                     arch='resnet18', # fastai/torchvision arch, timm name, `koch_net` or `conv4`
-                    head:str='concat', # 'concat' (fastai tutorial), 'l1' (Koch) or 'contrastive' (distance)
+                    head:str='concat', # 'concat' (fastai tutorial), 'l1' (Koch), 'contrastive' (distance) or 'cosine'
                     loss_func=None, # default: the loss that goes with `head` (`pair_loss`)
                     pretrained:bool=False, # ImageNet weights; False by default as Conv4/Koch have none
                     n_in:int|None=None, # input channels; default: those of `dls`' images
@@ -54,7 +54,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     n_in = c if n_in is None else n_in
     encoder = create_encoder(_resolve_arch(arch), n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
     nf, maps = encoder_features(encoder, n_in, (h, w))
-    head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head == 'contrastive' else HEADS[head](nf, maps)
+    head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
     loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
     if pretrained: _add_imagenet_norm(dls, n_in)
     cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else [])

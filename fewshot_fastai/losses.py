@@ -24,11 +24,11 @@ class ContrastiveLoss(nn.Module):
         return torch.sigmoid((self.thresh - d)*10/self.margin)
 
 def pair_loss(head:str, margin:float=1.0):
-    "The loss that goes with head 'concat' (2 logits), 'l1' (1 logit) or 'contrastive' (distance)"
+    "The loss that goes with head 'concat' (2 logits), 'l1' or 'cosine' (1 logit) or 'contrastive' (distance)"
     if head == 'concat': return CrossEntropyLossFlat()
-    if head == 'l1': return BCEWithLogitsLossFlat()
+    if head in ('l1', 'cosine'): return BCEWithLogitsLossFlat()
     if head == 'contrastive': return ContrastiveLoss(margin)
-    raise ValueError(f"unknown head {head!r}: choose 'concat', 'l1' or 'contrastive'")
+    raise ValueError(f"unknown head {head!r}: choose 'concat', 'l1', 'cosine' or 'contrastive'")
 
 def same_probability(loss_func, out:torch.Tensor) -> torch.Tensor:
     "Probability (score) that each pair is 'same', from model outputs `out`: (B,2) logits, (B,) logits or distances"

@@ -7,7 +7,7 @@ from torch import nn
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastai.vision.learner import create_head
 
-__all__ = ['PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'HEADS']
+__all__ = ['PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'HEADS']
 
 class PairHead(nn.Module):
     "Base: `forward(fa, fb) = compare(embed(fa), embed(fb))`"
@@ -49,4 +49,32 @@ class DistanceHead(PairHead):
     def compare(self, ea, eb): return (ea - eb).pow(2).sum(-1).clamp_min(1e-12).sqrt()
     def similarity(self, ea, eb): return -self.compare(ea, eb)
 
-HEADS = {'concat': ConcatHead, 'l1': L1Head, 'contrastive': DistanceHead}
+class CosineHead(PairHead):
+    """Cosine head: average-pool, project to `emb_dim`, cosine similarity; `compare` gives the logit
+    `scale*(cos - shift)` of 'same' (both learnt), trained with BCE. Its similarity is linear in each image's
+    pooled features once the norms are fixed, so `decompose` splits it exactly over image positions."""
+    def __init__(self, nf:int, maps:bool=True, emb_dim:int=128, scale:float=10., shift:float=0.5):
+        super().__init__()
+        self.maps = maps
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten()) if maps else nn.Identity()
+        self.proj = nn.Linear(nf, emb_dim)
+        self.scale, self.shift = nn.Parameter(torch.tensor(float(scale))), nn.Parameter(torch.tensor(float(shift)))
+    def embed(self, f): return self.proj(self.pool(f))
+    def similarity(self, ea, eb): return F.cosine_similarity(ea, eb, dim=-1, eps=1e-8)
+    def compare(self, ea, eb): return self.scale*(self.similarity(ea, eb) - self.shift)
+
+    def _side(self, f, e, other):
+        "Map (B,h,w) on the image with maps `f`, embedding `e`, against the other image's embedding"
+        u = F.normalize(other, dim=-1, eps=1e-8)
+        n = e.norm(dim=-1).clamp_min(1e-8)
+        h, w = f.shape[-2:]
+        return torch.einsum('bd,dk,bkhw->bhw', u, self.proj.weight, f)/(h*w*n[:, None, None])
+
+    def decompose(self, fa, fb):
+        """Exact split of the cosine over positions: (map_a, map_b, cos) with map_a.sum((1,2)) equal to
+        cos - <bias, eb>/(|ea||eb|) (the projection bias is the only non-spatial part), and likewise for b"""
+        if not self.maps or fa.ndim != 4: raise ValueError('CosineHead.decompose needs feature maps (B,C,h,w)')
+        ea, eb = self.embed(fa), self.embed(fb)
+        return self._side(fa, ea, eb), self._side(fb, eb, ea), self.similarity(ea, eb)
+
+HEADS = {'concat': ConcatHead, 'l1': L1Head, 'contrastive': DistanceHead, 'cosine': CosineHead}

@@ -1,0 +1,236 @@
+"""Class activation maps. `cam` gives the exact CAM of Zhou et al. (2016) when the model ends in global pooling
+followed by an affine head (fastai `create_head(..., lin_ftrs=[])`, timm classifiers such as `efficientnet_lite0`),
+and Grad-CAM (Selvaraju et al. 2017) on the last convolutional block (or a layer you name) otherwise.
+`similarity_maps` does the same for a siamese pair under the model's own similarity score.
+
+Hooks: fastai's `Hook` is used as a context manager, so hooks are removed even when the forward pass raises.
+Gradients are taken with `torch.autograd.grad` on the activation that a *forward* hook keeps (not with fastai's
+`hook_output(grad=True)`, which uses the module backward hooks that break on in-place ReLU, as in ResNets)."""
+from dataclasses import dataclass
+import torch
+import torch.nn.functional as F
+from torch import nn
+from fastai.callback.hook import Hook, Hooks
+from fastai.layers import AdaptiveConcatPool2d, Flatten
+from fastai.learner import Learner
+
+__all__ = ['CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
+           'normalize_maps', 'model_inputs']
+
+_AFFINE = (nn.Linear, nn.BatchNorm1d, nn.Dropout, nn.Identity, nn.Flatten, Flatten)
+
+@dataclass
+class CamResult:
+    "Maps (B,H,W) in [0,1] at the input's size, with what produced them"
+    maps: torch.Tensor      # normalised, upsampled to the input
+    raw: torch.Tensor       # (B,h,w) before upsampling/normalisation; exact CAM: sums to logit - bias
+    target: torch.Tensor    # (B,) class index explained
+    logits: torch.Tensor    # (B,n_classes) model outputs
+    bias: torch.Tensor|None # (B,) the part of the logit that is not spatial (exact CAM only)
+    method: str             # 'cam' or 'grad-cam'
+
+def normalize_maps(m:torch.Tensor, size=None) -> torch.Tensor:
+    "(B,h,w) -> (B,H,W) in [0,1]: bilinear upsampling to `size`, then per-map min-max scaling"
+    if size is not None and tuple(m.shape[-2:]) != tuple(size):
+        m = F.interpolate(m[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
+    lo, hi = m.flatten(1).min(1)[0][:, None, None], m.flatten(1).max(1)[0][:, None, None]
+    return (m - lo)/(hi - lo).clamp_min(1e-12)
+
+def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
+    """(model, batch) from a Learner or module and `x`: a (B,C,H,W) tensor, or images (paths/PIL/tensors) that a
+    Learner's `dls` prepare as validation images"""
+    model = learn_or_model.model if isinstance(learn_or_model, Learner) else learn_or_model
+    if not isinstance(model, nn.Module): raise TypeError(f'expected a Learner or nn.Module, got {type(learn_or_model).__name__}')
+    dev = next(model.parameters()).device
+    if isinstance(x, torch.Tensor) and x.ndim == 4: return model, x.to(dev)
+    if isinstance(x, torch.Tensor) and x.ndim == 3: return model, x[None].to(dev)
+    if not isinstance(learn_or_model, Learner):
+        raise TypeError('images other than a (B,C,H,W) tensor need a Learner, whose DataLoaders prepare them')
+    dls, items = learn_or_model.dls, list(x) if isinstance(x, (list, tuple)) else [x]
+    from ..inference import image_batch
+    try: xb = image_batch(dls, items)
+    except (AttributeError, ValueError, TypeError):   # plain fastai image DataLoaders: their test_dl prepares items
+        xb = dls.test_dl(items).one_batch()[0]
+    return model, torch.as_tensor(xb).to(dev)
+
+def _affine(head:nn.Module, n_in:int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    "`head` (eval mode, known affine) as (W (n_out,n_in), c (n_out,)) with head(p) = W p + c"
+    eye = torch.cat([torch.zeros(1, n_in), torch.eye(n_in)]).to(device)
+    with torch.no_grad(): out = head(eye[..., None, None] if _wants_maps(head) else eye)
+    c = out[0]
+    return (out[1:] - c).t(), c
+
+def _wants_maps(head):
+    "Whether `head`'s first layer expects (B,K,1,1) pooled maps rather than vectors"
+    first = next(iter(head.children()), head) if isinstance(head, nn.Sequential) else head
+    return isinstance(first, (nn.Flatten, Flatten))
+
+def _split_model(model:nn.Module):
+    """(features_fn, pool, head) if `model` is features -> global pool -> affine head, else None.
+    `pool` is 'avg' or 'concat' (fastai's AdaptiveConcatPool2d)."""
+    if hasattr(model, 'forward_features') and hasattr(model, 'get_classifier') and hasattr(model, 'global_pool'):
+        clf = model.get_classifier()       # timm
+        if getattr(model.global_pool, 'pool_type', None) == 'avg' and isinstance(clf, nn.Linear):
+            return model.forward_features, 'avg', clf
+        return None
+    if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[1], nn.Sequential) and len(model[1]):
+        body, head = model[0], model[1]
+        pool, rest = head[0], nn.Sequential(*list(head)[1:])
+        if isinstance(pool, nn.Sequential) and len(pool):   # pooling wrapped with its Flatten
+            rest = nn.Sequential(*list(pool)[1:], *rest); pool = pool[0]
+        kind = ('avg' if isinstance(pool, nn.AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1)) else
+                'concat' if isinstance(pool, AdaptiveConcatPool2d) and pool.size in (1, (1, 1)) else None)
+        if kind and all(isinstance(m, _AFFINE) for m in rest.modules() if m is not rest):
+            return body, kind, rest
+    return None
+
+def _pooled(f, kind):
+    "Global pooling of maps (B,K,h,w) as the model does it -> (B,K') and how each half is laid out"
+    avg, mx = f.mean((2, 3)), f.amax((2, 3))
+    return avg if kind == 'avg' else torch.cat([mx, avg], 1)
+
+def _exact_cam(model, x, target):
+    "Exact CAM, or None when the model is not pool -> affine (or its outputs do not match that reading)"
+    parts = _split_model(model)
+    if parts is None: return None
+    feats, kind, head = parts
+    with torch.no_grad():
+        logits = model(x)
+        f = feats(x)
+        if f.ndim != 4: return None
+        p = _pooled(f, kind)
+        W, c = _affine(head, p.shape[1], x.device)
+        # never silently wrong: the decomposition must reproduce the model's own logits
+        if not torch.allclose(p @ W.t() + c, logits, rtol=1e-3, atol=1e-3*(1 + logits.abs().max().item())): return None
+        t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
+        w = W[t]                                       # (B,K')
+        B, K, h, wd = f.shape
+        if kind == 'avg': raw = torch.einsum('bk,bkhw->bhw', w, f)/(h*wd)
+        else:
+            wm, wa = w[:, :K], w[:, K:]
+            raw = torch.einsum('bk,bkhw->bhw', wa, f)/(h*wd)
+            # the max-pooled half: each channel's maximum counts once, at the position where it is taken
+            flat = f.flatten(2)
+            at_max = torch.zeros_like(flat).scatter_(2, flat.argmax(2, keepdim=True), 1.)
+            raw = raw + torch.einsum('bk,bkn->bn', wm, flat*at_max).view(B, h, wd)
+    return CamResult(normalize_maps(raw, x.shape[-2:]), raw, t, logits, c[t], 'cam')
+
+def _targets(target, n, device):
+    t = torch.as_tensor(target, device=device).long()
+    return t.expand(n) if t.ndim == 0 else t
+
+def _record_4d(model, x):
+    "Forward with a hook on every submodule; -> (output, [(module, 4-D output)] in execution order)"
+    seen = []
+    def keep(m, i, o):
+        if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1: seen.append((m, o))
+    mods = [m for m in model.modules() if m is not model]
+    with Hooks(mods, keep, detach=False): out = model(x)
+    return out, seen
+
+def last_conv_layer(model:nn.Module, x:torch.Tensor) -> nn.Module:
+    """The module whose output is the last spatial (B,C,h,w>1) feature map of a forward pass: the outermost
+    block that ends the convolutional part (e.g. a ResNet's layer4, a fastai body)."""
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad(): _, seen = _record_4d(model, x[:1])
+    finally: model.train(was)
+    if not seen: raise ValueError(f'{type(model).__name__} has no layer with a spatial output on inputs of shape {tuple(x.shape)}')
+    return seen[-1][0]
+
+def _keep_output(m, i, o): return o
+
+def _grad_maps(act:torch.Tensor, score:torch.Tensor) -> torch.Tensor:
+    "Grad-CAM: ReLU(sum_k mean(d score/d A_k) * A_k) -> (B,h,w)"
+    g, = torch.autograd.grad(score.sum(), act, retain_graph=False)
+    return F.relu((g.mean((2, 3), keepdim=True)*act).sum(1)).detach()
+
+def grad_cam(model:nn.Module, x:torch.Tensor, target=None, layer:nn.Module|None=None) -> CamResult:
+    "Grad-CAM of `target` (default: predicted class) at `layer` (default: `last_conv_layer`)"
+    layer = layer or last_conv_layer(model, x)
+    was = model.training; model.eval()
+    try:
+        with torch.enable_grad(), Hook(layer, _keep_output, detach=False) as h:
+            logits = model(x)
+            act = h.stored
+            if not isinstance(act, torch.Tensor) or act.ndim != 4:
+                raise ValueError(f'grad_cam: layer {type(layer).__name__} gave no (B,C,h,w) output')
+            t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
+            raw = _grad_maps(act, logits.gather(1, t[:, None]))
+    finally: model.train(was)
+    return CamResult(normalize_maps(raw, x.shape[-2:]), raw, t, logits.detach(), None, 'grad-cam')
+
+def cam_result(learn_or_model, x, target=None, method:str='auto', layer=None) -> CamResult:
+    """Like `cam`, with the raw maps, targets, logits and method. `method`: 'auto' (exact CAM where the model is
+    global pool -> affine head, else Grad-CAM), 'cam' (error if not possible) or 'grad-cam'."""
+    model, x = model_inputs(learn_or_model, x)
+    if hasattr(model, 'encoder') and hasattr(model, 'similarity'):
+        raise TypeError(f'cam explains class scores; for the pairs of a {type(model).__name__} use similarity_maps')
+    if method not in ('auto', 'cam', 'grad-cam'): raise ValueError(f"cam: method {method!r}: use 'auto', 'cam' or 'grad-cam'")
+    if method != 'grad-cam' and layer is None:
+        was = model.training; model.eval()
+        try: res = _exact_cam(model, x, target)
+        finally: model.train(was)
+        if res is not None: return res
+        if method == 'cam':
+            raise ValueError(f'cam: {type(model).__name__} does not end in global pooling + an affine head; '
+                             "use method='grad-cam'")
+    return grad_cam(model, x, target, layer)
+
+def cam(learn_or_model, x, target=None, method:str='auto', layer=None) -> torch.Tensor:
+    """Class activation maps (B,H,W) in [0,1] at the input's size for `target` (class index or one per image;
+    default the predicted class). `x`: a (B,C,H,W) batch as the model takes it, or images for a Learner."""
+    return cam_result(learn_or_model, x, target, method, layer).maps
+
+@dataclass
+class PairMaps:
+    "Similarity maps of a pair: on `a` and on `b` (B,H,W) in [0,1], the model's scores (B,), and the method"
+    a: torch.Tensor
+    b: torch.Tensor
+    score: torch.Tensor
+    method: str
+    raw_a: torch.Tensor
+    raw_b: torch.Tensor
+
+def _encode_maps(model, x, layer):
+    "(feature maps with graph, embedding) of `x` through a siamese/proto model's encoder"
+    enc = model.encoder
+    if layer is None:
+        f = enc(x)
+        if f.ndim == 4: return f, _embed_from_maps(model, f)
+        layer = last_conv_layer(enc, x)
+    with Hook(layer, _keep_output, detach=False) as h: f_out = enc(x)
+    return h.stored, _embed_from_maps(model, f_out)
+
+def _embed_from_maps(model, f):
+    return model.head.embed(f) if hasattr(model, 'head') else model.pool(f) if f.ndim == 4 else f
+
+def similarity_maps(learn_or_model, a, b, sign:int=1, method:str='auto', layer=None) -> PairMaps:
+    """Maps on each image of the pairs (a, b) showing what makes them similar under the model's own score
+    (`sign=-1`: what makes them different). Exact where the head's similarity is linear in the pooled features
+    (`CosineHead`: the maps sum to the cosine minus its bias part), Grad-CAM on the encoder's maps otherwise
+    (L1, contrastive, prototypical). `a`, `b`: (B,C,H,W) batches, or images for a Learner."""
+    model, a = model_inputs(learn_or_model, a)
+    _, b = model_inputs(learn_or_model, b)
+    if not (hasattr(model, 'encoder') and hasattr(model, 'similarity')):
+        raise TypeError(f'similarity_maps needs a SiameseModel or ProtoNet, got {type(model).__name__}')
+    head = getattr(model, 'head', None)
+    was = model.training; model.eval()
+    try:
+        if method != 'grad-cam' and layer is None and hasattr(head, 'decompose'):
+            with torch.no_grad():
+                ra, rb, score = head.decompose(model.encoder(a), model.encoder(b))
+            ra, rb, used = sign*ra, sign*rb, 'exact'
+        elif method == 'exact':
+            raise ValueError(f'similarity_maps: {type(head or model).__name__} has no exact decomposition; use method="grad-cam"')
+        else:
+            with torch.enable_grad():
+                fa, ea = _encode_maps(model, a, layer)
+                fb, eb = _encode_maps(model, b, layer)
+                s = model.similarity(ea, eb)
+                ga, gb = torch.autograd.grad((sign*s).sum(), [fa, fb])
+            ra = F.relu((ga.mean((2, 3), keepdim=True)*fa).sum(1)).detach()
+            rb = F.relu((gb.mean((2, 3), keepdim=True)*fb).sum(1)).detach()
+            score, used = s.detach(), 'grad-cam'
+    finally: model.train(was)
+    return PairMaps(normalize_maps(ra, a.shape[-2:]), normalize_maps(rb, b.shape[-2:]), score, used, ra, rb)
