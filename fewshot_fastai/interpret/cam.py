@@ -42,8 +42,9 @@ def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
     model = learn_or_model.model if isinstance(learn_or_model, Learner) else learn_or_model
     if not isinstance(model, nn.Module): raise TypeError(f'expected a Learner or nn.Module, got {type(learn_or_model).__name__}')
     dev = next(model.parameters()).device
-    if isinstance(x, torch.Tensor) and x.ndim == 4: return model, x.to(dev)
-    if isinstance(x, torch.Tensor) and x.ndim == 3: return model, x[None].to(dev)
+    # plain tensors: fastai's TensorImage subclasses would otherwise carry over to maps and scores
+    if isinstance(x, torch.Tensor) and x.ndim == 4: return model, x.as_subclass(torch.Tensor).to(dev)
+    if isinstance(x, torch.Tensor) and x.ndim == 3: return model, x[None].as_subclass(torch.Tensor).to(dev)
     if not isinstance(learn_or_model, Learner):
         raise TypeError('images other than a (B,C,H,W) tensor need a Learner, whose DataLoaders prepare them')
     dls, items = learn_or_model.dls, list(x) if isinstance(x, (list, tuple)) else [x]
@@ -51,7 +52,7 @@ def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
     try: xb = image_batch(dls, items)
     except (AttributeError, ValueError, TypeError):   # plain fastai image DataLoaders: their test_dl prepares items
         xb = dls.test_dl(items).one_batch()[0]
-    return model, torch.as_tensor(xb).to(dev)
+    return model, torch.as_tensor(xb).as_subclass(torch.Tensor).to(dev)
 
 def _affine(head:nn.Module, n_in:int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "`head` (eval mode, known affine) as (W (n_out,n_in), c (n_out,)) with head(p) = W p + c"
