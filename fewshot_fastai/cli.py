@@ -19,6 +19,9 @@ def _demo(a):
     dls.show_batch(max_n=6); plt.savefig(out/'pairs.png', dpi=80, bbox_inches='tight'); plt.close('all')
     learn.show_results(max_n=6); plt.savefig(out/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
     learn.recorder.plot_loss(); plt.savefig(out/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
+    # CAM figures: similarity maps of validation pairs, and ImageNet CAM + boxes with the offline pretrained weights
+    learn.show_cam(6).savefig(out/'cam_pairs.png', dpi=80, bbox_inches='tight'); plt.close('all')
+    stats['imagenet_cam'] = _imagenet_cam(out/'cam_imagenet.png')
     # inference from files, before and after export/load_learner
     cf, sampler = dls.class_folder, find_pair_sampler(dls)
     pairs = [(cf.files[i], cf.files[j]) for i, (j, _) in list(sampler.valid_pairs.items())[:64]]
@@ -32,6 +35,23 @@ def _demo(a):
     print(f'Export/load_learner gives identical predictions: {same}')
     print(f'Figures and model in {out}/: ' + ', '.join(stats['outputs']))
     print(json.dumps(stats))
+
+def _imagenet_cam(path) -> dict:
+    "CAM of efficientnet_lite0 (offline ImageNet weights) on skimage's cat and coffee photos, with boxes"
+    import numpy as np, torch
+    from PIL import Image
+    from skimage import data
+    from .models.encoders import efficientnet_lite0
+    from .interpret.cam import cam_result
+    from .interpret.show import show_cams, cam_bbox
+    model = efficientnet_lite0(pretrained=True).eval()
+    mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    ims = [Image.fromarray(getattr(data, n)()).resize((224, 224)) for n in ('chelsea', 'coffee')]
+    x = torch.stack([(torch.tensor(np.asarray(i)).permute(2, 0, 1).float()/255 - mean)/std for i in ims])
+    res = cam_result(model, x)
+    fig = show_cams(ims, res.maps, [f'ImageNet class {t} ({res.method})' for t in res.target.tolist()])
+    fig.savefig(path, dpi=80, bbox_inches='tight')
+    return dict(classes=res.target.tolist(), boxes=[cam_bbox(m) for m in res.maps])
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog='fewshot-fastai', description=__doc__)

@@ -120,11 +120,12 @@ def test_memory_flat_over_1000_calls():
 
 def test_similarity_maps_exact_for_cosine_head(omni_dls):
     set_seed(0)
-    learn = ff.siamese_learner(omni_dls, ff.conv4, head='cosine')
+    learn = ff.siamese_learner(omni_dls, ff.conv4, head='cosine', encoder_kwargs=dict(n_blocks=3))  # 3x3 maps
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 3e-3)
     a, b, _ = omni_dls.valid.one_batch()
     pm = ff.similarity_maps(learn, a[:6], b[:6])
     assert pm.method == 'exact' and pm.a.shape == (6, 28, 28) and pm.b.shape == (6, 28, 28)
+    assert pm.raw_a.shape == (6, 3, 3) and (pm.a.flatten(1).std(1) > 0).all()
     m = learn.model.eval()
     with torch.no_grad():
         ea, eb = m.encode(a[:6]), m.encode(b[:6])
@@ -145,6 +146,7 @@ def test_similarity_maps_gradient_for_contrastive(omni_dls):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 3e-3)
     a, b, _ = omni_dls.valid.one_batch()
     same = ff.similarity_maps(learn, a[:4], b[:4])
+    assert same.raw_a.shape == (4, 3, 3)        # Conv4's 1x1 output at 28 px: the last spatial block is explained
     diff = ff.similarity_maps(learn, a[:4], b[:4], sign=-1)
     assert same.method == diff.method == 'grad-cam'
     assert same.a.shape == (4, 28, 28) and 0 <= same.a.min() and same.a.max() <= 1

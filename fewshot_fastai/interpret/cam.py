@@ -30,11 +30,15 @@ class CamResult:
     method: str             # 'cam' or 'grad-cam'
 
 def normalize_maps(m:torch.Tensor, size=None) -> torch.Tensor:
-    "(B,h,w) -> (B,H,W) in [0,1]: bilinear upsampling to `size`, then per-map min-max scaling"
+    """(B,h,w) -> (B,H,W) in [0,1]: bilinear upsampling to `size`, then per-map min-max scaling. A constant map
+    (no spatial information, e.g. all-zero Grad-CAM) becomes all zeros rather than amplified rounding noise."""
+    def range_(t): return t.flatten(1).min(1)[0][:, None, None], t.flatten(1).max(1)[0][:, None, None]
+    lo, hi = range_(m)
+    flat = (hi - lo) <= 1e-6*torch.maximum(hi.abs(), lo.abs()).clamp_min(1e-12)
     if size is not None and tuple(m.shape[-2:]) != tuple(size):
         m = F.interpolate(m[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
-    lo, hi = m.flatten(1).min(1)[0][:, None, None], m.flatten(1).max(1)[0][:, None, None]
-    return (m - lo)/(hi - lo).clamp_min(1e-12)
+    lo, hi = range_(m)
+    return torch.where(flat, torch.zeros_like(m), (m - lo)/(hi - lo).clamp_min(1e-12))
 
 def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
     """(model, batch) from a Learner or module and `x`: a (B,C,H,W) tensor, or images (paths/PIL/tensors) that a
@@ -198,8 +202,8 @@ def _encode_maps(model, x, layer):
     enc = model.encoder
     if layer is None:
         f = enc(x)
-        if f.ndim == 4: return f, _embed_from_maps(model, f)
-        layer = last_conv_layer(enc, x)
+        if f.ndim == 4 and min(f.shape[-2:]) > 1: return f, _embed_from_maps(model, f)
+        layer = last_conv_layer(enc, x)   # vectors, or 1x1 maps (Conv4 at 28 px): the last spatial block
     with Hook(layer, _keep_output, detach=False) as h: f_out = enc(x)
     return h.stored, _embed_from_maps(model, f_out)
 
@@ -210,7 +214,10 @@ def similarity_maps(learn_or_model, a, b, sign:int=1, method:str='auto', layer=N
     """Maps on each image of the pairs (a, b) showing what makes them similar under the model's own score
     (`sign=-1`: what makes them different). Exact where the head's similarity is linear in the pooled features
     (`CosineHead`: the maps sum to the cosine minus its bias part), Grad-CAM on the encoder's maps otherwise
-    (L1, contrastive, prototypical). `a`, `b`: (B,C,H,W) batches, or images for a Learner."""
+    (L1, contrastive, prototypical), or on its last spatial block when they are 1x1. `method`: 'auto', 'exact'
+    or 'grad-cam'. `a`, `b`: (B,C,H,W) batches, or images for a Learner."""
+    if method not in ('auto', 'exact', 'grad-cam'):
+        raise ValueError(f"similarity_maps: method {method!r}: use 'auto', 'exact' or 'grad-cam'")
     model, a = model_inputs(learn_or_model, a)
     _, b = model_inputs(learn_or_model, b)
     if not (hasattr(model, 'encoder') and hasattr(model, 'similarity')):
@@ -218,9 +225,14 @@ def similarity_maps(learn_or_model, a, b, sign:int=1, method:str='auto', layer=N
     head = getattr(model, 'head', None)
     was = model.training; model.eval()
     try:
+        exact = None
         if method != 'grad-cam' and layer is None and hasattr(head, 'decompose'):
-            with torch.no_grad():
-                ra, rb, score = head.decompose(model.encoder(a), model.encoder(b))
+            with torch.no_grad(): fa, fb = model.encoder(a), model.encoder(b)
+            # 1x1 maps hold no spatial information: 'auto' then explains an earlier, spatial layer by gradients
+            if fa.ndim == 4 and (min(fa.shape[-2:]) > 1 or method == 'exact'):
+                with torch.no_grad(): exact = head.decompose(fa, fb)
+        if exact is not None:
+            ra, rb, score = exact
             ra, rb, used = sign*ra, sign*rb, 'exact'
         elif method == 'exact':
             raise ValueError(f'similarity_maps: {type(head or model).__name__} has no exact decomposition; use method="grad-cam"')
