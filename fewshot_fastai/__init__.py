@@ -18,6 +18,11 @@ from .models.protonet import ProtoNet
 from .callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
 from .interpret.cam import CamResult, cam, cam_result, grad_cam, similarity_maps, PairMaps, last_conv_layer
 from .interpret.show import cam_bbox, show_cam, show_pair_cam, show_cams, CAMCallback
+from .gan.data import GANDataLoaders, NoiseImages, gan_images
+from .gan.learner import (dcgan_generator, dcgan_critic, dcgan_init, dcgan_losses, wgan_losses, GANFixes, GANStats,
+                          GANNaNStop, dcgan_learner, wgan_learner)
+from .gan.frechet import frechet_distance, FrechetFeatures, lite0_features
+from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
            'ClassFolder', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
@@ -28,4 +33,8 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'lake_runs', 'load_runs', 'write_runs',
            'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
            'CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
-           'cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback']
+           'cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback',
+           'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
+           'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'frechet_distance',
+           'FrechetFeatures', 'lite0_features', 'generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan',
+           'plot_gan_losses']

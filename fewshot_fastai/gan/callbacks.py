@@ -1,0 +1,148 @@
+"""GAN callbacks: a fixed-noise sample grid every epoch, the Fréchet distance every few epochs as a recorder column,
+checkpoints that can be resumed (weights, optimizer state and the critic/generator phase), and the loss curves."""
+from pathlib import Path
+import torch
+import matplotlib.pyplot as plt
+from torchvision.utils import make_grid
+from fastai.callback.core import Callback
+from fastai.learner import Metric
+from fastai.vision.gan import GANTrainer
+from .frechet import frechet_distance, lite0_features
+from .learner import GANFixes
+
+__all__ = ['generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done']
+
+def epochs_done(learn) -> int:
+    "Epochs finished over all fits of `learn` (restored by `resume_gan`); counted by `GANFixes` after each epoch"
+    return getattr(learn, 'gan_epochs', 0)
+
+@torch.no_grad()
+def generate(generator, z:torch.Tensor, bs:int=256) -> torch.Tensor:
+    "Images in [-1, 1] from noise `z` (N, z_dim), the generator in eval mode (its mode is restored)"
+    was = generator.training
+    generator.eval()
+    try:
+        dev = next(generator.parameters()).device
+        return torch.cat([generator(z[i:i+bs].to(dev)).float().cpu() for i in range(0, len(z), bs)])
+    finally: generator.train(was)
+
+def _fixed_noise(n, z_dim, seed): return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+class GANSamples(Callback):
+    """A grid of `n` images from fixed noise after every `every` epochs, saved to
+    `learn.path/learn.model_dir/{fname}_epoch{NNN}.png`; the grids are kept in `self.grids` ({epochs done: grid})"""
+    order = GANTrainer.order + 5
+    def __init__(self, n:int=32, every:int=1, nrow:int=8, fname:str='samples', seed:int=0, save:bool=True):
+        self.n, self.every, self.nrow, self.fname, self.seed, self.save = n, every, nrow, fname, seed, save
+        self.grids, self.saved = {}, []
+    def before_fit(self):
+        self.z = _fixed_noise(self.n, getattr(self.dls, 'z_dim', 100), self.seed)
+    def grid(self) -> torch.Tensor:
+        "The current generator's images of the fixed noise, as one (3,H,W) grid in [0,1]"
+        return make_grid((generate(self.learn.model.generator, self.z) + 1)/2, nrow=self.nrow, padding=1).clamp(0, 1)
+    def after_epoch(self):
+        done = epochs_done(self.learn)
+        if done % self.every: return
+        g = self.grid()
+        self.grids[done] = g
+        if self.save:
+            d = Path(self.learn.path)/self.learn.model_dir
+            d.mkdir(parents=True, exist_ok=True)
+            path = d/f'{self.fname}_epoch{done:03d}.png'
+            plt.imsave(path, g.permute(1, 2, 0).numpy())
+            self.saved.append(path)
+    def show(self, epochs=None, figsize_per=3.):
+        "The stored grids side by side (all, or the given epoch numbers)"
+        keys = sorted(self.grids) if epochs is None else list(epochs)
+        fig, axs = plt.subplots(1, len(keys), figsize=(figsize_per*len(keys), figsize_per), squeeze=False)
+        for ax, k in zip(axs[0], keys):
+            ax.imshow(self.grids[k].permute(1, 2, 0).numpy()); ax.set_title(f'after epoch {k}', fontsize=9); ax.axis('off')
+        fig.tight_layout()
+        return fig
+
+class _FrechetColumn(Metric):
+    def __init__(self, cb): self.cb = cb
+    def reset(self): pass
+    def accumulate(self, learn): pass
+    @property
+    def value(self): return self.cb.last
+    @property
+    def name(self): return 'frechet'
+
+class GANFrechet(Callback):
+    """Fréchet distance (see `frechet_distance`: NOT the Inception FID) between `n` real training images and `n`
+    images generated from fixed noise, before training and after every `every` epochs; a 'frechet' column of the
+    recorder (the latest value). `features`: a `FrechetFeatures` (default: offline efficientnet_lite0 at 64 px).
+    History: `self.history` = [(epochs done, distance)]."""
+    order = GANTrainer.order + 4
+    def __init__(self, features=None, every:int=1, n:int=512, seed:int=0):
+        self.features, self.every, self.n, self.seed = features, every, n, seed
+        self.history, self.last, self.real = [], None, None
+        self.column = _FrechetColumn(self)
+    def _real_features(self):
+        ds = self.dls.train.dataset
+        x = ds.x[torch.randperm(len(ds.x), generator=torch.Generator().manual_seed(self.seed))[:self.n]]
+        return self.features(x.float()/127.5 - 1)   # uint8 -> [-1, 1], as the generator's tanh
+    def measure(self) -> float:
+        "Distance now, between the real sample and the generator's images of the fixed noise"
+        fake = generate(self.learn.model.generator, self.z)
+        return frechet_distance(self.real, self.features(fake))
+    def before_fit(self):
+        if self.features is None: self.features = lite0_features()
+        if self.real is None: self.real = self._real_features()
+        self.z, self.fitting = _fixed_noise(self.n, getattr(self.dls, 'z_dim', 100), self.seed + 1), True
+        if self.column not in self.learn.metrics: self.learn.metrics = [*self.learn.metrics, self.column]
+        done = epochs_done(self.learn)
+        if not self.history or self.history[-1][0] != done:
+            self.last = self.measure(); self.history.append((done, self.last))
+    def before_validate(self):
+        # the Recorder reads its columns after validation, and GANFixes counts the epoch in after_epoch
+        done = epochs_done(self.learn) + 1
+        if getattr(self, 'fitting', False) and done % self.every == 0:
+            self.last = self.measure(); self.history.append((done, self.last))
+    def after_fit(self):
+        self.fitting = False
+        self.learn.metrics = [m for m in self.learn.metrics if m is not self.column]
+
+class GANCheckpoint(Callback):
+    """After every `every` epochs: `learn.save(fname, with_opt=True)` plus the GAN phase (critic or generator
+    step next, switcher counters) and the epochs done, in `{fname}_gan.pth`. Resume with `resume_gan`."""
+    order = GANTrainer.order + 6
+    def __init__(self, fname:str='gan', every:int=1): self.fname, self.every = fname, every
+    def after_epoch(self):
+        done = epochs_done(self.learn)
+        if done % self.every: return
+        path = self.learn.save(self.fname, with_opt=True)
+        fixes = next(c for c in self.learn.cbs if isinstance(c, GANFixes))
+        torch.save(dict(epochs_done=done, phase=fixes.state), path.with_name(f'{self.fname}_gan.pth'))
+
+def resume_gan(learn, fname:str='gan') -> int:
+    """Load a `GANCheckpoint` into `learn` (weights, optimizer state, phase); the next `fit` goes on from there.
+    -> epochs done"""
+    path = Path(learn.path)/learn.model_dir/f'{fname}_gan.pth'
+    if not path.exists(): raise FileNotFoundError(f'{path}: no GAN checkpoint (GANCheckpoint(fname={fname!r}) writes it)')
+    info = torch.load(path, weights_only=False)
+    learn.load(fname, with_opt=True)
+    fixes = next(c for c in learn.cbs if isinstance(c, GANFixes))
+    fixes.resume = info['phase']
+    learn.gan_epochs = info['epochs_done']
+    return info['epochs_done']
+
+def plot_gan_losses(learn, frechet:GANFrechet|None=None):
+    "Generator and critic losses per step (and the Wasserstein estimate, the Fréchet distance if given) -> figure"
+    st = learn.gan_stats.steps
+    panels = 1 + bool(st['w']) + (frechet is not None and len(frechet.history) > 0)
+    fig, axs = plt.subplots(1, panels, figsize=(4.5*panels, 3), squeeze=False)
+    ax = axs[0, 0]
+    ax.plot(st['crit'], label='critic loss', lw=0.8); ax.plot(st['gen'], label='generator loss', lw=0.8)
+    ax.set_xlabel('step of that model'); ax.legend(); ax.set_title('losses', fontsize=10)
+    i = 1
+    if st['w']:
+        axs[0, i].plot(st['w'], lw=0.8); axs[0, i].set_title('Wasserstein estimate (-critic loss)', fontsize=10)
+        axs[0, i].set_xlabel('critic step'); i += 1
+    if frechet is not None and frechet.history:
+        e, d = zip(*frechet.history)
+        axs[0, i].plot(e, d, 'o-'); axs[0, i].set_title('Fréchet distance (local features)', fontsize=10)
+        axs[0, i].set_xlabel('epochs done')
+    fig.tight_layout()
+    return fig

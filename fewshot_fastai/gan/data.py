@@ -1,0 +1,65 @@
+"""Unconditional image DataLoaders for GANs: batches of `(noise, real image)` as fastai's GAN machinery expects
+(`InvisibleTensor` noise as input, `TensorImage` as target), images normalised to [-1, 1]. Every image is decoded,
+converted and resized once and kept in memory as uint8, so an epoch costs only the models."""
+from pathlib import Path
+import torch
+from PIL import ImageOps
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.data.transforms import IntToFloatTensor, Normalize, get_image_files
+from fastai.vision.core import TensorImage, PILImage, PILImageBW
+from fastai.vision.gan import InvisibleTensor
+from fasttransform import Pipeline
+from ..data.items import _decode
+from ..data.episode_loaders import image_tensor
+
+__all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images']
+
+def gan_images(path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None) -> torch.Tensor:
+    """All images under `path` (any nesting, e.g. Omniglot's Alphabet/character folders), decoded once:
+    (N, n_channels, size, size) uint8. `invert`: white <-> black (Omniglot's ink becomes bright)."""
+    path = Path(path)
+    if not path.is_dir(): raise FileNotFoundError(f'{path}: no such folder of images')
+    files = sorted(get_image_files(path))
+    if max_images is not None: files = files[:max_images]
+    if not files: raise ValueError(f'{path}: no image files found')
+    if n_channels not in (1, 3): raise ValueError(f'n_channels={n_channels}: use 1 (grayscale) or 3 (RGB)')
+    img_cls = PILImageBW if n_channels == 1 else PILImage
+    ims = [_decode(f).convert(img_cls._open_args['mode']) for f in files]
+    if invert: ims = [ImageOps.invert(im) for im in ims]
+    return image_tensor(ims, size, img_cls)
+
+class NoiseImages:
+    """Items `(z, image)`: `z` ~ N(0, I) of size `z_dim`, fresh at every access (`fixed_seed=None`) or fixed per
+    index (validation), and the uint8 image `x[i]`"""
+    def __init__(self, x:torch.Tensor, z_dim:int=100, fixed_seed:int|None=None):
+        self.x, self.z_dim = x, z_dim
+        self.z = None
+        if fixed_seed is not None:
+            self.z = torch.randn(len(x), z_dim, generator=torch.Generator().manual_seed(fixed_seed))
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i):
+        z = self.z[i] if self.z is not None else torch.randn(self.z_dim)
+        return InvisibleTensor(z), TensorImage(self.x[i])
+
+class GANDataLoaders(DataLoaders):
+    """Train: every image once per epoch with fresh noise (shuffled, full batches). Valid: `n_valid` images with
+    fixed noise, on which fastai reports the generator loss. Batches are `(z, real)`, real in [-1, 1]."""
+    @classmethod
+    def from_tensor(cls, x:torch.Tensor, z_dim:int=100, bs:int=64, n_valid:int=64, seed:int=0, device=None):
+        "From uint8 images (N,C,H,W)"
+        if x.dtype != torch.uint8 or x.ndim != 4: raise ValueError(f'expected uint8 images (N,C,H,W), got {x.dtype} {tuple(x.shape)}')
+        if len(x) < bs: raise ValueError(f'{len(x)} images are fewer than one batch (bs={bs})')
+        tfms = [IntToFloatTensor(), Normalize.from_stats(0.5, 0.5)]   # [0,1] -> [-1,1], the range of tanh
+        valid_x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_valid]]
+        dls = cls(DataLoader(NoiseImages(x, z_dim), bs=bs, shuffle=True, drop_last=True, after_batch=Pipeline(tfms)),
+                  DataLoader(NoiseImages(valid_x, z_dim, fixed_seed=seed), bs=bs, after_batch=Pipeline(tfms)),
+                  device=device)
+        dls.z_dim, dls.size, dls.n_channels = z_dim, x.shape[-1], x.shape[1]
+        return dls
+
+    @classmethod
+    def from_folder(cls, path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None, **kwargs):
+        """From every image under `path` (see `gan_images`): e.g. Omniglot with `invert=True` at 32 px, ORL faces
+        at 64 px"""
+        return cls.from_tensor(gan_images(path, size, n_channels, invert, max_images), **kwargs)
