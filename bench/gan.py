@@ -2,7 +2,7 @@
 same nets, data, batch size, optimizers and critic/generator schedule (one phase step per batch, as fastai's
 GANTrainer does), timed in the same run; then the Fréchet distance (local efficientnet_lite0 features, NOT the
 Inception FID) of our trained generator at the start and at the end. Last line: one JSON object."""
-import argparse, copy, json, time, warnings
+import argparse, copy, json, statistics, time, warnings
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 from fastai.vision.all import set_seed
@@ -13,7 +13,7 @@ def parse(argv=None):
     p.add_argument('--loop', default='dcgan', choices=['dcgan', 'wgan'])
     p.add_argument('--data', default='omniglot', choices=['omniglot', 'orl'])
     p.add_argument('--epochs', type=int, default=20, help='training epochs for the Fréchet figure')
-    p.add_argument('--timed-epochs', type=int, default=3, help='epochs timed per loop (after one warm-up epoch)')
+    p.add_argument('--timed-epochs', type=int, default=6, help='epochs timed per loop (after one warm-up epoch)')
     p.add_argument('--bs', type=int, default=64)
     p.add_argument('--nf', type=int, default=64)
     p.add_argument('--fd-n', type=int, default=1000, help='images per set for the Fréchet distance')
@@ -68,8 +68,11 @@ def main(argv=None):
         for _ in range(a.timed_epochs):     # interleaved, so that machine noise hits both alike
             t = time.perf_counter(); learn.fit(1); ours.append(time.perf_counter() - t)
             t = time.perf_counter(); plain_epoch(gen, crit, xf, a, opt_g, opt_c, sched); plain.append(time.perf_counter() - t)
-    ep, pep = sum(ours)/len(ours), sum(plain)/len(plain)
-    print(f'epoch time: ours {ep:.2f}s, plain PyTorch {pep:.2f}s ({100*(ep/pep - 1):+.1f}%)')
+    # medians: this 2-core VM's speed drifts by +-10% from minute to minute
+    ep, pep = statistics.median(ours), statistics.median(plain)
+    ratio = statistics.median(o/p for o, p in zip(ours, plain))
+    print(f'epoch time (median of {a.timed_epochs}): ours {ep:.2f}s, plain PyTorch {pep:.2f}s; '
+          f'median ratio of interleaved pairs {ratio:.3f} ({100*(ratio - 1):+.1f}%)')
     # quality: a fresh learner trained for --epochs, Fréchet distance before and after
     set_seed(a.seed)
     fr = ff.GANFrechet(ff.lite0_features(64), every=max(1, a.epochs//4), n=a.fd_n)
@@ -81,7 +84,8 @@ def main(argv=None):
     print('Fréchet distance (efficientnet_lite0 features, not Inception FID):',
           ', '.join(f'epoch {e}: {d:.1f}' for e, d in fr.history))
     res = dict(loop=a.loop, data=a.data, size=size, images=len(x), bs=a.bs, epoch_seconds=round(ep, 3),
-               plain_epoch_seconds=round(pep, 3), overhead_percent=round(100*(ep/pep - 1), 1),
+               plain_epoch_seconds=round(pep, 3), overhead_percent=round(100*(ratio - 1), 1),
+               epoch_seconds_all=[round(t, 2) for t in ours], plain_epoch_seconds_all=[round(t, 2) for t in plain],
                epochs=a.epochs, train_seconds=round(train_s, 1), fd_start=round(fr.history[0][1], 2),
                fd_end=round(fr.history[-1][1], 2), fd_history=[(e, round(d, 2)) for e, d in fr.history],
                stopped=getattr(learn, 'gan_stopped', None))

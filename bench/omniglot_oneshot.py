@@ -3,6 +3,7 @@ episodes (support and queries from different drawers) on alphabets not used in t
 --runs is given. Also times the cached evaluation against the naive pair-by-pair one on 20-way 5-shot episodes.
 Last line: one JSON object."""
 import argparse, json, math, time, warnings
+import torch
 from fastai.vision.all import PILImageBW, Rotate, Zoom, set_seed, Resize
 import fewshot_fastai as ff
 
@@ -23,6 +24,8 @@ def parse(argv=None):
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
     p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
+    p.add_argument('--pool', default='avg', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
+    p.add_argument('--tta', type=int, default=0, help='test-time augmentation: average embeddings over shifts of up to N px')
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--eval-episodes', type=int, default=100, help='per unseen alphabet')
     p.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder")
@@ -63,7 +66,7 @@ def train(a, cf, method, epochs):
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug,
                                                       group=ff.alphabet_of if a.within_alphabet else None)
-        learn = ff.episodic_learner(dls, a.arch, **enc_kw)
+        learn = ff.episodic_learner(dls, a.arch, pool=a.pool, **enc_kw)
     else:
         dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=hold, seed=a.seed, img_cls=PILImageBW,
                                                       item_tfms=Resize(a.size), batch_tfms=aug, bs=64)
@@ -79,7 +82,20 @@ def epochs_for(a, cf, method, minutes):
     per_epoch = secs*(a.episodes_per_epoch/10 if method == 'protonet' else 1)
     return max(1, math.floor(minutes*60/per_epoch))
 
-def evaluate(a, learn, unseen, runs):
+class ShiftTTA(torch.nn.Module):
+    "Embeddings averaged over the image and its shifts by +-`px` pixels (edges replicated), for evaluation only"
+    def __init__(self, model, px:int):
+        super().__init__()
+        self.model, self.px = model, px
+    def encode(self, x):
+        p = self.px
+        xp = torch.nn.functional.pad(x, (p, p, p, p), mode='replicate')
+        h, w = x.shape[-2:]
+        offs = [(p, p), (0, p), (2*p, p), (p, 0), (p, 2*p)]   # centre, left, right, up, down
+        return torch.stack([self.model.encode(xp[..., i:i+h, j:j+w]) for i, j in offs]).mean(0)
+    def similarity(self, ea, eb): return self.model.similarity(ea, eb)
+
+def evaluate(a, learn, unseen, runs, speed:bool=True):
     res, errs, n_total = {}, {}, 0
     passes = secs = 0.0
     for alpha, cf in unseen.items():
@@ -102,6 +118,7 @@ def evaluate(a, learn, unseen, runs):
         res['runs_error'] = round(100*sum(imgs_err)/len(imgs_err), 2)
         res['runs_trials'] = len(imgs_err)
         print(f"  Lake runs: {res['runs_error']:.2f}% error over {len(imgs_err)} trials")
+    if not speed: return res
     # speed: cached vs naive evaluation on the same 20-way 5-shot episodes, one query per class
     big = max(unseen.values(), key=lambda cf: len(cf.classes))
     eps = ff.EpisodeSampler(big.labels, 20, 5, 1, 3, seed=a.seed, groups=ff.alphabet_of, names=big.classes).episodes()
@@ -127,8 +144,15 @@ def main(argv=None):
         set_seed(a.seed)
         learn, secs = train(a, cf, method, epochs)
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
-        res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2), epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained,
+        res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
+                   epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta,
                    **evaluate(a, learn, unseen, runs))
+        if a.tta:   # the same trained model, evaluated again with shifted copies of every image
+            print(f'with test-time augmentation (shifts of {a.tta} px):')
+            plain = {k: res[k] for k in ('unseen_alphabet_error', 'unseen_alphabet_errors', 'runs_error') if k in res}
+            learn.model = ShiftTTA(learn.model, a.tta)
+            tta = evaluate(a, learn, unseen, runs, speed=False)
+            res.update({k: tta[k] for k in plain}, **{f'{k}_no_tta': v for k, v in plain.items()})
         print(json.dumps(res['speed_20way_5shot']))
         out.append(res)
     print(json.dumps(out[0] if len(out) == 1 else {**out[0], 'compare': out}))

@@ -68,6 +68,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
 def episodic_learner(dls, # `EpisodeDataLoaders`
                      arch='conv4', # as in `siamese_learner`, or an encoder module (e.g. a SiameseModel's `.encoder`)
                      pretrained:bool=False, n_in:int|None=None, encoder_kwargs:dict|None=None,
+                     pool:str='avg', # 'avg' pools the encoder's maps; 'flatten' keeps their layout
                      metrics=accuracy, **kwargs) -> Learner:
     """Learner that trains a prototypical network on episodes (cross-entropy over the episode's classes);
     `fit_one_cycle`, `lr_find` and callbacks such as `NWayEval` work as usual."""
@@ -77,4 +78,4 @@ def episodic_learner(dls, # `EpisodeDataLoaders`
         n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
         encoder = create_encoder(_resolve_arch(arch), n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
         if pretrained: _add_imagenet_norm(dls, n_in)
-    return Learner(dls, ProtoNet(encoder), loss_func=CrossEntropyLossFlat(), metrics=metrics, **kwargs)
+    return Learner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, **kwargs)

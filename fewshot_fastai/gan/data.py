@@ -58,6 +58,16 @@ class GANDataLoaders(DataLoaders):
         dls.z_dim, dls.size, dls.n_channels = z_dim, x.shape[-1], x.shape[1]
         return dls
 
+    def show_batch(self, max_n:int=16, nrow:int=8, ax=None, figsize_per:float=0.9):
+        "A grid of real training images (the plain fastai DataLoader behind this has no `show_batch`)"
+        import matplotlib.pyplot as plt
+        from torchvision.utils import make_grid
+        x = self.train.dataset.x[:max_n].float()/255
+        g = make_grid(x, nrow=nrow, padding=1).permute(1, 2, 0).numpy()
+        if ax is None: _, ax = plt.subplots(figsize=(figsize_per*nrow, figsize_per*(-(-len(x)//nrow))))
+        ax.imshow(g); ax.axis('off')
+        return ax
+
     @classmethod
     def from_folder(cls, path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None, **kwargs):
         """From every image under `path` (see `gan_images`): e.g. Omniglot with `invert=True` at 32 px, ORL faces

@@ -158,19 +158,20 @@ def _gan_learner(dls, generator, critic, losses, switcher, clip, gen_first, opt_
     learn.gan_stats = stats
     return learn
 
-def dcgan_learner(dls, generator=None, critic=None, gen_first:bool=False, cbs=None, lr:float=2e-4, **kwargs) -> GANLearner:
+def dcgan_learner(dls, generator=None, critic=None, gen_first:bool=False, cbs=None, lr:float=2e-4, opt_func=None,
+                  **kwargs) -> GANLearner:
     """DCGAN (Radford et al.) on fastai's `GANLearner`: one critic step then one generator step, Adam (beta1 0.5,
     no weight decay), nets from `dcgan_generator`/`dcgan_critic` at `dls.size` unless given. `learn.fit(n)` trains
     at `lr` (2e-4, as in the paper)."""
-    opt = partial(Adam, mom=0.5, sqr_mom=0.999, wd=0.)
+    opt = opt_func or partial(Adam, mom=0.5, sqr_mom=0.999, wd=0.)
     return _gan_learner(dls, generator, critic, dcgan_losses(), FixedGANSwitcher(1, 1), None, gen_first, opt, False,
                         cbs, lr=lr, **kwargs)
 
 def wgan_learner(dls, generator=None, critic=None, n_critic:int=5, clip:float=0.01, gen_first:bool=False, cbs=None,
-                 lr:float=5e-5, **kwargs) -> GANLearner:
+                 lr:float=5e-5, opt_func=None, **kwargs) -> GANLearner:
     """WGAN (Arjovsky et al.): `n_critic` critic steps per generator step, critic weights clipped to [-clip, clip],
     RMSprop (no momentum, no weight decay); `learn.fit(n)` trains at `lr` (5e-5, as in the paper). Recorder columns:
     gen_loss, crit_loss and the Wasserstein estimate."""
-    opt = partial(RMSProp, mom=0., wd=0.)
+    opt = opt_func or partial(RMSProp, mom=0., wd=0.)
     return _gan_learner(dls, generator, critic, wgan_losses(), FixedGANSwitcher(n_critic, 1), clip, gen_first, opt,
                         True, cbs, lr=lr, **kwargs)

@@ -14,9 +14,12 @@ def prototypes(emb:torch.Tensor, labels:torch.Tensor, n_classes:int|None=None) -
 class ProtoNet(nn.Module):
     """`forward(x, support_labels)`: `x` holds the support images then the queries; returns the queries' logits
     over the episode's classes, minus squared Euclidean distances to the class prototypes. (Q,N)"""
-    def __init__(self, encoder:nn.Module):
+    def __init__(self, encoder:nn.Module, pool:str='avg'):
         super().__init__()
-        self.encoder, self.pool = encoder, nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten())
+        if pool not in ('avg', 'flatten'): raise ValueError(f"ProtoNet: pool={pool!r}: use 'avg' or 'flatten'")
+        # 'flatten' keeps the layout of small final maps (e.g. Conv4's 2x2 at 40 px), as the original ProtoNet did
+        self.encoder = encoder
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten()) if pool == 'avg' else nn.Flatten()
     def encode(self, x):
         "Per-image embeddings: (B,C,H,W) -> (B,D)"
         f = self.encoder(x)
