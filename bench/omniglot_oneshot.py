@@ -24,8 +24,9 @@ def parse(argv=None):
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
     p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
-    p.add_argument('--pool', default='avg', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
-    p.add_argument('--tta', type=int, default=0, help='test-time augmentation: average embeddings over shifts of up to N px')
+    p.add_argument('--pool', default='flatten', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
+    p.add_argument('--tta', type=int, default=2, help='test-time augmentation: average embeddings over the image and its '
+                                                      'shifts by N px left/right/up/down (0: none)')
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--eval-episodes', type=int, default=100, help='per unseen alphabet')
     p.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder")
@@ -152,7 +153,8 @@ def main(argv=None):
             plain = {k: res[k] for k in ('unseen_alphabet_error', 'unseen_alphabet_errors', 'runs_error') if k in res}
             learn.model = ShiftTTA(learn.model, a.tta)
             tta = evaluate(a, learn, unseen, runs, speed=False)
-            res.update({k: tta[k] for k in plain}, **{f'{k}_no_tta': v for k, v in plain.items()})
+            res.update({k: tta[k] for k in plain}, **{f'{k}_no_tta': v for k, v in plain.items()}, tta_views=5)
+            # eval_encoder_passes / eval_seconds stay those of the plain evaluation; TTA costs 5 passes per image
         print(json.dumps(res['speed_20way_5shot']))
         out.append(res)
     print(json.dumps(out[0] if len(out) == 1 else {**out[0], 'compare': out}))

@@ -81,6 +81,8 @@ class GANFrechet(Callback):
         self.column = _FrechetColumn(self)
     def _real_features(self):
         ds = self.dls.train.dataset
+        if not isinstance(getattr(ds, 'x', None), torch.Tensor):
+            raise TypeError(f'GANFrechet reads the real images of GANDataLoaders; got a {type(ds).__name__} dataset')
         x = ds.x[torch.randperm(len(ds.x), generator=torch.Generator().manual_seed(self.seed))[:self.n]]
         return self.features(x.float()/127.5 - 1)   # uint8 -> [-1, 1], as the generator's tanh
     def measure(self) -> float:
