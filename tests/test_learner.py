@@ -59,4 +59,5 @@ def test_orl_faces_contrastive(orl):
     assert learn.recorder.values[-1][2] > 0.7
 
 def test_bad_head(omni_dls):
-    with pytest.raises(ValueError, match="unknown head 'cosine'"): ff.siamese_learner(omni_dls, ff.conv4, head='cosine')
+    with pytest.raises(ValueError, match="unknown head 'dot'"): ff.siamese_learner(omni_dls, ff.conv4, head='dot')
+    with pytest.raises(ValueError, match="unknown head 'dot'"): ff.pair_loss('dot')
