@@ -167,3 +167,17 @@ def test_cam_callback_saves_overlays(omni_dls, tmp_path):
         assert im.shape[0] > 100 and im.std() > 10                     # a real figure, not a blank canvas
     fig = learn.show_cam(2)
     assert len(fig.axes) == 4
+
+def test_cam_from_paths_and_pil_with_a_fastai_learner(orl, tmp_path):
+    "A plain fastai image Learner prepares paths / PIL images itself (its test_dl); the exact CAM still holds"
+    from fastai.vision.all import ImageDataLoaders, Resize, Learner, get_image_files, PILImage
+    dls = ImageDataLoaders.from_folder(orl, valid_pct=0.25, seed=0, item_tfms=Resize((56, 46)), bs=16, num_workers=0)
+    learn = Learner(dls, nn.Sequential(ff.conv4(3, n_blocks=3), create_head(64, dls.c, lin_ftrs=[])), path=tmp_path)
+    files = get_image_files(orl)[:3]
+    by_path = ff.cam_result(learn, files)
+    by_pil = ff.cam_result(learn, [PILImage.create(f) for f in files])
+    assert by_path.method == 'cam' and by_path.maps.shape == (3, 56, 46)
+    assert torch.allclose(by_path.maps, by_pil.maps, atol=1e-5)
+    assert torch.allclose(by_path.raw.sum((1, 2)) + by_path.bias, by_path.logits.gather(1, by_path.target[:, None])[:, 0], atol=1e-4)
+    assert ff.cam(learn, files[0]).shape == (1, 56, 46)
+    with pytest.raises(TypeError, match='need a Learner'): ff.cam(learn.model, files)

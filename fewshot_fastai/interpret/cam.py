@@ -7,6 +7,8 @@ Hooks: fastai's `Hook` is used as a context manager, so hooks are removed even w
 Gradients are taken with `torch.autograd.grad` on the activation that a *forward* hook keeps (not with fastai's
 `hook_output(grad=True)`, which uses the module backward hooks that break on in-place ReLU, as in ResNets)."""
 from dataclasses import dataclass
+from pathlib import Path
+from PIL import Image
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,7 +53,8 @@ def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
     if isinstance(x, torch.Tensor) and x.ndim == 3: return model, x[None].as_subclass(torch.Tensor).to(dev)
     if not isinstance(learn_or_model, Learner):
         raise TypeError('images other than a (B,C,H,W) tensor need a Learner, whose DataLoaders prepare them')
-    dls, items = learn_or_model.dls, list(x) if isinstance(x, (list, tuple)) else [x]
+    one = isinstance(x, (str, Path, Image.Image, torch.Tensor))
+    dls, items = learn_or_model.dls, [x] if one else list(x)
     from ..inference import image_batch
     try: xb = image_batch(dls, items)
     except (AttributeError, ValueError, TypeError):   # plain fastai image DataLoaders: their test_dl prepares items
