@@ -45,6 +45,12 @@ def test_data_inverted_and_normalised(omni1, orl):
     with pytest.raises(FileNotFoundError, match='no-such'): ff.GANDataLoaders.from_folder(omni1/'no-such')
     with pytest.raises(ValueError, match='fewer than one batch'): ff.GANDataLoaders.from_folder(omni1, max_images=8, bs=32)
     with pytest.raises(ValueError, match='size=48'): ff.dcgan_generator(48)
+    # RGB and 64 px nets: shapes and ranges
+    g, c = ff.dcgan_generator(64, 3, nf=8), ff.dcgan_critic(64, 3, nf=8)
+    fake = g(torch.randn(2, 100))
+    assert fake.shape == (2, 3, 64, 64) and fake.abs().max() <= 1 and c(fake).shape == (2, 1)
+    rgb = ff.GANDataLoaders.from_folder(orl, size=64, n_channels=3, bs=16).one_batch()[1]
+    assert rgb.shape == (16, 3, 64, 64)
 
 @pytest.mark.parametrize('kind', ['dcgan', 'wgan'])
 def test_only_the_phase_model_changes(omni_gan, kind):
