@@ -4,7 +4,7 @@ Every unique image of the episodes is encoded once per evaluation; episodes are 
 import time
 import torch
 from fastai.callback.core import Callback
-from fastai.learner import Metric
+from .columns import Column
 from ..data.episodes import EpisodeSampler, drawer_of
 from ..data.items import alphabet_of
 from ..inference import embed, support_scores, class_scores, image_batch
@@ -45,16 +45,6 @@ def naive_episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
         correct += (pred.cpu() == torch.tensor(e.query_labels)).sum().item(); total += len(e.query)
     return dict(accuracy=correct/total, encoder_passes=passes, seconds=time.time() - t)
 
-class _EpisodeMetric(Metric):
-    "Computed once, when the Recorder asks for the epoch's validation metrics"
-    def __init__(self, cb): self.cb = cb
-    def reset(self): pass
-    def accumulate(self, learn): pass
-    @property
-    def value(self): return self.cb.evaluate()
-    @property
-    def name(self): return self.cb.col_name
-
 class NWayEval(Callback):
     """Adds `{n_way}way_{k_shot}shot` accuracy on fixed episodes of `images`/`labels` (e.g. a `ClassFolder` of
     unseen classes) to the recorder after each validation. `groups`/`drawers` give within-alphabet,
@@ -66,7 +56,7 @@ class NWayEval(Callback):
         self.images, self.mode = images, mode
         self.episodes = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, seed, groups, drawers, names).episodes()
         self.col_name = name or f'{n_way}way_{k_shot}shot'
-        self.metric, self.last = _EpisodeMetric(self), None
+        self.metric, self.last = Column(self.col_name, self.evaluate), None
 
     @classmethod
     def from_class_folder(cls, cf, with_alphabets:bool=False, **kwargs):

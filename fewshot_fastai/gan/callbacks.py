@@ -5,7 +5,7 @@ import torch
 import matplotlib.pyplot as plt
 from torchvision.utils import make_grid
 from fastai.callback.core import Callback
-from fastai.learner import Metric
+from ..callbacks.columns import Column
 from fastai.vision.gan import GANTrainer
 from .frechet import frechet_distance, lite0_features
 from .learner import GANFixes
@@ -60,15 +60,6 @@ class GANSamples(Callback):
         fig.tight_layout()
         return fig
 
-class _FrechetColumn(Metric):
-    def __init__(self, cb): self.cb = cb
-    def reset(self): pass
-    def accumulate(self, learn): pass
-    @property
-    def value(self): return self.cb.last
-    @property
-    def name(self): return 'frechet'
-
 class GANFrechet(Callback):
     """Fréchet distance (see `frechet_distance`: NOT the Inception FID) between `n` real training images and `n`
     images generated from fixed noise, before training and after every `every` epochs; a 'frechet' column of the
@@ -78,13 +69,14 @@ class GANFrechet(Callback):
     def __init__(self, features=None, every:int=1, n:int=512, seed:int=0):
         self.features, self.every, self.n, self.seed = features, every, n, seed
         self.history, self.last, self.real = [], None, None
-        self.column = _FrechetColumn(self)
+        self.column = Column('frechet', self.latest)
     def _real_features(self):
         ds = self.dls.train.dataset
         if not isinstance(getattr(ds, 'x', None), torch.Tensor):
             raise TypeError(f'GANFrechet reads the real images of GANDataLoaders; got a {type(ds).__name__} dataset')
         x = ds.x[torch.randperm(len(ds.x), generator=torch.Generator().manual_seed(self.seed))[:self.n]]
         return self.features(x.float()/127.5 - 1)   # uint8 -> [-1, 1], as the generator's tanh
+    def latest(self): return self.last
     def measure(self) -> float:
         "Distance now, between the real sample and the generator's images of the fixed noise"
         fake = generate(self.learn.model.generator, self.z)

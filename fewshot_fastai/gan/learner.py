@@ -17,7 +17,7 @@ from fastcore.basics import listify
 import torch
 from torch import nn
 from fastai.callback.core import Callback, CancelFitException
-from fastai.learner import Metric
+from ..callbacks.columns import Column
 from fastai.optimizer import Adam, RMSProp
 from fastai.vision.gan import GANLearner, GANTrainer, FixedGANSwitcher, basic_generator, basic_critic
 import warnings
@@ -101,30 +101,22 @@ class GANFixes(Callback):
             with torch.no_grad():
                 for p in gt.critic.parameters(): p.clamp_(-gt.clip, gt.clip)
 
-class _EpochMean(Metric):
-    "Mean over the epoch's training steps of one of `GANStats`' series"
-    def __init__(self, stats, key, name): self.stats, self.key, self._name = stats, key, name
-    def reset(self): pass
-    def accumulate(self, learn): pass
-    @property
-    def value(self):
-        v = self.stats.current[self.key]
-        return sum(v)/len(v) if v else None
-    @property
-    def name(self): return self._name
-
 class GANStats(Callback):
     """Recorder columns for the training steps of each epoch: mean generator loss, mean critic loss and, for WGAN,
     the Wasserstein estimate (minus the critic loss). Every step's values: `self.steps`."""
     order = GANTrainer.order - 1   # after_batch before FixedGANSwitcher's, which flips the phase for the next step
     def __init__(self, wasserstein:bool=False):
         self.wasserstein = wasserstein
-        self.columns = [_EpochMean(self, 'gen', 'gen_loss'), _EpochMean(self, 'crit', 'crit_loss')]
-        if wasserstein: self.columns.append(_EpochMean(self, 'w', 'wasserstein'))
+        self.columns = [Column(name, partial(self.mean, key)) for key, name in
+                        [('gen', 'gen_loss'), ('crit', 'crit_loss')] + [('w', 'wasserstein')]*wasserstein]
         self.steps, self.current = dict(gen=[], crit=[], w=[]), dict(gen=[], crit=[], w=[])
     def before_fit(self):
         self.learn.metrics = [m for m in self.learn.metrics if m not in self.columns] + self.columns
     def before_train(self): self.current = dict(gen=[], crit=[], w=[])
+    def mean(self, key):
+        "Mean of this epoch's training-step values of `key` ('gen', 'crit', 'w'), None if there were none"
+        v = self.current[key]
+        return sum(v)/len(v) if v else None
     def after_batch(self):
         if not self.training: return
         v = self.learn.loss.item()

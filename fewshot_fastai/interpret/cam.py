@@ -93,7 +93,7 @@ def _split_model(model:nn.Module):
     return None
 
 def _pooled(f, kind):
-    "Global pooling of maps (B,K,h,w) as the model does it -> (B,K') and how each half is laid out"
+    "Global pooling of maps (B,K,h,w) as the model does it -> (B,K): average, or [max, average] (B,2K) for 'concat'"
     avg, mx = f.mean((2, 3)), f.amax((2, 3))
     return avg if kind == 'avg' else torch.cat([mx, avg], 1)
 

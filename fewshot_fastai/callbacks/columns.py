@@ -1,0 +1,14 @@
+"`Column`: a recorder column whose value a callback computes itself (fastai `Metric`s accumulate over batches)"
+from fastai.learner import Metric
+
+__all__ = ['Column']
+
+class Column(Metric):
+    "A recorder column named `name`; its value is `get()`, read once when the Recorder logs the epoch"
+    def __init__(self, name:str, get): self._name, self.get = name, get
+    def reset(self): pass
+    def accumulate(self, learn): pass
+    @property
+    def value(self): return self.get()
+    @property
+    def name(self): return self._name
