@@ -15,7 +15,7 @@ def parse(argv=None):
     p.add_argument('--train', default='background_small1', choices=list(SETS))
     p.add_argument('--method', default='protonet', choices=['protonet', 'siamese', 'compare'])
     p.add_argument('--minutes', type=float, default=None, help='training budget; sets --epochs from a timing probe')
-    p.add_argument('--epochs', type=int, default=13)
+    p.add_argument('--epochs', type=int, default=30)
     p.add_argument('--episodes-per-epoch', type=int, default=100)
     p.add_argument('--n-way', type=int, default=30, help='training episodes (protonet)')
     p.add_argument('--n-query', type=int, default=5)
