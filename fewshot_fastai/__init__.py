@@ -3,7 +3,7 @@ from ._version import __version__
 from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download, check_hash, cache_dir
 from .data.items import ClassFolder, alphabet_of, label_of
 from .data.pairs import SiameseImage, SiameseDataLoaders, PairSampler, class_split
-from .models.encoders import koch_net, conv4, efficientnet_lite0, create_encoder, PretrainedUnavailable
+from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch, create_encoder, PretrainedUnavailable
 from .models.heads import ConcatHead, L1Head, DistanceHead, CosineHead
 from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
@@ -26,7 +26,7 @@ from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resu
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
            'ClassFolder', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
-           'koch_net', 'conv4', 'efficientnet_lite0', 'create_encoder', 'PretrainedUnavailable',
+           'koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate',
            'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'episodic_learner',

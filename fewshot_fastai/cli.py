@@ -38,18 +38,14 @@ def _demo(a):
 
 def _imagenet_cam(path) -> dict:
     "CAM of efficientnet_lite0 (offline ImageNet weights) on skimage's cat and coffee photos, with boxes"
-    import numpy as np, torch
-    from PIL import Image
     from skimage import data
-    from .models.encoders import efficientnet_lite0
+    from .models.encoders import efficientnet_lite0, imagenet_batch
     from .interpret.cam import cam_result
     from .interpret.show import show_cams, cam_bbox
-    model = efficientnet_lite0(pretrained=True).eval()
-    mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-    ims = [Image.fromarray(getattr(data, n)()).resize((224, 224)) for n in ('chelsea', 'coffee')]
-    x = torch.stack([(torch.tensor(np.asarray(i)).permute(2, 0, 1).float()/255 - mean)/std for i in ims])
-    res = cam_result(model, x)
-    fig = show_cams(ims, res.maps, [f'ImageNet class {t} ({res.method})' for t in res.target.tolist()])
+    from PIL import Image
+    photos = [Image.fromarray(getattr(data, n)()).resize((224, 224)) for n in ('chelsea', 'coffee')]
+    res = cam_result(efficientnet_lite0(pretrained=True).eval(), imagenet_batch(photos))
+    fig = show_cams(photos, res.maps, [f'ImageNet class {t} ({res.method})' for t in res.target.tolist()])
     fig.savefig(path, dpi=80, bbox_inches='tight')
     return dict(classes=res.target.tolist(), boxes=[cam_bbox(m) for m in res.maps])
 

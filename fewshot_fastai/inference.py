@@ -7,6 +7,7 @@ from fastai.vision.core import TensorImage
 from .data.pairs import SiameseImage, find_pair_sampler
 from .data.items import to_image
 from .losses import same_probability
+from .models.protonet import prototypes
 
 __all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'classify']
@@ -55,7 +56,6 @@ def support_scores(learn:Learner, eq:torch.Tensor, es:torch.Tensor, support_labe
     (Snell et al.). The two agree for K=1."""
     if mode == 'mean': return class_scores(similarity(learn, eq, es), support_labels, n_classes)
     if mode == 'prototype':
-        from .models.protonet import prototypes
         return similarity(learn, eq, prototypes(es, torch.as_tensor(support_labels, device=es.device), n_classes))
     raise ValueError(f"support mode {mode!r}: use 'mean' or 'prototype'")
 

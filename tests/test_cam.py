@@ -10,11 +10,6 @@ from fastai.layers import Flatten
 from fastai.vision.all import create_head, create_body, resnet18, PILImageBW, set_seed
 import fewshot_fastai as ff
 
-def _imagenet_batch(arrays, size=224):
-    mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-    ims = [Image.fromarray(a).resize((size, size)) for a in arrays]
-    return torch.stack([(torch.tensor(np.asarray(i)).permute(2, 0, 1).float()/255 - mean)/std for i in ims])
-
 def _all_hooks(model):
     return sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
@@ -25,7 +20,7 @@ def lite0():
 @pytest.fixture(scope='module')
 def natural():
     from skimage import data
-    return _imagenet_batch([data.chelsea(), data.coffee()])
+    return ff.imagenet_batch([data.chelsea(), data.coffee()])
 
 def test_exact_cam_is_the_logit_decomposition_pretrained(lite0, natural):
     res = ff.cam_result(lite0, natural)

@@ -7,6 +7,7 @@ them only with each other (same feature network, image size and sample count).""
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastai.vision.core import imagenet_stats
 
 __all__ = ['frechet_distance', 'FrechetFeatures', 'lite0_features']
 
@@ -31,13 +32,17 @@ def frechet_distance(f1:torch.Tensor, f2:torch.Tensor) -> float:
 
 class FrechetFeatures(nn.Module):
     """Features of GAN images for `frechet_distance`: images in [-1, 1] (B,1 or 3,H,W) are mapped to [0, 1],
-    made RGB if the network wants 3 channels, resized to `size`, normalised with `mean`/`std`, and encoded;
-    feature maps are average-pooled. -> (B,D)"""
-    def __init__(self, encoder:nn.Module, size:int=64, n_in:int=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+    given the `n_in` channels the network wants (grey repeated / RGB averaged), resized to `size`, normalised with
+    `mean`/`std` (one value per channel; default ImageNet's, averaged for grey networks) and encoded; feature maps
+    are average-pooled. -> (B,D)"""
+    def __init__(self, encoder:nn.Module, size:int=64, n_in:int=3, mean=None, std=None):
         super().__init__()
         self.encoder, self.size, self.n_in = encoder.eval(), size, n_in
-        self.register_buffer('mean', torch.tensor(mean[:n_in] if n_in <= len(mean) else mean)[None, :, None, None])
-        self.register_buffer('std', torch.tensor(std[:n_in] if n_in <= len(std) else std)[None, :, None, None])
+        stats = [torch.tensor(v) for v in imagenet_stats]
+        if n_in != 3: stats = [v.mean().repeat(n_in) for v in stats]
+        mean, std = (torch.as_tensor(v if v is not None else d, dtype=torch.float) for v, d in zip((mean, std), stats))
+        self.register_buffer('mean', mean.view(1, -1, 1, 1))
+        self.register_buffer('std', std.view(1, -1, 1, 1))
 
     @torch.no_grad()
     def forward(self, x:torch.Tensor, bs:int=256) -> torch.Tensor:

@@ -12,7 +12,7 @@ from PIL import Image
 import torch
 import torch.nn.functional as F
 from torch import nn
-from fastai.callback.hook import Hook, Hooks
+from fastai.callback.hook import Hooks
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastai.learner import Learner
 
@@ -74,12 +74,13 @@ def _wants_maps(head):
     return isinstance(first, (nn.Flatten, Flatten))
 
 def _split_model(model:nn.Module):
-    """(features_fn, pool, head) if `model` is features -> global pool -> affine head, else None.
-    `pool` is 'avg' or 'concat' (fastai's AdaptiveConcatPool2d)."""
+    """(features_fn, head_fn, pool, affine) if `model` is features -> global pool -> affine head, else None:
+    `model(x) == head_fn(features_fn(x))`; `pool` is 'avg' or 'concat' (fastai's AdaptiveConcatPool2d);
+    `affine` is the part of the head after pooling."""
     if hasattr(model, 'forward_features') and hasattr(model, 'get_classifier') and hasattr(model, 'global_pool'):
         clf = model.get_classifier()       # timm
         if getattr(model.global_pool, 'pool_type', None) == 'avg' and isinstance(clf, nn.Linear):
-            return model.forward_features, 'avg', clf
+            return model.forward_features, model.forward_head, 'avg', clf
         return None
     if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[1], nn.Sequential) and len(model[1]):
         body, head = model[0], model[1]
@@ -89,7 +90,7 @@ def _split_model(model:nn.Module):
         kind = ('avg' if isinstance(pool, nn.AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1)) else
                 'concat' if isinstance(pool, AdaptiveConcatPool2d) and pool.size in (1, (1, 1)) else None)
         if kind and all(isinstance(m, _AFFINE) for m in rest.modules() if m is not rest):
-            return body, kind, rest
+            return body, head, kind, rest
     return None
 
 def _pooled(f, kind):
@@ -101,13 +102,13 @@ def _exact_cam(model, x, target):
     "Exact CAM, or None when the model is not pool -> affine (or its outputs do not match that reading)"
     parts = _split_model(model)
     if parts is None: return None
-    feats, kind, head = parts
+    feats, head, kind, affine = parts
     with torch.no_grad():
-        logits = model(x)
         f = feats(x)
         if f.ndim != 4: return None
+        logits = head(f)
         p = _pooled(f, kind)
-        W, c = _affine(head, p.shape[1], x.device)
+        W, c = _affine(affine, p.shape[1], x.device)
         # never silently wrong: the decomposition must reproduce the model's own logits
         if not torch.allclose(p @ W.t() + c, logits, rtol=1e-3, atol=1e-3*(1 + logits.abs().max().item())): return None
         t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
@@ -127,44 +128,40 @@ def _targets(target, n, device):
     t = torch.as_tensor(target, device=device).long()
     return t.expand(n) if t.ndim == 0 else t
 
-def _record_4d(model, x):
-    "Forward with a hook on every submodule; -> (output, [(module, 4-D output)] in execution order)"
-    seen = []
+def _forward_with_map(model:nn.Module, x:torch.Tensor, layer:nn.Module|None=None):
+    """`model(x)` with the output of `layer`, or by default of the last module (in execution order) whose output is a
+    spatial (B,C,h>1,w>1) map: one forward pass, graph kept. -> (output, map, module)"""
+    last = []
     def keep(m, i, o):
-        if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1: seen.append((m, o))
-    mods = [m for m in model.modules() if m is not model]
+        if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1: last[:] = [m, o]
+    mods = [layer] if layer is not None else [m for m in model.modules() if m is not model]
     with Hooks(mods, keep, detach=False): out = model(x)
-    return out, seen
+    if not last:
+        what = f'layer {type(layer).__name__}' if layer is not None else f'{type(model).__name__} has no layer that'
+        raise ValueError(f'{what} gave no spatial (B,C,h,w) output on inputs of shape {tuple(x.shape)}')
+    return out, last[1], last[0]
 
 def last_conv_layer(model:nn.Module, x:torch.Tensor) -> nn.Module:
     """The module whose output is the last spatial (B,C,h,w>1) feature map of a forward pass: the outermost
     block that ends the convolutional part (e.g. a ResNet's layer4, a fastai body)."""
     was = model.training; model.eval()
     try:
-        with torch.no_grad(): _, seen = _record_4d(model, x[:1])
+        with torch.no_grad(): return _forward_with_map(model, x[:1])[2]
     finally: model.train(was)
-    if not seen: raise ValueError(f'{type(model).__name__} has no layer with a spatial output on inputs of shape {tuple(x.shape)}')
-    return seen[-1][0]
 
-def _keep_output(m, i, o): return o
-
-def _grad_maps(act:torch.Tensor, score:torch.Tensor) -> torch.Tensor:
-    "Grad-CAM: ReLU(sum_k mean(d score/d A_k) * A_k) -> (B,h,w)"
-    g, = torch.autograd.grad(score.sum(), act, retain_graph=False)
-    return F.relu((g.mean((2, 3), keepdim=True)*act).sum(1)).detach()
+def _weighted_maps(act:torch.Tensor, grad:torch.Tensor) -> torch.Tensor:
+    "Grad-CAM: ReLU(sum_k mean(grad_k) * A_k), (B,K,h,w) -> (B,h,w)"
+    return F.relu((grad.mean((2, 3), keepdim=True)*act).sum(1)).detach()
 
 def grad_cam(model:nn.Module, x:torch.Tensor, target=None, layer:nn.Module|None=None) -> CamResult:
-    "Grad-CAM of `target` (default: predicted class) at `layer` (default: `last_conv_layer`)"
-    layer = layer or last_conv_layer(model, x)
+    "Grad-CAM of `target` (default: predicted class) at `layer` (default: the last spatial block, same pass)"
     was = model.training; model.eval()
     try:
-        with torch.enable_grad(), Hook(layer, _keep_output, detach=False) as h:
-            logits = model(x)
-            act = h.stored
-            if not isinstance(act, torch.Tensor) or act.ndim != 4:
-                raise ValueError(f'grad_cam: layer {type(layer).__name__} gave no (B,C,h,w) output')
+        with torch.enable_grad():
+            logits, act, _ = _forward_with_map(model, x, layer)
             t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
-            raw = _grad_maps(act, logits.gather(1, t[:, None]))
+            g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), act)
+            raw = _weighted_maps(act, g)
     finally: model.train(was)
     return CamResult(normalize_maps(raw, x.shape[-2:]), raw, t, logits.detach(), None, 'grad-cam')
 
@@ -201,14 +198,10 @@ class PairMaps:
     raw_b: torch.Tensor
 
 def _encode_maps(model, x, layer):
-    "(feature maps with graph, embedding) of `x` through a siamese/proto model's encoder"
-    enc = model.encoder
-    if layer is None:
-        f = enc(x)
-        if f.ndim == 4 and min(f.shape[-2:]) > 1: return f, _embed_from_maps(model, f)
-        layer = last_conv_layer(enc, x)   # vectors, or 1x1 maps (Conv4 at 28 px): the last spatial block
-    with Hook(layer, _keep_output, detach=False) as h: f_out = enc(x)
-    return h.stored, _embed_from_maps(model, f_out)
+    """(maps to explain, with graph; embedding) of `x` through a siamese/proto model's encoder, in one pass: the
+    encoder's last spatial output (its own output unless that is 1x1 or a vector, as Conv4 at 28 px), or `layer`'s"""
+    out, act, _ = _forward_with_map(model.encoder, x, layer)
+    return act, _embed_from_maps(model, out)
 
 def _embed_from_maps(model, f):
     return model.head.embed(f) if hasattr(model, 'head') else model.pool(f) if f.ndim == 4 else f
@@ -245,8 +238,7 @@ def similarity_maps(learn_or_model, a, b, sign:int=1, method:str='auto', layer=N
                 fb, eb = _encode_maps(model, b, layer)
                 s = model.similarity(ea, eb)
                 ga, gb = torch.autograd.grad((sign*s).sum(), [fa, fb])
-            ra = F.relu((ga.mean((2, 3), keepdim=True)*fa).sum(1)).detach()
-            rb = F.relu((gb.mean((2, 3), keepdim=True)*fb).sum(1)).detach()
+            ra, rb = _weighted_maps(fa, ga), _weighted_maps(fb, gb)
             score, used = s.detach(), 'grad-cam'
     finally: model.train(was)
     return PairMaps(normalize_maps(ra, a.shape[-2:]), normalize_maps(rb, b.shape[-2:]), score, used, ra, rb)

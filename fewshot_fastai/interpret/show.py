@@ -107,16 +107,13 @@ class CAMCallback(Callback):
         self.n, self.every_epoch, self.fname, self.saved = n, every_epoch, fname, []
 
     def _save(self):
-        was = self.learn.model.training
-        try:
-            fig = self.learn.show_cam(self.n)
-            d = self.learn.path/self.learn.model_dir
-            d.mkdir(parents=True, exist_ok=True)
-            path = d/f'{self.fname}_epoch{self.learn.epoch}.png'
-            fig.savefig(path, dpi=80)
-            plt.close(fig)
-            self.saved.append(path)
-        finally: self.learn.model.train(was)
+        fig = self.learn.show_cam(self.n)    # cam / similarity_maps put the model back in its training mode
+        d = self.learn.path/self.learn.model_dir
+        d.mkdir(parents=True, exist_ok=True)
+        path = d/f'{self.fname}_epoch{self.learn.epoch}.png'
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        self.saved.append(path)
 
     def after_epoch(self):
         if self.every_epoch: self._save()

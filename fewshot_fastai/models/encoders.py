@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from fastai.vision.learner import create_body, model_meta
 
-__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'create_encoder', 'encoder_features', 'PretrainedUnavailable']
+__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'encoder_features', 'PretrainedUnavailable']
 
 class PretrainedUnavailable(RuntimeError):
     "Pretrained weights could not be fetched (typically: no internet)"
@@ -70,6 +70,14 @@ def efficientnet_lite0(pretrained:bool=False, # load the ImageNet checkpoint shi
         stem = nn.Conv2d(n_in, w.shape[0], 3, 2, 1, bias=False); stem.weight.data = new
         model.conv_stem = stem
     return model
+
+def imagenet_batch(images, size:int=224) -> torch.Tensor:
+    "RGB images (PIL or HxWx3 uint8 arrays) resized to `size` and normalised with fastai's `imagenet_stats`: (B,3,S,S)"
+    from PIL import Image
+    from fastai.vision.core import image2tensor, imagenet_stats
+    mean, std = (torch.tensor(v)[:, None, None] for v in imagenet_stats)
+    ims = [(im if isinstance(im, Image.Image) else Image.fromarray(im)).convert('RGB').resize((size, size)) for im in images]
+    return torch.stack([(image2tensor(im).float()/255 - mean)/std for im in ims])
 
 def _offline_error(name, e):
     return PretrainedUnavailable(f'pretrained weights for {name} could not be loaded ({type(e).__name__}: {e}). '
