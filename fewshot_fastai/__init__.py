@@ -3,11 +3,11 @@ from ._version import __version__
 from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download, check_hash, cache_dir
 from .data.items import ClassFolder, alphabet_of, label_of
 from .data.pairs import SiameseImage, SiameseDataLoaders, PairSampler, class_split
-from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch, create_encoder, PretrainedUnavailable
+from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch, create_encoder, resolve_arch, PretrainedUnavailable
 from .models.heads import ConcatHead, L1Head, DistanceHead, CosineHead
 from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
-from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate
+from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate, fit_logistic, calibration_error
 from .learner import siamese_learner
 from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores
 from .learner import episodic_learner
@@ -26,9 +26,9 @@ from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resu
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
            'ClassFolder', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
-           'koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'PretrainedUnavailable',
+           'koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
-           'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate',
+           'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error',
            'siamese_learner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'episodic_learner',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'lake_runs', 'load_runs', 'write_runs',
            'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',

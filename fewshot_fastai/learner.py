@@ -16,14 +16,6 @@ from .callbacks.threshold import PairAccuracy, FitThreshold
 
 __all__ = ['siamese_learner', 'episodic_learner']
 
-def _resolve_arch(arch):
-    "Our encoders and fastai/torchvision archs by name; any other string is a timm model name"
-    if not isinstance(arch, str) or arch == 'efficientnet_lite0': return arch
-    from fastai.vision import models as fv
-    import torchvision.models as tvm
-    from .models import encoders
-    return {'conv4': encoders.conv4, 'koch_net': encoders.koch_net}.get(arch) or getattr(fv, arch, None) or getattr(tvm, arch, None) or arch
-
 def _batch_shape(dls):
     "(channels, height, width) of the images in `dls`"
     return tuple(dls.valid.one_batch()[0].shape[1:])
@@ -52,7 +44,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     if head not in HEADS: raise ValueError(f"unknown head {head!r}: choose from {list(HEADS)}")
     c, h, w = _batch_shape(dls)
     n_in = c if n_in is None else n_in
-    encoder = create_encoder(_resolve_arch(arch), n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
+    encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
     nf, maps = encoder_features(encoder, n_in, (h, w))
     head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
     loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
@@ -76,6 +68,6 @@ def episodic_learner(dls, # `EpisodeDataLoaders`
     if isinstance(arch, nn.Module): encoder = arch
     else:
         n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
-        encoder = create_encoder(_resolve_arch(arch), n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
+        encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
         if pretrained: _add_imagenet_norm(dls, n_in)
     return Learner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, **kwargs)

@@ -8,20 +8,24 @@ __all__ = ['ContrastiveLoss', 'pair_loss', 'same_probability']
 
 class ContrastiveLoss(nn.Module):
     """Hadsell et al. contrastive loss on distances `d` (B,): same pairs pulled together, `d**2`; different
-    pairs pushed beyond `margin`, `relu(margin-d)**2`. A pair is predicted 'same' when `d < thresh`; `thresh`
-    starts at `margin/2` and `FitThreshold` re-chooses it on the validation set."""
-    def __init__(self, margin:float=1.0, thresh:float|None=None):
+    pairs pushed beyond `margin`, `relu(margin-d)**2`. The probability of 'same' is the logistic
+    `sigmoid(scale*(thresh - d))`; a pair is predicted 'same' when it is over 0.5, i.e. `d < thresh`. Until
+    `FitThreshold` fits `thresh` and `scale` on the validation pairs (a logistic regression of same/different on
+    the distance), they are `margin/2` and `10/margin` and the activation is an uncalibrated score."""
+    def __init__(self, margin:float=1.0, thresh:float|None=None, scale:float|None=None):
         super().__init__()
         self.margin, self.thresh = margin, margin/2 if thresh is None else thresh
+        self.scale = 10/margin if scale is None else scale
+        self.calibrated = False
     def forward(self, d, targ):
-        y = targ.float().view(-1); d = d.view(-1)
+        y = targ.float().view(-1); d = d.float().view(-1)   # float32 whatever the autocast dtype
         return (y*d.pow(2) + (1-y)*F.relu(self.margin - d).pow(2)).mean()/2
     def decodes(self, p):
-        "As fastai does, decodes the `activation`: 'same' (1) when the score is over 0.5, i.e. `d < thresh`"
+        "As fastai does, decodes the `activation`: 'same' (1) when the probability is over 0.5, i.e. `d < thresh`"
         return (p > 0.5).long()
     def activation(self, d):
-        "A score in (0,1), 0.5 at `thresh`, rising as pairs get closer (not a calibrated probability)"
-        return torch.sigmoid((self.thresh - d)*10/self.margin)
+        "Probability of 'same' in (0,1), 0.5 at `thresh`, rising as pairs get closer (calibrated once fitted)"
+        return torch.sigmoid((self.thresh - d.float())*self.scale)
 
 def pair_loss(head:str, margin:float=1.0):
     "The loss that goes with head 'concat' (2 logits), 'l1' or 'cosine' (1 logit) or 'contrastive' (distance)"
@@ -31,6 +35,7 @@ def pair_loss(head:str, margin:float=1.0):
     raise ValueError(f"unknown head {head!r}: choose 'concat', 'l1', 'cosine' or 'contrastive'")
 
 def same_probability(loss_func, out:torch.Tensor) -> torch.Tensor:
-    "Probability (score) that each pair is 'same', from model outputs `out`: (B,2) logits, (B,) logits or distances"
+    """Probability that each pair is 'same', from model outputs `out`: (B,2) logits, (B,) logits or distances
+    (through the contrastive loss's logistic calibration)"""
     act = loss_func.activation(out)
     return act[:, 1] if act.ndim == 2 else act.view(-1)

@@ -3,7 +3,7 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import Metric
 
-__all__ = ['PairAccuracy', 'best_threshold', 'equal_error_rate', 'FitThreshold']
+__all__ = ['PairAccuracy', 'best_threshold', 'fit_logistic', 'equal_error_rate', 'calibration_error', 'FitThreshold']
 
 class PairAccuracy(Metric):
     """Accuracy of same/different predictions, `loss_func.decodes(loss_func.activation(out))` as in fastai. Outputs are kept until the end of
@@ -24,7 +24,7 @@ class PairAccuracy(Metric):
 def best_threshold(dist:torch.Tensor, same:torch.Tensor) -> float:
     "Threshold `t` maximising the accuracy of `dist < t` for labels `same`; midway between neighbouring distances"
     d, order = dist.view(-1).float().sort()
-    y = same.view(-1)[order].float()
+    y = same.view(-1).to(order.device)[order].float()
     # predicting 'same' for the k smallest distances: correct = same among them + different among the rest
     correct = torch.cat([y.new_zeros(1), y.cumsum(0)]) + (1 - y).sum() - torch.cat([y.new_zeros(1), (1 - y).cumsum(0)])
     k = int(correct.argmax())
@@ -36,7 +36,7 @@ def equal_error_rate(scores:torch.Tensor, same:torch.Tensor) -> float:
     """Verification EER: the error where false accepts (different pairs scored >= t) equal false rejects (same
     pairs scored < t), over all thresholds t; scores rise with 'same'. Averages the two rates at the crossing."""
     s, order = scores.view(-1).float().sort(descending=True)
-    y = same.view(-1)[order].float()
+    y = same.view(-1).to(order.device)[order].float()
     n_same, n_diff = y.sum(), (1 - y).sum()
     if n_same == 0 or n_diff == 0: raise ValueError('equal_error_rate needs both same and different pairs')
     far = (1 - y).cumsum(0)/n_diff          # accepting the k+1 highest scores
@@ -44,12 +44,52 @@ def equal_error_rate(scores:torch.Tensor, same:torch.Tensor) -> float:
     k = int((far - frr).abs().argmin())
     return float((far[k] + frr[k])/2)
 
+def fit_logistic(dist:torch.Tensor, same:torch.Tensor, l2:float=1e-6, iters:int=100) -> tuple[float, float]:
+    """Logistic regression of `same` on the distance, `p = sigmoid(scale*(thresh - dist))`, by Newton's method
+    in float64 (a small `l2` penalty keeps the slope finite on separable pairs). -> (thresh, scale)"""
+    # two parameters: Newton's method is exact and quick; torch/sklearn optimisers would add a dependency or tuning
+    d = dist.detach().view(-1).double().cpu(); y = same.detach().view(-1).double().cpu()
+    if len(d) != len(y): raise ValueError(f'fit_logistic: {len(d)} distances but {len(y)} labels')
+    if y.min() == y.max(): raise ValueError('fit_logistic needs both same and different pairs')
+    mu, sd = d.mean(), d.std().clamp_min(1e-12)
+    X = torch.stack([torch.ones_like(d), (d - mu)/sd], 1)
+    w = torch.zeros(2, dtype=torch.float64)
+    for _ in range(iters):
+        p = torch.sigmoid(X @ w)
+        g = X.t() @ (p - y)/len(y) + l2*w
+        H = (X.t()*(p*(1 - p))) @ X/len(y) + l2*torch.eye(2, dtype=torch.float64)
+        step = torch.linalg.solve(H, g)
+        w = w - step
+        if step.abs().max() < 1e-10: break
+    b0, b1 = float(w[0]), float(w[1])/float(sd)      # p = sigmoid(b0 + b1*(d - mu))
+    if b1 >= 0: raise ValueError('fit_logistic: same pairs are not closer than different ones; cannot calibrate')
+    return float(mu) - b0/b1, -b1
+
+def calibration_error(prob:torch.Tensor, same:torch.Tensor, n_bins:int=10) -> float:
+    "Expected calibration error of probabilities `prob` of 'same' against labels `same`: equal-width bins, weighted by size"
+    p, y = prob.detach().view(-1).double().cpu(), same.detach().view(-1).double().cpu()
+    bins = (p*n_bins).long().clamp(max=n_bins - 1)
+    return float(sum((p[bins == k].mean() - y[bins == k].mean()).abs()*(bins == k).sum()
+                     for k in range(n_bins) if (bins == k).any())/len(p))
+
 class FitThreshold(Callback):
-    "After each validation, sets `loss_func.thresh` to the distance threshold that is most accurate on it"
+    """Fits the contrastive loss's decision threshold and probability calibration (`fit_logistic`) on the
+    learner's own validation pairs, after each validation that follows a training epoch in `fit`. It leaves them
+    alone in `get_preds`, `validate` and any other evaluation, so a test set never tunes them."""
     order = 40  # before the Recorder (50) computes the epoch's metrics
+    def before_fit(self): self._after_train = False
+    def after_train(self): self._after_train = True
     def before_validate(self): self.dists, self.sames = [], []
     def after_batch(self):
-        if self.training: return
+        if self.training or not getattr(self, '_after_train', False) or self.learn.y is None: return
         self.dists.append(self.learn.pred.detach().float().cpu()); self.sames.append(self.learn.y.detach().cpu().view(-1))
     def after_validate(self):
-        if self.dists: self.learn.loss_func.thresh = best_threshold(torch.cat(self.dists), torch.cat(self.sames))
+        fit_now, self._after_train = getattr(self, '_after_train', False), False
+        if not (fit_now and self.dists and self.learn.dl is self.learn.dls.valid): return
+        d, y = torch.cat(self.dists), torch.cat(self.sames)
+        lf = self.learn.loss_func
+        try: lf.thresh, lf.scale = fit_logistic(d, y)
+        except ValueError:   # one-class or unordered pairs early in training: the accuracy-best threshold only
+            if y.min() != y.max(): lf.thresh = best_threshold(d, y)
+            return
+        lf.calibrated = True

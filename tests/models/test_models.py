@@ -24,14 +24,38 @@ def test_conv4_and_create_encoder():
     assert enc(torch.rand(2, 1, 64, 64)).shape == (2, 512, 2, 2)
     timm_enc = ff.create_encoder('resnet10t', n_in=1)
     assert timm_enc(torch.rand(2, 1, 64, 64)).shape[1] == 512
-    with pytest.raises(ValueError, match='unknown timm model'): ff.create_encoder('no_such_net_v9')
+    with pytest.raises(ValueError, match="unknown encoder 'no_such_net_v9'"): ff.create_encoder('no_such_net_v9')
 
-def test_pretrained_offline_fails_clearly(tmp_path, monkeypatch):
+def _state_shapes(m): return [(k, tuple(v.shape)) for k, v in m.state_dict().items()]
+
+def test_one_registry_of_encoder_names(omni_dls, omni_small):
+    "A name builds the same network through every entry point (torchvision's efficientnet_b0, not timm's)"
+    import torchvision
+    from fastai.vision.all import PILImageBW
+    direct = ff.create_encoder('efficientnet_b0', n_in=1)
+    assert ff.resolve_arch('efficientnet_b0') is torchvision.models.efficientnet_b0
+    siam = ff.siamese_learner(omni_dls, 'efficientnet_b0', head='l1').model.encoder
+    edls = ff.EpisodeDataLoaders.from_class_folder(ff.ClassFolder(omni_small), size=28, img_cls=PILImageBW, n_way=3,
+                                                   n_query=1, episodes_per_epoch=2, valid_episodes=2)
+    epi = ff.episodic_learner(edls, 'efficientnet_b0').model.encoder
+    assert _state_shapes(direct) == _state_shapes(siam) == _state_shapes(epi)
+    assert ff.resolve_arch('conv4') is ff.conv4 and ff.resolve_arch('resnet10t') == 'resnet10t'   # ours; timm-only
+
+@pytest.fixture
+def no_network(monkeypatch):
+    "Any connection attempt fails, as on an offline machine: the test cannot download even where there is internet"
+    import socket
+    def refuse(*a, **k): raise OSError('network disabled in this test')
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+
+def test_pretrained_offline_fails_clearly(tmp_path, monkeypatch, no_network):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))  # no cached torchvision weights
     with pytest.raises(ff.PretrainedUnavailable, match=r"resnet18 could not be loaded.*pretrained=False"):
         ff.create_encoder(resnet18, pretrained=True)
     # timm goes through the Hugging Face hub; in offline mode it fails at once
-    code = "import fewshot_fastai as ff\ntry: ff.create_encoder('resnet10t', pretrained=True)\nexcept ff.PretrainedUnavailable as e: print('CLEAR', e)"
+    code = "import socket\ndef refuse(*a, **k): raise OSError('offline')\nsocket.socket.connect = refuse\n" \
+           "import fewshot_fastai as ff\ntry: ff.create_encoder('resnet10t', pretrained=True)\nexcept ff.PretrainedUnavailable as e: print('CLEAR', e)"
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_HOME': str(tmp_path)}
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120).stdout
     assert out.startswith('CLEAR pretrained weights for resnet10t could not be loaded')
@@ -42,7 +66,7 @@ def _imagenet_batch(*imgs):
     return (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None])/torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
 def test_offline_efficientnet_lite0_classifies_imagenet():
-    skd = pytest.importorskip('skimage.data')
+    import skimage.data as skd   # a dev dependency: a missing one fails the test rather than skipping it
     m = ff.efficientnet_lite0(pretrained=True).eval()
     with torch.no_grad(): p = m(_imagenet_batch(skd.chelsea(), skd.coffee())).softmax(-1)
     assert 281 <= int(p[0].argmax()) <= 285 and p[0, 281:286].sum() > 0.8   # a cat
