@@ -80,6 +80,19 @@ def test_grad_cam_with_inplace_relu_resnet():
     layer = body[4][0].bn1
     res = ff.cam_result(model, x, layer=layer)
     assert res.method == 'grad-cam' and res.maps.shape == (2, 64, 64) and torch.isfinite(res.maps).all()
+    assert (res.raw.flatten(1).amax(1) > 0).all()                       # not an all-zero map
+    # the same Grad-CAM computed by hand: a plain forward hook, autograd.grad, channel weights = mean gradient
+    for lay in (body[6], body):
+        acts = []
+        h = lay.register_forward_hook(lambda m, i, o: acts.append(o))
+        try: logits = model(x)
+        finally: h.remove()
+        t = logits.argmax(1)
+        g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), acts[0])
+        manual = torch.relu((g.mean((2, 3))[:, :, None, None]*acts[0]).sum(1)).detach()
+        ours = ff.cam_result(model, x, layer=lay)
+        assert ours.method == 'grad-cam' and (manual.flatten(1).amax(1) > 0).all()
+        assert torch.allclose(ours.raw, manual, atol=1e-6) and torch.equal(ours.target, t)
     assert ff.last_conv_layer(model, x) is body                       # the last block with spatial output
     assert ff.cam_result(model, x).maps.shape == (2, 64, 64)
     assert _all_hooks(model) == 0

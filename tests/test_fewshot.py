@@ -21,15 +21,17 @@ def unseen(omni_dls):
     return cf.subset(lambda c: c in set(omni_dls.valid_classes))
 
 def test_classify_support_set(trained, unseen):
-    sup = {unseen.classes[l]: [] for l in range(len(unseen.classes))}
+    "Balanced: 2 support images and 18 queries for every one of the 6 unseen classes (chance 1/6)"
+    sup = {c: [] for c in unseen.classes}
     queries, truth = [], []
     for f, im, l in zip(unseen.files, unseen.images, unseen.label_names()):
         if len(sup[l]) < 2: sup[l].append(im)                 # 2-shot support, PIL images
-        elif len(queries) < 60 and len(sup[l]) == 2: queries.append(f); truth.append(l)
+        else: queries.append(f); truth.append(l)
+    assert len(sup) == 6 and all(truth.count(c) == 18 for c in sup)
     labels, scores = ff.classify(trained, queries, sup, progress=False)
     assert scores.shape == (len(queries), len(sup)) and set(labels) <= set(sup)
     acc = sum(a == b for a, b in zip(labels, truth))/len(truth)
-    assert acc > 2/len(sup), f'{acc} is not above chance 1/{len(sup)}'
+    assert acc > 0.5, f'{acc} on 6-way 2-shot (chance 1/6; measured 0.59-0.89 over seeds 0-2)'
     # scores are per-class means of the pair similarities
     es = ff.inference.embed(trained, sup[unseen.classes[0]]); eq = ff.inference.embed(trained, queries[:3])
     assert torch.allclose(scores[:3, 0], ff.inference.similarity(trained, eq, es).mean(1), atol=1e-5)
@@ -39,7 +41,7 @@ def test_episode_accuracy_encodes_each_image_once(trained, unseen):
     eps = EpisodeSampler(unseen.labels, n_way=5, k_shot=5, n_query=1, n_episodes=10, seed=0).episodes()
     res = episode_accuracy(trained, unseen.images, eps)
     assert res['encoder_passes'] == len({i for e in eps for i in e.support + e.query}) <= 10*(5*5 + 5)
-    assert 0.2 < res['accuracy'] <= 1
+    assert res['accuracy'] > 0.6, res   # 5-way (chance 0.2); measured 0.70-0.96 over seeds 0-2
     # the seed-style evaluation (full forward per query x support pair) gives the same answer, at more passes
     naive = naive_episode_accuracy(trained, unseen.images, eps)
     assert naive['accuracy'] == pytest.approx(res['accuracy'])
@@ -59,7 +61,7 @@ def test_prototype_mode_scores_class_means(trained, unseen):
     assert torch.allclose(ff.classify(trained, queries, one, progress=False, mode='prototype')[1],
                           ff.classify(trained, queries, one, progress=False)[1], atol=1e-5)
     eps = EpisodeSampler(unseen.labels, n_way=5, k_shot=5, n_query=2, n_episodes=10, seed=0).episodes()
-    assert episode_accuracy(trained, unseen.images, eps, mode='prototype')['accuracy'] > 0.2
+    assert episode_accuracy(trained, unseen.images, eps, mode='prototype')['accuracy'] > 0.6   # measured 0.73-0.94
     with pytest.raises(ValueError, match="mode 'median'"): ff.classify(trained, queries, sup, progress=False, mode='median')
     with pytest.raises(ValueError, match='NWayEval'): NWayEval(unseen.images, unseen.labels, n_way=5, mode='median')
 
@@ -69,8 +71,12 @@ def test_nway_column_in_recorder(omni_dls, unseen):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 3e-3)
     assert learn.recorder.metric_names[-2] == '5way_1shot'
     vals = [v[-1] for v in learn.recorder.values]
-    assert len(vals) == 2 and all(0 <= v <= 1 for v in vals) and vals[-1] == cb.last['accuracy']
-    assert cb.last['encoder_passes'] <= 20*(5 + 5)
+    assert len(vals) == 2 and vals[-1] == cb.last['accuracy']
+    # the column is the accuracy of the final weights on the callback's own episodes, each distinct image encoded once
+    again = episode_accuracy(learn, unseen.images, cb.episodes)
+    assert vals[-1] == pytest.approx(again['accuracy'])
+    assert cb.last['encoder_passes'] == len({i for e in cb.episodes for i in (*e.support, *e.query)})
+    assert len(cb.episodes) == 20 and all(e.n_way == 5 and len(e.query) == 5 for e in cb.episodes)
     assert cb.metric not in learn.metrics   # removed after fit
     with learn.no_bar(): learn.validate()   # a plain validate does not need it
 

@@ -1,4 +1,5 @@
 "DCGAN / WGAN loops on fastai's GANLearner, on real Omniglot and ORL images: phases, clipping, NaN stop, metric"
+from copy import deepcopy
 from functools import partial
 import warnings
 import pytest
@@ -89,13 +90,29 @@ def test_phases_follow_gen_first_and_n_critic_across_epochs(omni_gan, gen_first)
     with plain.no_bar(), plain.no_logging(): plain.fit(2)
     assert ''.join(p for p, _, _ in log2.log)[8] == 'G'
 
+class Wasserstein(Callback):
+    "E[f(real)] - E[f(fake)] of each critic step's batch, computed afresh with the weights that step used"
+    order = 100
+    def before_fit(self): self.w = []
+    def after_loss(self):
+        if not self.training or self.learn.gan_trainer.gen_mode: return
+        # copies, so that BatchNorm's running statistics and autograd's saved tensors stay untouched
+        crit, gen = deepcopy(self.learn.model.critic), deepcopy(self.learn.model.generator)
+        with torch.no_grad():
+            real, noise = self.learn.xb[0], self.learn.yb[0]   # GANTrainer swaps them in critic steps
+            self.w.append((crit(real).mean() - crit(gen(noise)).mean()).item())
+
 def test_wgan_clipping_and_wasserstein_column(omni_gan):
     gen, crit = _nets()
-    learn = ff.wgan_learner(omni_gan, gen, crit, clip=0.01)
+    rec = Wasserstein()
+    learn = ff.wgan_learner(omni_gan, gen, crit, clip=0.01, cbs=rec)
     with learn.no_bar(), learn.no_logging(): learn.fit(2)
     assert max(p.abs().max().item() for p in learn.model.critic.parameters()) <= 0.01 + 1e-7
     assert learn.recorder.metric_names[3:6] == ['gen_loss', 'crit_loss', 'wasserstein']
-    for row in learn.recorder.values: assert row[4] == pytest.approx(-row[3])   # values: train, valid, gen, crit, w
+    # the wasserstein column is E[f(real)] - E[f(fake)], recomputed here from the critic and generator at each critic step
+    assert len(rec.w) == len(learn.gan_stats.steps['w']) == 14
+    assert rec.w == pytest.approx(learn.gan_stats.steps['w'], abs=1e-5)
+    assert [row[4] for row in learn.recorder.values] == pytest.approx([sum(rec.w[:7])/7, sum(rec.w[7:])/7], abs=1e-5)
     st = learn.gan_stats.steps
     assert (len(st['crit']), len(st['gen'])) == (14, 2)          # CCCCCG CCCCCG CCCC over 2 x 8 steps
 
@@ -137,7 +154,15 @@ def test_samples_frechet_checkpoint_resume(omni_gan, tmp_path):
     with learn.no_bar(), learn.no_logging(): learn.fit(2)
     assert [p.name for p in smp.saved] == ['samples_epoch001.png', 'samples_epoch002.png']
     assert smp.grids[2].shape[0] == 3 and not torch.equal(smp.grids[1], smp.grids[2])
-    assert [e for e, _ in fr.history] == [0, 1, 2] and all(d > 0 for _, d in fr.history)
+    assert [e for e, _ in fr.history] == [0, 1, 2]
+    # the last value, recomputed from the final generator on the fixed noise and an independent read of the real images
+    x = omni_gan.train.dataset.x
+    real = fr.features(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:64]].float()/127.5 - 1)
+    fake = fr.features(ff.generate(learn.model.generator, torch.randn(64, 100, generator=torch.Generator().manual_seed(1))))
+    assert fr.history[-1][1] == pytest.approx(ff.frechet_distance(real, fake), rel=1e-4)
+    # generated images are farther from the real ones than real images from other real images
+    other = fr.features(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(5))[:64]].float()/127.5 - 1)
+    assert all(d > ff.frechet_distance(real, other) for _, d in fr.history)
     assert learn.recorder.metric_names[-2] == 'frechet' and learn.recorder.values[-1][-1] == fr.history[-1][1]
     fig = ff.plot_gan_losses(learn, fr)
     assert len(fig.axes) == 2
