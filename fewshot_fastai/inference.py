@@ -4,20 +4,22 @@ from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
-from .data.pairs import SiameseImage, find_pair_sampler
+from .data.pairs import SiameseImage, find_pair_sampler, plain_dl
 from .data.items import to_image
 from .losses import same_probability
 from .models.protonet import prototypes
+from .distrib import unwrap_model
 
 __all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'classify']
 
 def _through_valid(dls, items) -> tuple:
     "Tuples of images through `dls`' validation item and batch transforms, as one batch on `dls.device`"
-    img_cls, dl = find_pair_sampler(dls).img_cls, dls.valid
+    img_cls, dl = find_pair_sampler(dls).img_cls, plain_dl(dls.valid)
     dl.after_item.split_idx = dl.after_batch.split_idx = 1
     items = [dl.after_item(type(t)(to_image(x, img_cls) for x in t)) for t in items]
-    return to_device(dl.after_batch(dl.create_batch(items)), dls.device)
+    # to the device first: batch transforms such as a pretrained encoder's Normalize keep their stats there
+    return dl.after_batch(to_device(dl.create_batch(items), dls.device))
 
 def pair_batch(dls, pairs) -> tuple:
     "A batch `(a, b)` for the model from `(a, b)` image pairs, through `dls`' validation transforms"
@@ -35,13 +37,15 @@ def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tenso
     steps = range(0, len(images), bs)
     if progress: steps = progress_bar(steps, leave=False)
     with torch.no_grad():
-        for i in steps: out.append(learn.model.encode(TensorImage(image_batch(learn.dls, images[i:i+bs]))).float())
+        model = unwrap_model(learn.model)   # the model's own methods, also while DDP wraps it during fit
+        for i in steps: out.append(model.encode(TensorImage(image_batch(learn.dls, images[i:i+bs]))).float())
     return torch.cat(out) if out else torch.empty(0)
 
 def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
     "`learn.model.similarity` of every query embedding with every support embedding: (Q,D),(S,D) -> (Q,S)"
     q, s = len(eq), len(es)
-    with torch.no_grad(): return learn.model.similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
+    with torch.no_grad():
+        return unwrap_model(learn.model).similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
 
 def class_scores(sim:torch.Tensor, support_labels, n_classes:int) -> torch.Tensor:
     "Per-class mean of query x support scores (Q,S) -> (Q,n_classes); K>1 shots are averaged"

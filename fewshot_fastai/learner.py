@@ -13,6 +13,7 @@ from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
 from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
+from .distrib import distrib_callbacks
 
 __all__ = ['siamese_learner', 'episodic_learner']
 
@@ -49,7 +50,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
     loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
     if pretrained: _add_imagenet_norm(dls, n_in)
-    cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else [])
+    cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else []) + distrib_callbacks()
     metrics = listify(metrics) if metrics is not None else [PairAccuracy(loss_func)]
     learn = Learner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
                     metrics=metrics, cbs=cbs, **kwargs)
@@ -70,4 +71,5 @@ def episodic_learner(dls, # `EpisodeDataLoaders`
         n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
         encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
         if pretrained: _add_imagenet_norm(dls, n_in)
-    return Learner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, **kwargs)
+    cbs = listify(kwargs.pop('cbs', None)) + distrib_callbacks()
+    return Learner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)

@@ -8,6 +8,7 @@ from .columns import Column
 from ..data.episodes import EpisodeSampler, drawer_of
 from ..data.items import alphabet_of
 from ..inference import embed, support_scores, class_scores, image_batch
+from ..distrib import unwrap_model
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
 
@@ -38,7 +39,8 @@ def naive_episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
             for i in range(0, len(pairs), bs):
                 chunk = pairs[i:i+bs]
                 a, b = (image_batch(learn.dls, [p[k] for p in chunk]) for k in (0, 1))
-                sims.append(learn.model.similarity(learn.model.encode(a), learn.model.encode(b)).float())
+                m = unwrap_model(learn.model)
+                sims.append(m.similarity(m.encode(a), m.encode(b)).float())
                 passes += 2*len(a)
         sim = torch.cat(sims).view(len(e.query), len(e.support))
         pred = class_scores(sim, e.support_labels, e.n_way).argmax(1)

@@ -6,13 +6,13 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.data.transforms import IntToFloatTensor
-from fastai.torch_core import TensorCategory
+from fastai.torch_core import TensorCategory, default_device, rank_distrib
 from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
 from .items import to_image
-from .pairs import held_out_classes
+from .pairs import held_out_classes, plain_dl
 
 __all__ = ['image_tensor', 'EpisodeDataset', 'EpisodeDataLoaders']
 
@@ -34,7 +34,11 @@ class EpisodeDataset:
         res.x, res.sampler, res.episodes = self.x[:0], None, []
         return res
     def __getitem__(self, i):
-        e = self.episodes[i] if self.episodes is not None else self.sampler._episode(random)
+        if self.episodes is not None: e = self.episodes[i]
+        else:
+            # a fresh episode from the seeded `random` stream, offset by the process rank: under DDP each rank draws
+            # different episodes (with one stream, every rank would train on the same ones), reproducibly per seed
+            e = self.sampler._episode(random.Random(random.getrandbits(64) + (rank_distrib() << 64)))
         return (TensorImage(self.x[e.support + e.query]), TensorCategory(e.support_labels), TensorCategory(e.query_labels))
 
 def _rotated(x:torch.Tensor, labels, rotations:int):
@@ -66,7 +70,8 @@ class EpisodeDataLoaders(DataLoaders):
                                                      valid_episodes, seed), fixed=True)
         tfms = [IntToFloatTensor(), *listify(batch_tfms)]
         dls = cls(DataLoader(train, bs=None, after_batch=Pipeline(tfms)),
-                  DataLoader(valid, bs=None, after_batch=Pipeline(tfms[:1])), device=device)
+                  DataLoader(valid, bs=None, after_batch=Pipeline(tfms[:1])),
+                  device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
         dls.n_inp, dls.img_cls, dls.size = 2, img_cls, x.shape[-2:]
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
         return dls
@@ -80,4 +85,4 @@ class EpisodeDataLoaders(DataLoaders):
     def image_batch(self, images) -> torch.Tensor:
         "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and through the validation batch transforms"
         x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls)
-        return self.valid.after_batch(TensorImage(x.to(self.device)))
+        return plain_dl(self.valid).after_batch(TensorImage(x.to(self.device)))

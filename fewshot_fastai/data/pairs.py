@@ -15,7 +15,7 @@ from fasttransform import ItemTransform, Pipeline
 from plum import dispatch
 from .items import ClassFolder
 
-__all__ = ['SiameseImage', 'PAIR_LABELS', 'class_split', 'held_out_classes', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
+__all__ = ['SiameseImage', 'PAIR_LABELS', 'plain_dl', 'class_split', 'held_out_classes', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
 
 PAIR_LABELS = ('different', 'same')
 
@@ -113,9 +113,14 @@ class PairSampler(ItemTransform):
                              '_pos': {}, 'labels': None, 'is_valid': None})
         return res
 
+def plain_dl(dl):
+    "The DataLoader inside fastai's `DistributedDL` (which `learn.distrib_ctx()` puts in place during fit), else `dl`"
+    while hasattr(dl, 'dl') and type(dl).__name__ == 'DistributedDL': dl = dl.dl
+    return dl
+
 def find_pair_sampler(dls) -> PairSampler:
     "The `PairSampler` in `dls`' item transforms"
-    for t in dls.valid.after_item.fs:
+    for t in plain_dl(dls.valid).after_item.fs:
         if isinstance(t, PairSampler): return t
     raise ValueError('these DataLoaders have no PairSampler: build them with SiameseDataLoaders')
 

@@ -9,6 +9,7 @@ from ..callbacks.columns import Column
 from fastai.vision.gan import GANTrainer
 from .frechet import frechet_distance, lite0_features
 from .learner import GANFixes
+from ..distrib import unwrap_model, is_main_process
 
 __all__ = ['generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done']
 
@@ -39,13 +40,13 @@ class GANSamples(Callback):
         self.z = _fixed_noise(self.n, getattr(self.dls, 'z_dim', 100), self.seed)
     def grid(self) -> torch.Tensor:
         "The current generator's images of the fixed noise, as one (3,H,W) grid in [0,1]"
-        return make_grid((generate(self.learn.model.generator, self.z) + 1)/2, nrow=self.nrow, padding=1).clamp(0, 1)
+        return make_grid((generate(unwrap_model(self.learn.model).generator, self.z) + 1)/2, nrow=self.nrow, padding=1).clamp(0, 1)
     def after_epoch(self):
         done = epochs_done(self.learn)
         if done % self.every: return
         g = self.grid()
         self.grids[done] = g
-        if self.save:
+        if self.save and is_main_process():   # one writer under DDP
             d = Path(self.learn.path)/self.learn.model_dir
             d.mkdir(parents=True, exist_ok=True)
             path = d/f'{self.fname}_epoch{done:03d}.png'
@@ -79,7 +80,7 @@ class GANFrechet(Callback):
     def latest(self): return self.last
     def measure(self) -> float:
         "Distance now, between the real sample and the generator's images of the fixed noise"
-        fake = generate(self.learn.model.generator, self.z)
+        fake = generate(unwrap_model(self.learn.model).generator, self.z)
         return frechet_distance(self.real, self.features(fake))
     def before_fit(self):
         if self.features is None: self.features = lite0_features()
@@ -108,7 +109,8 @@ class GANCheckpoint(Callback):
         if done % self.every: return
         path = self.learn.save(self.fname, with_opt=True)
         fixes = next(c for c in self.learn.cbs if isinstance(c, GANFixes))
-        torch.save(dict(epochs_done=done, phase=fixes.state), path.with_name(f'{self.fname}_gan.pth'))
+        if is_main_process():   # fastai's save writes from rank 0 only; so does the phase file
+            torch.save(dict(epochs_done=done, phase=fixes.state), path.with_name(f'{self.fname}_gan.pth'))
 
 def resume_gan(learn, fname:str='gan') -> int:
     """Load a `GANCheckpoint` into `learn` (weights, optimizer state, phase); the next `fit` goes on from there.

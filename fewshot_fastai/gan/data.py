@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from PIL import ImageOps
 from fastai.data.core import DataLoaders
+from fastai.torch_core import default_device, rank_distrib
 from fastai.data.load import DataLoader
 from fastai.data.transforms import IntToFloatTensor, Normalize, get_image_files
 from fastai.vision.core import TensorImage, PILImage, PILImageBW
@@ -39,7 +40,10 @@ class NoiseImages:
             self.z = torch.randn(len(x), z_dim, generator=torch.Generator().manual_seed(fixed_seed))
     def __len__(self): return len(self.x)
     def __getitem__(self, i):
-        z = self.z[i] if self.z is not None else torch.randn(self.z_dim)
+        if self.z is not None: z = self.z[i]
+        else:   # from the seeded torch stream, offset by the process rank: under DDP each rank draws its own noise
+            seed = int(torch.randint(2**62, ())) + rank_distrib()
+            z = torch.randn(self.z_dim, generator=torch.Generator().manual_seed(seed))
         return InvisibleTensor(z), TensorImage(self.x[i])
 
 class GANDataLoaders(DataLoaders):
@@ -54,7 +58,7 @@ class GANDataLoaders(DataLoaders):
         valid_x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_valid]]
         dls = cls(DataLoader(NoiseImages(x, z_dim), bs=bs, shuffle=True, drop_last=True, after_batch=Pipeline(tfms)),
                   DataLoader(NoiseImages(valid_x, z_dim, fixed_seed=seed), bs=bs, after_batch=Pipeline(tfms)),
-                  device=device)
+                  device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
         dls.z_dim, dls.size, dls.n_channels = z_dim, x.shape[-1], x.shape[1]
         return dls
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from fastai.callback.core import Callback, CancelFitException
 from ..callbacks.columns import Column
+from ..distrib import distrib_callbacks
 from fastai.optimizer import Adam, RMSProp
 from fastai.vision.gan import GANLearner, GANTrainer, FixedGANSwitcher, basic_generator, basic_critic
 import warnings
@@ -145,7 +146,7 @@ def _gan_learner(dls, generator, critic, losses, switcher, clip, gen_first, opt_
     critic = critic if critic is not None else dcgan_critic(size, n_channels)
     stats = GANStats(wasserstein)
     learn = GANLearner(dls, generator, critic, *losses, switcher=switcher, clip=clip, gen_first=gen_first,
-                       switch_eval=False, opt_func=opt_func, cbs=[GANFixes(), stats, GANNaNStop(), *listify(cbs)], **kwargs)
+                       switch_eval=False, opt_func=opt_func, cbs=[GANFixes(), stats, GANNaNStop(), *distrib_callbacks(), *listify(cbs)], **kwargs)
     learn.metrics = []   # fastai's LossMetrics would read stale values in validation; GANStats adds its columns
     learn.gan_stats = stats
     return learn

@@ -15,6 +15,7 @@ from torch import nn
 from fastai.callback.hook import Hooks
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastai.learner import Learner
+from ..distrib import unwrap_model
 
 __all__ = ['CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
            'normalize_maps', 'model_inputs']
@@ -45,7 +46,7 @@ def normalize_maps(m:torch.Tensor, size=None) -> torch.Tensor:
 def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
     """(model, batch) from a Learner or module and `x`: a (B,C,H,W) tensor, or images (paths/PIL/tensors) that a
     Learner's `dls` prepare as validation images"""
-    model = learn_or_model.model if isinstance(learn_or_model, Learner) else learn_or_model
+    model = unwrap_model(learn_or_model.model if isinstance(learn_or_model, Learner) else learn_or_model)
     if not isinstance(model, nn.Module): raise TypeError(f'expected a Learner or nn.Module, got {type(learn_or_model).__name__}')
     dev = next(model.parameters()).device
     # plain tensors: fastai's TensorImage subclasses would otherwise carry over to maps and scores

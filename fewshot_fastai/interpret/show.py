@@ -8,6 +8,7 @@ from scipy import ndimage
 from fastai.callback.core import Callback
 from fastai.learner import Learner
 from .cam import cam_result, similarity_maps
+from ..distrib import unwrap_model, is_main_process
 
 __all__ = ['cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback', 'display_image']
 
@@ -83,7 +84,8 @@ def _learner_show_cam(self:Learner, n:int=4, ds_idx:int=1, box:bool=True, **kwar
     """Overlays for the first `n` items of the validation set: CAM of the predicted class for image models,
     similarity maps for pair models. -> the figure"""
     xs = _valid_batch(self, n, ds_idx)
-    if len(xs) == 2 and hasattr(self.model, 'encoder') and hasattr(self.model, 'similarity'):
+    model = unwrap_model(self.model)
+    if len(xs) == 2 and hasattr(model, 'encoder') and hasattr(model, 'similarity'):
         pm = similarity_maps(self, xs[0], xs[1])
         fig, axs = plt.subplots(2, len(xs[0]), figsize=(2.4*len(xs[0]), 5), squeeze=False)
         for i in range(len(xs[0])):
@@ -107,6 +109,7 @@ class CAMCallback(Callback):
         self.n, self.every_epoch, self.fname, self.saved = n, every_epoch, fname, []
 
     def _save(self):
+        if not is_main_process(): return   # one writer under DDP
         fig = self.learn.show_cam(self.n)    # cam / similarity_maps put the model back in its training mode
         d = self.learn.path/self.learn.model_dir
         d.mkdir(parents=True, exist_ok=True)

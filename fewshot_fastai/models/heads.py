@@ -46,7 +46,8 @@ class DistanceHead(PairHead):
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten()) if maps else nn.Identity()
         self.proj = nn.Linear(nf, emb_dim)
     def embed(self, f): return F.normalize(self.proj(self.pool(f)), dim=-1)
-    def compare(self, ea, eb): return (ea - eb).pow(2).sum(-1).clamp_min(1e-12).sqrt()
+    # float32 whatever the autocast dtype: in fp16, 1e-12 under the sqrt underflows to 0 (infinite gradient at d=0)
+    def compare(self, ea, eb): return (ea.float() - eb.float()).pow(2).sum(-1).clamp_min(1e-12).sqrt()
     def similarity(self, ea, eb): return -self.compare(ea, eb)
 
 class CosineHead(PairHead):
@@ -60,7 +61,7 @@ class CosineHead(PairHead):
         self.proj = nn.Linear(nf, emb_dim)
         self.scale, self.shift = nn.Parameter(torch.tensor(float(scale))), nn.Parameter(torch.tensor(float(shift)))
     def embed(self, f): return self.proj(self.pool(f))
-    def similarity(self, ea, eb): return F.cosine_similarity(ea, eb, dim=-1, eps=1e-8)
+    def similarity(self, ea, eb): return F.cosine_similarity(ea.float(), eb.float(), dim=-1, eps=1e-8)   # float32 under autocast
     def compare(self, ea, eb): return self.scale*(self.similarity(ea, eb) - self.shift)
 
     def _side(self, f, e, other):

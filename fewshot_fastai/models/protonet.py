@@ -3,13 +3,17 @@ import torch
 from torch import nn
 from fastai.layers import Flatten
 
-__all__ = ['ProtoNet', 'prototypes']
+__all__ = ['ProtoNet', 'prototypes', 'sq_distances']
 
 def prototypes(emb:torch.Tensor, labels:torch.Tensor, n_classes:int|None=None) -> torch.Tensor:
-    "Mean embedding of each class: (S,D), (S,) -> (N,D)"
+    "Mean embedding of each class, in float32 whatever the autocast dtype: (S,D), (S,) -> (N,D)"
     n = int(labels.max()) + 1 if n_classes is None else n_classes
-    onehot = torch.nn.functional.one_hot(labels.long(), n).to(emb.dtype)
-    return onehot.t() @ emb / onehot.sum(0)[:, None]
+    onehot = torch.nn.functional.one_hot(labels.long(), n).float()
+    with torch.autocast(emb.device.type, enabled=False): return onehot.t() @ emb.float() / onehot.sum(0)[:, None]
+
+def sq_distances(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
+    "Squared Euclidean distances in float32, from differences (no sqrt then square, no cancellation): (A,D),(B,D) -> (A,B)"
+    return (a.float()[:, None] - b.float()[None]).pow(2).sum(-1)
 
 class ProtoNet(nn.Module):
     """`forward(x, support_labels)`: `x` holds the support images then the queries; returns the queries' logits
@@ -24,9 +28,9 @@ class ProtoNet(nn.Module):
         "Per-image embeddings: (B,C,H,W) -> (B,D)"
         f = self.encoder(x)
         return self.pool(f) if f.ndim == 4 else f
-    def similarity(self, ea, eb): return -(ea - eb).pow(2).sum(-1)
+    def similarity(self, ea, eb): return -(ea.float() - eb.float()).pow(2).sum(-1)
     def forward(self, x, support_labels):
         e = self.encode(x)
         n = len(support_labels)
         protos = prototypes(e[:n], support_labels)
-        return -torch.cdist(e[n:], protos).pow(2)
+        return -sq_distances(e[n:], protos)
