@@ -8,8 +8,9 @@ __all__ = ['ProtoNet', 'prototypes', 'sq_distances']
 def prototypes(emb:torch.Tensor, labels:torch.Tensor, n_classes:int|None=None) -> torch.Tensor:
     "Mean embedding of each class, in float32 whatever the autocast dtype: (S,D), (S,) -> (N,D)"
     n = int(labels.max()) + 1 if n_classes is None else n_classes
-    onehot = torch.nn.functional.one_hot(labels.long(), n).float()
-    with torch.autocast(emb.device.type, enabled=False): return onehot.t() @ emb.float() / onehot.sum(0)[:, None]
+    onehot = torch.nn.functional.one_hot(labels.as_subclass(torch.Tensor).long(), n).float()
+    emb = emb.as_subclass(torch.Tensor).float()   # plain tensors: fastai's subclasses (TensorCategory @ TensorImage) clash
+    with torch.autocast(emb.device.type, enabled=False): return onehot.t() @ emb / onehot.sum(0)[:, None]
 
 def sq_distances(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
     "Squared Euclidean distances in float32, from differences (no sqrt then square, no cancellation): (A,D),(B,D) -> (A,B)"
