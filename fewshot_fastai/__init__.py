@@ -1,7 +1,7 @@
 "fewshot_fastai: few-shot and one-shot image learning on fastai"
 from ._version import __version__
 from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download, check_hash, cache_dir
-from .data.items import ClassFolder, alphabet_of, label_of
+from .data.items import ClassFolder, LazyImages, IndexedView, decoded_bytes, alphabet_of, label_of
 from .data.pairs import SiameseImage, SiameseDataLoaders, PairSampler, class_split
 from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch, create_encoder, resolve_arch, PretrainedUnavailable
 from .models.heads import ConcatHead, L1Head, DistanceHead, CosineHead
@@ -21,11 +21,12 @@ from .interpret.show import cam_bbox, show_cam, show_pair_cam, show_cams, CAMCal
 from .gan.data import GANDataLoaders, NoiseImages, gan_images
 from .gan.learner import (dcgan_generator, dcgan_critic, dcgan_init, dcgan_losses, wgan_losses, GANFixes, GANStats,
                           GANNaNStop, dcgan_learner, wgan_learner)
+from .distrib import unwrap_model, is_main_process, DistribSupport
 from .gan.frechet import frechet_distance, FrechetFeatures, lite0_features
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
-           'ClassFolder', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
+           'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
            'koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error',
@@ -37,4 +38,4 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'frechet_distance',
            'FrechetFeatures', 'lite0_features', 'generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan',
-           'plot_gan_losses']
+           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport']

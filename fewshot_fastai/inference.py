@@ -31,8 +31,10 @@ def image_batch(dls, images) -> torch.Tensor:
     return _through_valid(dls, [(x,) for x in images])[0]
 
 def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tensor:
-    "Embeddings `learn.model.encode` of `images`, each encoded once: (M,D)"
-    images, out = list(images), []
+    """Embeddings `learn.model.encode` of `images`, each encoded once: (M,D). A sequence (list, `LazyImages`,
+    `IndexedView`) is read `bs` images at a time, so a lazy gallery is never decoded all at once."""
+    out = []
+    if not (hasattr(images, '__len__') and hasattr(images, '__getitem__')): images = list(images)
     learn.model.eval()
     steps = range(0, len(images), bs)
     if progress: steps = progress_bar(steps, leave=False)

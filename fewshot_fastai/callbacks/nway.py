@@ -6,7 +6,7 @@ import torch
 from fastai.callback.core import Callback
 from .columns import Column
 from ..data.episodes import EpisodeSampler, drawer_of
-from ..data.items import alphabet_of
+from ..data.items import alphabet_of, IndexedView
 from ..inference import embed, support_scores, class_scores, image_batch
 from ..distrib import unwrap_model
 
@@ -19,7 +19,7 @@ def episode_accuracy(learn, images, episodes, bs:int=256, mode:str='mean') -> di
     t = time.time()
     uniq = sorted({i for e in episodes for i in (*e.support, *e.query)})
     pos = {i: k for k, i in enumerate(uniq)}
-    emb = embed(learn, [images[i] for i in uniq], bs)
+    emb = embed(learn, IndexedView(images, uniq), bs)   # read bs at a time: bounded memory on lazy galleries
     correct = total = 0
     for e in episodes:
         es, eq = emb[[pos[i] for i in e.support]], emb[[pos[i] for i in e.query]]

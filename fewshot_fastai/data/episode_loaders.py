@@ -11,16 +11,42 @@ from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
-from .items import to_image
+from .items import to_image, LazyImages
 from .pairs import held_out_classes, plain_dl
 
-__all__ = ['image_tensor', 'EpisodeDataset', 'EpisodeDataLoaders']
+__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDataLoaders']
 
 def image_tensor(images, size, img_cls=PILImage) -> torch.Tensor:
     "Decoded PIL `images` converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"
     size = (size, size) if isinstance(size, int) else tuple(size)
     mode = img_cls._open_args['mode']
     return torch.stack([image2tensor(im.convert(mode).resize(size[::-1], resample=2)) for im in images])
+
+class LazyImageTensor:
+    """What `image_tensor` makes, decoded at access: `x[idx]` -> (len(idx),C,H,W) uint8 for indices, slices or index
+    tensors, over the images at positions `base` of `images` (e.g. a `LazyImages`), followed by their rotations by
+    90, 180, 270 degrees when `rotations=4` (index `k*len(base) + j` is image `base[j]` rotated k times, as `_rotated`
+    orders them). `invert`: white <-> black."""
+    def __init__(self, images, size, img_cls=PILImage, rotations:int=1, base=None, invert:bool=False):
+        self.images, self.img_cls, self.rotations, self.invert = images, img_cls, rotations, invert
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.base = list(range(len(images))) if base is None else list(base)
+        self.shape = (len(self), 1 if img_cls._open_args['mode'] == 'L' else 3, *self.size)
+    def __len__(self): return len(self.base)*self.rotations
+    def _one(self, i):
+        n = len(self.base)
+        if not -len(self) <= i < len(self): raise IndexError(f'index {i} out of range for {len(self)} images')
+        im = self.images[self.base[i % n]]
+        if self.invert:
+            from PIL import ImageOps
+            im = ImageOps.invert(im.convert(self.img_cls._open_args['mode']))
+        return torch.rot90(image_tensor([im], self.size, self.img_cls)[0], (i % len(self))//n, dims=(-2, -1))
+    def __getitem__(self, idx):
+        if isinstance(idx, int): return self._one(idx)
+        if isinstance(idx, slice): idx = range(*idx.indices(len(self)))
+        idx = idx.tolist() if isinstance(idx, torch.Tensor) else list(idx)
+        if not idx: return torch.empty(0, *self.shape[1:], dtype=torch.uint8)
+        return torch.stack([self._one(int(i)) for i in idx])
 
 class EpisodeDataset:
     "Episodes over an image tensor: fresh random ones per access (`fixed=False`) or a fixed list"
@@ -58,15 +84,22 @@ class EpisodeDataLoaders(DataLoaders):
         new classes. `group` (label -> group, e.g. `alphabet_of`) makes every training episode draw its classes
         from one group (and one rotation): harder negatives, like Lake's within-alphabet test episodes."""
         held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
-        x = image_tensor(cf.images, size, img_cls)
         tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
         va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
-        xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
+        if isinstance(cf.images, LazyImages):   # decoded and resized per episode, in the DataLoader's workers
+            x = LazyImageTensor(cf.images, size, img_cls, base=va)
+            xt = LazyImageTensor(cf.images, size, img_cls, rotations, base=tr)
+            yt = [cf.labels[i]*rotations + k for k in range(rotations) for i in tr]
+            xv = x
+        else:
+            x = image_tensor(cf.images, size, img_cls)
+            xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
+            xv = x[va]
         names = {l*rotations + k: f'{cf.classes[l]}@{90*k}' for l in range(len(cf.classes)) for k in range(rotations)}
         groups = None if group is None else (lambda n: (group(n.rsplit('@', 1)[0]), n.rsplit('@', 1)[1]))
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
                                fixed=False)
-        valid = EpisodeDataset(x[va], EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,
+        valid = EpisodeDataset(xv, EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,
                                                      valid_episodes, seed), fixed=True)
         tfms = [IntToFloatTensor(), *listify(batch_tfms)]
         dls = cls(DataLoader(train, bs=None, after_batch=Pipeline(tfms)),

@@ -1,12 +1,13 @@
 """Folder-per-class datasets: find the images and their class, check them, decode each image once."""
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from fastai.data.transforms import image_extensions
 
-__all__ = ['ClassFolder', 'label_of', 'alphabet_of', 'to_image']
+__all__ = ['ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'label_of', 'alphabet_of', 'to_image']
 
 def label_of(fn:Path, root:Path) -> str:
     "Class of image `fn`: its folder relative to `root` (`s1`; `Alphabet/character01` for Omniglot)"
@@ -25,13 +26,65 @@ def _decode(fn:Path) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f'{fn}: not a readable image ({type(e).__name__}: {e})') from e
 
+_BANDS = {'1': 1, 'L': 1, 'P': 1, 'I;16': 2, 'LA': 2, 'RGB': 3, 'YCbCr': 3, 'RGBA': 4, 'CMYK': 4, 'I': 4, 'F': 4}
+
+def decoded_bytes(files, sample:int=200) -> int:
+    """Estimated memory of `files` decoded (PIL, stored mode), from the headers of up to `sample` of them, evenly
+    spaced: `Image.open` reads the header only. A corrupt header raises an error naming the file."""
+    files = list(files)
+    if not files: return 0
+    step = max(1, len(files)//sample)
+    picked = files[::step][:sample]
+    total = 0
+    for f in picked:
+        try:
+            with Image.open(f) as im: total += im.width*im.height*_BANDS.get(im.mode, 4)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise ValueError(f'{f}: not a readable image ({type(e).__name__}: {e})') from e
+    return int(total/len(picked)*len(files))
+
+class LazyImages:
+    """A sequence of images decoded from `files` when accessed (in DataLoader workers, as fastai decodes), with an
+    optional cache of the `cache_size` most recently used. Indexing by position or slice, like the eager list."""
+    def __init__(self, files, cache_size:int=0):
+        self.files, self.cache_size = list(files), cache_size
+        self._cache = OrderedDict()
+    def __len__(self): return len(self.files)
+    def __getitem__(self, i):
+        if isinstance(i, slice): return [self[k] for k in range(*i.indices(len(self)))]
+        if self.cache_size and i in self._cache:
+            self._cache.move_to_end(i); return self._cache[i]
+        im = _decode(self.files[i])
+        if self.cache_size:
+            self._cache[i] = im
+            if len(self._cache) > self.cache_size: self._cache.popitem(last=False)
+        return im
+    def __iter__(self): return (self[i] for i in range(len(self)))
+    def subset(self, idx) -> 'LazyImages': return LazyImages([self.files[i] for i in idx], self.cache_size)
+    def __getstate__(self): return {**self.__dict__, '_cache': OrderedDict()}   # workers start with an empty cache
+    def __repr__(self): return f'{type(self).__name__}({len(self)} files, cache {self.cache_size})'
+
+class IndexedView:
+    "The items `idx` of a sequence, without materialising them: `view[k] = seq[idx[k]]` (slices too)"
+    def __init__(self, seq, idx): self.seq, self.idx = seq, list(idx)
+    def __len__(self): return len(self.idx)
+    def __getitem__(self, k):
+        if isinstance(k, slice): return [self.seq[i] for i in self.idx[k]]
+        return self.seq[self.idx[k]]
+
 class ClassFolder:
     """The images of a folder-per-class dataset: every folder under `root` that directly holds images is a
     class, labelled by its path relative to `root`. Files in class folders that are not images (by
     extension) are skipped with a warning naming them; classes with fewer than `min_per_class` images are
     dropped with a warning (a same pair needs two images); a corrupt image raises an error naming it.
-    All images are decoded once, here, and kept in memory (`self.images`)."""
-    def __init__(self, root, min_per_class:int=2, decode=True):
+    Eager mode decodes every image once, here, and keeps it in memory (`self.images`, a list of PIL images); lazy
+    mode lists the files only and decodes at access (`self.images`, a `LazyImages`), so folders larger than memory
+    work: chosen when the decoded images would take more than `max_bytes` (estimated from file headers), or by
+    `lazy=True/False`. `verify()` checks every file of a lazy folder at once."""
+    def __init__(self, root, min_per_class:int=2, decode=True,
+                 lazy:bool|None=None, # None: lazy when the decoded images would exceed `max_bytes`
+                 max_bytes:float=1e9, # threshold of the automatic choice, in bytes
+                 cache_size:int=0): # lazy mode: keep the most recently used decoded images
         self.root = Path(root).expanduser()
         if not self.root.is_dir(): raise FileNotFoundError(f'{self.root}: no such folder')
         skipped, by_class = [], {}
@@ -58,7 +111,16 @@ class ClassFolder:
         self.files = [f for c in self.classes for f in by_class[c]]
         cidx = {c: i for i, c in enumerate(self.classes)}
         self.labels = [cidx[label_of(f, self.root)] for f in self.files]
-        self.images = [_decode(f) for f in self.files] if decode else None
+        if lazy is None: lazy = decode and decoded_bytes(self.files) > max_bytes
+        self.lazy = bool(lazy)
+        if not decode: self.images = None
+        elif self.lazy: self.images = LazyImages(self.files, cache_size)
+        else: self.images = [_decode(f) for f in self.files]
+
+    def verify(self) -> 'ClassFolder':
+        "Decode every file once (not kept); raises an error naming the first that is not a readable image"
+        for f in self.files: _decode(f)
+        return self
 
     def subset(self, keep) -> 'ClassFolder':
         "The classes whose label satisfies `keep(label)` (e.g. unseen alphabets), sharing the decoded images"
@@ -68,11 +130,15 @@ class ClassFolder:
         cidx = {c: i for i, c in enumerate(res.classes)}
         idx = [i for i, l in enumerate(self.labels) if self.classes[l] in cidx]
         res.files, res.labels = [self.files[i] for i in idx], [cidx[self.classes[self.labels[i]]] for i in idx]
-        res.images = None if self.images is None else [self.images[i] for i in idx]
+        res.lazy = getattr(self, 'lazy', False)
+        if self.images is None: res.images = None
+        elif isinstance(self.images, LazyImages): res.images = self.images.subset(idx)
+        else: res.images = [self.images[i] for i in idx]
         return res
 
     def __len__(self): return len(self.files)
-    def __repr__(self): return f'{type(self).__name__}({self.root}: {len(self.classes)} classes, {len(self)} images)'
+    def __repr__(self):
+        return f"{type(self).__name__}({self.root}: {len(self.classes)} classes, {len(self)} images{', lazy' if self.lazy else ''})"
     def label_names(self) -> list[str]: return [self.classes[i] for i in self.labels]
 
 def to_image(x, img_cls):

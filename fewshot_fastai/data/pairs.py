@@ -13,7 +13,7 @@ from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastai.vision.data import get_grid
 from fasttransform import ItemTransform, Pipeline
 from plum import dispatch
-from .items import ClassFolder
+from .items import ClassFolder, LazyImages
 
 __all__ = ['SiameseImage', 'PAIR_LABELS', 'plain_dl', 'class_split', 'held_out_classes', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
 
@@ -64,7 +64,9 @@ class PairSampler(ItemTransform):
         super().__init__()
         self.img_cls = img_cls
         mode = img_cls._open_args['mode']
-        self.images = None if images is None else [img_cls.create(im if im.mode == mode else im.convert(mode)) for im in images]
+        self._lazy = isinstance(images, LazyImages)   # lazy: converted at access, in the DataLoader's workers
+        if images is None or self._lazy: self.images = images
+        else: self.images = [img_cls.create(im if im.mode == mode else im.convert(mode)) for im in images]
         self.labels = np.asarray(labels)
         is_valid = np.zeros(len(labels), bool); is_valid[list(valid_idxs)] = True
         self.is_valid = is_valid
@@ -93,7 +95,10 @@ class PairSampler(ItemTransform):
         members = self.split_classes[split][int(keys[k])]
         return int(members[rng.randrange(len(members))])
 
-    def image(self, i:int): return self.images[i]
+    def image(self, i:int):
+        if not getattr(self, '_lazy', False): return self.images[i]
+        im, mode = self.images[i], self.img_cls._open_args['mode']
+        return self.img_cls.create(im if im.mode == mode else im.convert(mode))
 
     def encodes(self, x):
         if len(x) != 1 or not isinstance(x[0], (int, np.integer)): return x  # already a pair (inference)

@@ -11,14 +11,16 @@ from fastai.data.transforms import IntToFloatTensor, Normalize, get_image_files
 from fastai.vision.core import TensorImage, PILImage, PILImageBW
 from fastai.vision.gan import InvisibleTensor
 from fasttransform import Pipeline
-from ..data.items import _decode
-from ..data.episode_loaders import image_tensor
+from ..data.items import _decode, LazyImages, decoded_bytes
+from ..data.episode_loaders import image_tensor, LazyImageTensor
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images']
 
-def gan_images(path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None) -> torch.Tensor:
+def gan_images(path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None,
+               lazy:bool|None=None, max_bytes:float=1e9):
     """All images under `path` (any nesting, e.g. Omniglot's Alphabet/character folders), decoded once:
-    (N, n_channels, size, size) uint8. `invert`: white <-> black (Omniglot's ink becomes bright)."""
+    (N, n_channels, size, size) uint8. `invert`: white <-> black (Omniglot's ink becomes bright). `lazy` (default:
+    when the decoded files would take more than `max_bytes`): a `LazyImageTensor` that decodes at access."""
     path = Path(path)
     if not path.is_dir(): raise FileNotFoundError(f'{path}: no such folder of images')
     files = sorted(get_image_files(path))
@@ -26,6 +28,8 @@ def gan_images(path, size:int=32, n_channels:int=1, invert:bool=False, max_image
     if not files: raise ValueError(f'{path}: no image files found')
     if n_channels not in (1, 3): raise ValueError(f'n_channels={n_channels}: use 1 (grayscale) or 3 (RGB)')
     img_cls = PILImageBW if n_channels == 1 else PILImage
+    if lazy is None: lazy = decoded_bytes(files) > max_bytes
+    if lazy: return LazyImageTensor(LazyImages(files), size, img_cls, invert=invert)
     ims = [_decode(f).convert(img_cls._open_args['mode']) for f in files]
     if invert: ims = [ImageOps.invert(im) for im in ims]
     return image_tensor(ims, size, img_cls)
@@ -52,7 +56,8 @@ class GANDataLoaders(DataLoaders):
     @classmethod
     def from_tensor(cls, x:torch.Tensor, z_dim:int=100, bs:int=64, n_valid:int=64, seed:int=0, device=None):
         "From uint8 images (N,C,H,W)"
-        if x.dtype != torch.uint8 or x.ndim != 4: raise ValueError(f'expected uint8 images (N,C,H,W), got {x.dtype} {tuple(x.shape)}')
+        if not isinstance(x, LazyImageTensor) and (x.dtype != torch.uint8 or x.ndim != 4):
+            raise ValueError(f'expected uint8 images (N,C,H,W), got {x.dtype} {tuple(x.shape)}')
         if len(x) < bs: raise ValueError(f'{len(x)} images are fewer than one batch (bs={bs})')
         tfms = [IntToFloatTensor(), Normalize.from_stats(0.5, 0.5)]   # [0,1] -> [-1,1], the range of tanh
         valid_x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_valid]]
@@ -73,7 +78,8 @@ class GANDataLoaders(DataLoaders):
         return ax
 
     @classmethod
-    def from_folder(cls, path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None, **kwargs):
+    def from_folder(cls, path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None,
+                    lazy:bool|None=None, **kwargs):
         """From every image under `path` (see `gan_images`): e.g. Omniglot with `invert=True` at 32 px, ORL faces
         at 64 px"""
-        return cls.from_tensor(gan_images(path, size, n_channels, invert, max_images), **kwargs)
+        return cls.from_tensor(gan_images(path, size, n_channels, invert, max_images, lazy), **kwargs)
