@@ -115,7 +115,7 @@ def part_loop(a):
         def plain():
             model.train()
             for b in dl:
-                *xb, y = b
+                *xb, y = (t.as_subclass(torch.Tensor) for t in b)   # plain tensors, as a plain PyTorch loop has
                 loss = loss_func(model(*xb), y)
                 opt.zero_grad(); loss.backward(); opt.step()
         def ours():

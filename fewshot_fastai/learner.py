@@ -14,8 +14,9 @@ from .models.protonet import ProtoNet
 from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
 from .distrib import distrib_callbacks
+import torch
 
-__all__ = ['siamese_learner', 'episodic_learner']
+__all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner']
 
 def _batch_shape(dls):
     "(channels, height, width) of the images in `dls`"
@@ -27,6 +28,17 @@ def _add_imagenet_norm(dls, n_in:int):
     mean, std = imagenet_stats
     if n_in != 3: mean, std = [sum(mean)/3]*n_in, [sum(std)/3]*n_in
     dls.add_tfms([Normalize.from_stats(mean, std)], 'after_batch')
+
+class SiameseLearner(Learner):
+    """The Learner `siamese_learner` returns: fastai's verbs work on pairs. `learn.predict((a, b))` gives
+    ('same' or 'different', its index, the probabilities); `learn.get_preds(dl=dls.test_dl(pairs))` one row per pair."""
+    def get_preds(self, ds_idx=1, dl=None, *args, **kwargs):
+        if not getattr(dl if dl is not None else self.dls[ds_idx], 'shuffle', False):
+            kwargs['reorder'] = False   # already in order; fastai's reordering indexes a single pair's 0-d result
+        res = super().get_preds(ds_idx, dl, *args, **kwargs)
+        # fastai's `detuplify` turns the (1,) outputs of one pair into a 0-d tensor: give them back their pair axis
+        one = lambda r: r.view(1) if isinstance(r, torch.Tensor) and r.ndim == 0 else r
+        return tuple(one(r) for r in res) if isinstance(res, tuple) else one(res)
 
 @delegates(Learner.__init__)
 def siamese_learner(dls, # `SiameseDataLoaders`
@@ -52,10 +64,28 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     if pretrained: _add_imagenet_norm(dls, n_in)
     cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else []) + distrib_callbacks()
     metrics = listify(metrics) if metrics is not None else [PairAccuracy(loss_func)]
-    learn = Learner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
+    learn = SiameseLearner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
                     metrics=metrics, cbs=cbs, **kwargs)
     if pretrained: learn.freeze()
     return learn
+
+class EpisodicLearner(Learner):
+    """The Learner `episodic_learner` returns. Its `get_preds` gives one row per query of the validation episodes,
+    `(queries, n_way)` (fastai's reordering assumes one prediction per item; an item here is a whole episode), and
+    its `predict` answers a query against a support set you pass."""
+    def get_preds(self, *args, **kwargs):
+        kwargs['reorder'] = False
+        return super().get_preds(*args, **kwargs)
+
+    def predict(self, item, support:dict|None=None, mode:str='prototype'):
+        """(label, index, probabilities over the support classes) for one query image, against `support`
+        ({label: images}); the probabilities are the prototypical network's softmax over minus squared distances"""
+        if support is None:
+            raise ValueError('an episodic learner answers against a support set: learn.predict(query, support={label: '
+                             '[images]}), or ff.classify(learn, queries, support) for many queries')
+        from .inference import classify
+        labels, scores = classify(self, [item], support, progress=False, mode=mode)
+        return labels[0], scores[0].argmax(), scores[0].softmax(-1)
 
 @delegates(Learner.__init__)
 def episodic_learner(dls, # `EpisodeDataLoaders`
@@ -72,4 +102,4 @@ def episodic_learner(dls, # `EpisodeDataLoaders`
         encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
         if pretrained: _add_imagenet_norm(dls, n_in)
     cbs = listify(kwargs.pop('cbs', None)) + distrib_callbacks()
-    return Learner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)
+    return EpisodicLearner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)

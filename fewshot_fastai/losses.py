@@ -17,9 +17,12 @@ class ContrastiveLoss(nn.Module):
         self.margin, self.thresh = margin, margin/2 if thresh is None else thresh
         self.scale = 10/margin if scale is None else scale
         self.calibrated = False
+        self.reduction = 'mean'   # fastai sets 'none' for per-item losses (get_preds(with_loss=True), Interpretation)
     def forward(self, d, targ):
-        y = targ.float().view(-1); d = d.float().view(-1)   # float32 whatever the autocast dtype
-        return (y*d.pow(2) + (1-y)*F.relu(self.margin - d).pow(2)).mean()/2
+        # float32 whatever the autocast dtype; plain tensors, whatever fastai subclasses the batch carried
+        y, d = targ.as_subclass(torch.Tensor).float().view(-1), d.as_subclass(torch.Tensor).float().view(-1)
+        loss = (y*d.pow(2) + (1-y)*F.relu(self.margin - d).pow(2))/2
+        return loss if self.reduction == 'none' else loss.sum() if self.reduction == 'sum' else loss.mean()
     def decodes(self, p):
         "As fastai does, decodes the `activation`: 'same' (1) when the probability is over 0.5, i.e. `d < thresh`"
         return (p > 0.5).long()

@@ -11,7 +11,8 @@ class PairAccuracy(Metric):
     def __init__(self, loss_func): self.loss_func = loss_func
     def reset(self): self.outs, self.targs = [], []
     def accumulate(self, learn):
-        self.outs.append(learn.pred.detach().float().cpu()); self.targs.append(learn.y.detach().cpu().view(-1))
+        # learn.to_detach gathers across processes under DDP (fastai's DistributedDL), as fastai's own metrics do
+        self.outs.append(learn.to_detach(learn.pred).float()); self.targs.append(learn.to_detach(learn.y).view(-1))
     @property
     def value(self):
         if not self.outs: return None
@@ -82,7 +83,8 @@ class FitThreshold(Callback):
     def before_validate(self): self.dists, self.sames = [], []
     def after_batch(self):
         if self.training or not getattr(self, '_after_train', False) or self.learn.y is None: return
-        self.dists.append(self.learn.pred.detach().float().cpu()); self.sames.append(self.learn.y.detach().cpu().view(-1))
+        # gathered across processes under DDP: every rank fits the same threshold on all the validation pairs
+        self.dists.append(self.learn.to_detach(self.learn.pred).float()); self.sames.append(self.learn.to_detach(self.learn.y).view(-1))
     def after_validate(self):
         fit_now, self._after_train = getattr(self, '_after_train', False), False
         if not (fit_now and self.dists and self.learn.dl is self.learn.dls.valid): return

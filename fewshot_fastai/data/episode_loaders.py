@@ -14,7 +14,7 @@ from .episodes import EpisodeSampler
 from .items import to_image, LazyImages
 from .pairs import held_out_classes, plain_dl
 
-__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDataLoaders']
+__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders']
 
 def image_tensor(images, size, img_cls=PILImage) -> torch.Tensor:
     "Decoded PIL `images` converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"
@@ -65,7 +65,65 @@ class EpisodeDataset:
             # a fresh episode from the seeded `random` stream, offset by the process rank: under DDP each rank draws
             # different episodes (with one stream, every rank would train on the same ones), reproducibly per seed
             e = self.sampler._episode(random.Random(random.getrandbits(64) + (rank_distrib() << 64)))
+        self.last = e   # the episode of the latest batch, for its class names in show_batch / show_results
         return (TensorImage(self.x[e.support + e.query]), TensorCategory(e.support_labels), TensorCategory(e.query_labels))
+
+    def class_names(self, e) -> list[str]:
+        "Names of the episode's classes (the sampler's `names`, else the dataset labels)"
+        names = getattr(self.sampler, 'names', None) or getattr(self, 'names', None)
+        return [str(names[c]) if names is not None else f'class {c}' for c in e.classes]
+
+def _img(t:torch.Tensor):
+    "An image tensor (C,H,W) in [0,1] or uint8 as something `imshow` takes"
+    t = t.detach().cpu().float()
+    t = t/255 if t.max() > 1 else t
+    return (t[0], 'gray') if t.shape[0] == 1 else (t.permute(1, 2, 0).clamp(0, 1), None)
+
+def _show(ax, t, title, color=None):
+    im, cmap = _img(t)
+    ax.imshow(im, cmap=cmap); ax.axis('off')
+    ax.set_title(title, fontsize=8, color=color or 'black')
+
+class EpisodeDL(DataLoader):
+    "A fastai DataLoader of whole episodes that can show them (`show_batch`) and the model's answers (`show_results`)"
+    def _batch_and_names(self, b):
+        if b is None: b = self.one_batch()
+        e = getattr(self.dataset, 'last', None)
+        x, sy, qy = b
+        names = self.dataset.class_names(e) if e is not None and len(e.support_labels) == len(sy) else \
+                [f'class {k}' for k in range(int(sy.max()) + 1)]
+        return x, sy.tolist(), qy.tolist(), names
+
+    def show_batch(self, b=None, max_n:int=10, figsize_per:float=1.4, **kwargs):
+        "One episode: the support images (one row, titled with their class names), then up to `max_n` queries, labelled"
+        import matplotlib.pyplot as plt
+        x, sy, qy, names = self._batch_and_names(b)
+        ns, nq = len(sy), min(len(qy), max_n)
+        cols = max(min(ns, 10), min(nq, 10))
+        rows = -(-ns//cols) + -(-nq//cols)
+        fig, axs = plt.subplots(rows, cols, figsize=(figsize_per*cols, figsize_per*1.15*rows), squeeze=False)
+        for ax in axs.flat: ax.axis('off')
+        for i in range(ns): _show(axs.flat[i], x[i], f'support: {names[sy[i]]}')
+        first = -(-ns//cols)*cols
+        for j in range(nq): _show(axs.flat[first + j], x[ns + j], f'query: {names[qy[j]]}', 'tab:blue')
+        fig.tight_layout()
+        return fig
+
+    def show_results(self, b, out, max_n:int=9, figsize_per:float=1.6, **kwargs):
+        """Each query beside the support image of the class the model chose, titled green when right and red when
+        wrong (`out`: decoded predictions, one class index per query)"""
+        import matplotlib.pyplot as plt
+        x, sy, qy, names = self._batch_and_names(b)
+        pred = torch.as_tensor(out[0] if isinstance(out, (tuple, list)) else out).view(-1).tolist()
+        n = min(len(qy), max_n)
+        first_of = {c: sy.index(c) for c in set(sy)}
+        fig, axs = plt.subplots(n, 2, figsize=(2*figsize_per, figsize_per*1.2*n), squeeze=False)
+        for j in range(n):
+            ok = pred[j] == qy[j]
+            _show(axs[j, 0], x[len(sy) + j], f'query ({names[qy[j]]})')
+            _show(axs[j, 1], x[first_of[pred[j]]], f'pred: {names[pred[j]]}', 'green' if ok else 'red')
+        fig.tight_layout()
+        return fig
 
 def _rotated(x:torch.Tensor, labels, rotations:int):
     "Rotations by multiples of 90 degrees as new classes (Omniglot practice): x (M,...) -> (M*r,...)"
@@ -100,10 +158,10 @@ class EpisodeDataLoaders(DataLoaders):
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
                                fixed=False)
         valid = EpisodeDataset(xv, EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,
-                                                     valid_episodes, seed), fixed=True)
+                                                     valid_episodes, seed, names=cf.classes), fixed=True)
         tfms = [IntToFloatTensor(), *listify(batch_tfms)]
-        dls = cls(DataLoader(train, bs=None, after_batch=Pipeline(tfms)),
-                  DataLoader(valid, bs=None, after_batch=Pipeline(tfms[:1])),
+        dls = cls(EpisodeDL(train, bs=None, after_batch=Pipeline(tfms)),
+                  EpisodeDL(valid, bs=None, after_batch=Pipeline(tfms[:1])),
                   device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
         dls.n_inp, dls.img_cls, dls.size = 2, img_cls, x.shape[-2:]
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)

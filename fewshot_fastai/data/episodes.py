@@ -34,7 +34,7 @@ class EpisodeSampler:
     def __init__(self, labels, n_way:int=5, k_shot:int=1, n_query:int=1, n_episodes:int=100, seed:int|None=None,
                  groups=None, drawers=None, names=None):
         self.n_way, self.k_shot, self.n_query, self.n_episodes, self.seed = n_way, k_shot, n_query, n_episodes, seed
-        self.drawers = None if drawers is None else list(drawers)
+        self.drawers, self.names = (None if drawers is None else list(drawers)), names
         by_class = {}
         for i, l in enumerate(labels): by_class.setdefault(l, []).append(i)
         self.by_class = by_class

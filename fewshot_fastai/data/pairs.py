@@ -7,13 +7,13 @@ from fastcore.basics import fastuple, listify, store_attr
 from fastcore.meta import delegates
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.core import DataLoaders
-from fastai.data.transforms import IntToFloatTensor, ToTensor
+from fastai.data.transforms import IntToFloatTensor, ToTensor, Category, CategoryMap
 from fastai.torch_core import TensorCategory
 from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastai.vision.data import get_grid
 from fasttransform import ItemTransform, Pipeline
 from plum import dispatch
-from .items import ClassFolder, LazyImages
+from .items import ClassFolder, LazyImages, to_image
 
 __all__ = ['SiameseImage', 'PAIR_LABELS', 'plain_dl', 'class_split', 'held_out_classes', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
 
@@ -53,6 +53,10 @@ def held_out_classes(names:list[str], valid_pct:float=0.2, seed:int|None=None, v
         if (unknown := held - set(names)): raise ValueError(f'valid_classes not found: {sorted(unknown)[:5]}')
     if not held or held == set(names): raise ValueError(f'the split leaves {len(held)} of {len(names)} classes for validation')
     return held
+
+def _is_pair(p) -> bool:
+    "`(a, b)` or `(a, b, same)` of images (not an anchor index)"
+    return isinstance(p, (tuple, list)) and len(p) in (2, 3) and not isinstance(p[0], (int, np.integer))
 
 class PairSampler(ItemTransform):
     """Turns an anchor index into `SiameseImage(img_a, img_b, same)`: training anchors get a fresh partner at
@@ -101,6 +105,10 @@ class PairSampler(ItemTransform):
         return self.img_cls.create(im if im.mode == mode else im.convert(mode))
 
     def encodes(self, x):
+        if len(x) == 1 and _is_pair(x[0]):   # a new pair (test_dl, predict): images as paths, PIL or tensors
+            p = x[0]
+            ims = [to_image(v, self.img_cls) for v in p[:2]]
+            return SiameseImage(*ims, TensorCategory(int(p[2]))) if len(p) > 2 else SiameseImage(*ims)
         if len(x) != 1 or not isinstance(x[0], (int, np.integer)): return x  # already a pair (inference)
         if self.images is None: raise RuntimeError('this PairSampler was exported without its images; '
                                                    'use predict_pair/classify to score new pairs')
@@ -110,6 +118,11 @@ class PairSampler(ItemTransform):
             same = random.random() < 0.5
             b = self._partner(a, same, random)
         return SiameseImage(self.image(a), self.image(b), TensorCategory(int(same)))
+
+    def decodes(self, x):
+        "A decoded pair with a label (truth or prediction) names it: 'same' or 'different', as fastai's `Category`"
+        if len(x) < 3 or isinstance(x[2], str): return x
+        return SiameseImage(x[0], x[1], Category(PAIR_LABELS[int(x[2])]))
 
     def without_data(self) -> 'PairSampler':
         "A copy that keeps the image class only, not the dataset (what `export` stores)"
@@ -152,6 +165,7 @@ class SiameseDataLoaders(DataLoaders):
                            batch_tfms=[IntToFloatTensor(), *listify(batch_tfms)])
         built = cls.from_dblock(dblock, list(range(len(cf))), bs=bs, **kwargs)
         dls = cls(*built.loaders, path=built.path, device=built.device)   # from_dblock returns plain DataLoaders
+        for dl in dls.loaders: dl.dataset.vocab = CategoryMap(list(PAIR_LABELS), sort=False)   # as a classifier's `dl.vocab`
         dls.class_folder, dls.train_classes, dls.valid_classes = cf, sorted(set(names) - held), sorted(held)
         return dls
 
@@ -160,6 +174,12 @@ class SiameseDataLoaders(DataLoaders):
     def from_folder(cls, path, min_per_class:int=2, **kwargs):
         "DataLoaders of pairs from `path`, a folder of class folders (nested ones too: `Alphabet/character01`)"
         return cls.from_class_folder(ClassFolder(path, min_per_class=min_per_class), **kwargs)
+
+    def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs):
+        """Loader of new pairs `(a, b)` (paths, PIL images or tensors; `SiameseImage`s), or `(a, b, same)` with
+        `with_labels`, through the validation transforms: `learn.get_preds(dl=dls.test_dl(pairs))`"""
+        # the pairs are built by the PairSampler item transform: no type transform to infer or remove
+        return super().test_dl(list(test_items), rm_type_tfms=0, with_labels=with_labels, **kwargs)
 
     def new_empty(self):
         "Empty loaders for `export`: the `PairSampler` keeps its image class but not the dataset"

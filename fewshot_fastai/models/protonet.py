@@ -31,6 +31,8 @@ class ProtoNet(nn.Module):
         return self.pool(f) if f.ndim == 4 else f
     def similarity(self, ea, eb): return -(ea.float() - eb.float()).pow(2).sum(-1)
     def forward(self, x, support_labels):
+        # plain tensors: fastai's TensorImage/TensorCategory dispatch every op through Python (measured: +10% per episode)
+        x, support_labels = x.as_subclass(torch.Tensor), support_labels.as_subclass(torch.Tensor)
         e = self.encode(x)
         n = len(support_labels)
         protos = prototypes(e[:n], support_labels)

@@ -13,7 +13,8 @@ class SiameseModel(nn.Module):
 
     def forward(self, a, b):
         # one encoder pass over both halves: half the kernel launches, same BatchNorm statistics for a and b
-        f = self.encoder(torch.cat([a, b]))
+        # plain tensors: fastai's TensorImage dispatches every op through Python
+        f = self.encoder(torch.cat([a.as_subclass(torch.Tensor), b.as_subclass(torch.Tensor)]))
         return self.head(*f.split(len(a)))
 
     def encode(self, x):

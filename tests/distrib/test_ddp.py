@@ -35,6 +35,11 @@ def test_two_processes_train_in_step(kind, omni_small, tmp_path):
     # the weights moved: compare with the same learner, freshly built
     fresh, nway = worker.build(kind, omni_small)
     assert any(not torch.equal(v, a['state'][k]) for k, v in fresh.model.state_dict().items())
+    if kind == 'siamese':   # the threshold and calibration are fitted on the validation pairs of both ranks, gathered
+        assert a['thresh'] == b['thresh'] and a['thresh'][0] is not None
+        fresh.model.load_state_dict(a['state'])
+        d, y = fresh.get_preds(act=lambda o: o)
+        assert a['thresh'] == pytest.approx(ff.fit_logistic(d, y), rel=1e-4)
     if nway is not None:
         assert a['nway'] == b['nway']
         fresh.model.load_state_dict(a['state'])

@@ -50,7 +50,8 @@ if __name__ == '__main__':
     ctx = learn.distrib_ctx() if kind.endswith('-nocpu') else learn.distrib_ctx(cpu=True, sync_bn=False)
     with learn.no_bar(), ctx: learn.fit(2, 1e-3)
     res = dict(rank=rank_distrib(), world=num_distrib(), state={k: v.detach().clone() for k, v in learn.model.state_dict().items()},
-               seen=rec.seen, wrapped_type=type(learn.model).__name__)
+               seen=rec.seen, wrapped_type=type(learn.model).__name__,
+               thresh=(getattr(learn.loss_func, 'thresh', None), getattr(learn.loss_func, 'scale', None)))
     if nway is not None: res.update(nway=nway.last['accuracy'], episodes=[(e.support, e.query) for e in nway.episodes])
     out.mkdir(parents=True, exist_ok=True)
     torch.save(res, out/f'rank{rank_distrib()}.pt')
