@@ -9,7 +9,7 @@ from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
 from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate, fit_logistic, calibration_error
 from .learner import siamese_learner, SiameseLearner
-from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores
+from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores, SupportSet
 from .learner import episodic_learner, EpisodicLearner
 from .data.episodes import EpisodeSampler, Episode, drawer_of
 from .data.episode_loaders import EpisodeDataLoaders
@@ -31,7 +31,7 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error',
-           'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
+           'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'lake_runs', 'load_runs', 'write_runs',
            'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
            'CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',

@@ -11,7 +11,7 @@ from .models.protonet import prototypes
 from .distrib import unwrap_model
 
 __all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
-           'class_scores', 'support_scores', 'classify']
+           'class_scores', 'support_scores', 'SupportSet', 'classify']
 
 def _through_valid(dls, items) -> tuple:
     "Tuples of images through `dls`' validation item and batch transforms, as one batch on `dls.device`"
@@ -65,18 +65,78 @@ def support_scores(learn:Learner, eq:torch.Tensor, es:torch.Tensor, support_labe
         return similarity(learn, eq, prototypes(es, torch.as_tensor(support_labels, device=es.device), n_classes))
     raise ValueError(f"support mode {mode!r}: use 'mean' or 'prototype'")
 
+def _check_mode(mode):
+    if mode not in ('mean', 'prototype'): raise ValueError(f"support mode {mode!r}: use 'mean' or 'prototype'")
+
+class SupportSet:
+    """The support images of each label, encoded once: `classify(queries)` and `predict(query)` encode only the
+    queries. Labels and shots can be added (`add`) or removed (`remove`) later; `ff.save_model(learn, path,
+    support=ss)` stores it beside the model and `ff.load_model` gives it back (`learn.support_set`)."""
+    def __init__(self, learn:Learner, support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
+                 bs:int=256, mode:str='mean'): # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
+        _check_mode(mode)
+        self.learn, self.bs, self.mode, self.emb = learn, bs, mode, {}
+        self.update(support or {})
+
+    @property
+    def labels(self) -> list: return list(self.emb)
+    def __len__(self): return len(self.emb)
+    def __repr__(self): return f'{type(self).__name__}({len(self)} labels, {sum(len(e) for e in self.emb.values())} shots)'
+
+    def update(self, support:dict):
+        "Add the shots of several labels ({label: images}), encoded together in batches of `bs`"
+        items = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in support.items()}
+        if (empty := [k for k, v in items.items() if not v]):
+            raise ValueError(f'SupportSet: label {empty[0]!r} has no images' + (f' ({len(empty)} such labels)' if len(empty) > 1 else ''))
+        e, start = embed(self.learn, [x for v in items.values() for x in v], self.bs), 0
+        for k, v in items.items():
+            self.emb[k] = torch.cat([self.emb[k], e[start:start+len(v)]]) if k in self.emb else e[start:start+len(v)]
+            start += len(v)
+        return self
+
+    def add(self, label, images):
+        "Encode `images` (one or a list) as shots of `label`, a new label or more shots of one already there"
+        return self.update({label: images})
+
+    def remove(self, label, shots=None):
+        "Remove `label`, or only its shots at the positions `shots` (the label goes when none is left)"
+        if label not in self.emb: raise KeyError(f'SupportSet: no label {label!r} (labels: {self.labels[:10]})')
+        if shots is not None:
+            drop = set(shots)
+            if not drop <= set(range(len(self.emb[label]))):
+                raise IndexError(f'SupportSet: label {label!r} has {len(self.emb[label])} shots; cannot remove {sorted(drop)}')
+            keep = [i for i in range(len(self.emb[label])) if i not in drop]
+            if keep: self.emb[label] = self.emb[label][keep]; return self
+        del self.emb[label]
+        return self
+
+    def scores(self, queries, progress:bool=False, mode:str|None=None) -> torch.Tensor:
+        "Query x label scores (Q, n_labels); only the queries go through the encoder"
+        if not self.emb: raise ValueError('SupportSet: no labels; add some with .add(label, images)')
+        mode = mode or self.mode
+        _check_mode(mode)
+        eq = embed(self.learn, queries, self.bs, progress)
+        es = torch.cat(list(self.emb.values())).to(eq.device)
+        lbl = [i for i, e in enumerate(self.emb.values()) for _ in range(len(e))]
+        return torch.cat([support_scores(self.learn, eq[i:i+self.bs], es, lbl, len(self.emb), mode)
+                          for i in range(0, len(eq), self.bs)]) if len(eq) else torch.empty(0, len(self.emb))
+
+    def classify(self, queries, progress:bool=False, mode:str|None=None):
+        "-> (labels, scores (Q, n_labels)) for the query images"
+        scores = self.scores(queries, progress, mode)
+        return [self.labels[i] for i in scores.argmax(1).tolist()], scores
+
+    def predict(self, query, mode:str|None=None):
+        "-> (label, score) for one query image"
+        labels, scores = self.classify([query], mode=mode)
+        return labels[0], float(scores[0].max())
+
 def classify(learn:Learner, queries, support:dict, bs:int=256, progress:bool=True, mode:str='mean'):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
-    or tensors). Every image is encoded once; K>1 shots are combined by `mode` (see `support_scores`).
-    -> (labels, scores (Q, n_labels))"""
-    names = list(support)
-    if not names: raise ValueError('classify: empty support set')
-    sup = [(i, x) for i, n in enumerate(names) for x in (support[n] if isinstance(support[n], (list, tuple)) else [support[n]])]
-    es = embed(learn, [x for _, x in sup], bs)
-    eq = embed(learn, queries, bs, progress)
-    scores = torch.cat([support_scores(learn, eq[i:i+bs], es, [i for i, _ in sup], len(names), mode)
-                        for i in range(0, len(eq), bs)])
-    return [names[i] for i in scores.argmax(1).tolist()], scores
+    or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `mode` (see
+    `support_scores`). -> (labels, scores (Q, n_labels))"""
+    if not support: raise ValueError('classify: empty support set')
+    return SupportSet(learn, support, bs, mode).classify(queries, progress)
 
 def predict_pairs(learn:Learner, pairs, bs:int=64) -> torch.Tensor:
     "Probability (score, for contrastive heads) that each `(a, b)` in `pairs` is the same class. -> (N,)"

@@ -33,6 +33,9 @@ class EpisodeSampler:
     always returns the same list); `seed=None` gives fresh ones at every iteration."""
     def __init__(self, labels, n_way:int=5, k_shot:int=1, n_query:int=1, n_episodes:int=100, seed:int|None=None,
                  groups=None, drawers=None, names=None):
+        for arg, v, low in [('n_way', n_way, 2), ('k_shot', k_shot, 1), ('n_query', n_query, 1), ('n_episodes', n_episodes, 1)]:
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ValueError(f'EpisodeSampler: {arg}={v!r}; it must be an integer >= {low}')
         self.n_way, self.k_shot, self.n_query, self.n_episodes, self.seed = n_way, k_shot, n_query, n_episodes, seed
         self.drawers, self.names = (None if drawers is None else list(drawers)), names
         by_class = {}
