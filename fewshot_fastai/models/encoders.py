@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from fastai.vision.learner import create_body, model_meta
 
-__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'encoder_features', 'PretrainedUnavailable']
+__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'arch_name', 'encoder_features', 'PretrainedUnavailable']
 
 class PretrainedUnavailable(RuntimeError):
     "Pretrained weights could not be fetched (typically: no internet)"
@@ -96,6 +96,12 @@ def resolve_arch(arch):
     if arch in tvm.list_models(module=tvm): return getattr(tvm, arch)
     if callable(getattr(fv, arch, None)) and not arch.startswith('_'): return getattr(fv, arch)
     return arch   # a timm model name (checked when created)
+
+def arch_name(arch) -> str|None:
+    "The registry name that `resolve_arch` turns back into `arch` (a name, `conv4`, torchvision's `resnet18`...), else None"
+    if isinstance(arch, str): return arch
+    name = getattr(arch, '__name__', None)
+    return name if name is not None and not isinstance(arch, nn.Module) and resolve_arch(name) is arch else None
 
 def create_encoder(arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4; names go through `resolve_arch`
                    n_in:int=3, pretrained:bool=False, cut=None, **kwargs) -> nn.Module:

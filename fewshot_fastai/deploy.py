@@ -1,0 +1,179 @@
+"""Deployment without pickle: `save_model` writes the weights as safetensors plus a small JSON that rebuilds the model
+and its image preparation; `load_model` reads them back into a Learner without training data. `export_onnx` writes
+the encoder (and the pair head, where it has weights) as ONNX graphs with a dynamic batch axis."""
+import json
+from pathlib import Path
+import torch
+from fastai.data.block import DataBlock, TransformBlock
+from fastai.data.transforms import IntToFloatTensor, Normalize, ToTensor
+from fastai.torch_core import default_device
+from fastai.vision.augment import Resize
+from fastai.vision.core import PILImage, PILImageBW
+from fasttransform import Pipeline
+from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler, plain_dl, PAIR_LABELS
+from .data.episode_loaders import EpisodeDataLoaders, EpisodeDataset, EpisodeDL
+from .models.encoders import create_encoder, encoder_features
+from .models.heads import HEADS
+from .models.siamese import SiameseModel, siamese_splitter
+from .models.protonet import ProtoNet
+from .losses import pair_loss
+from .learner import SiameseLearner, EpisodicLearner
+from .inference import SupportSet
+from .distrib import unwrap_model, is_main_process
+
+__all__ = ['save_model', 'load_model', 'export_onnx']
+
+FORMAT = 'fewshot_fastai/1'
+_IMG = {'L': PILImageBW, 'RGB': PILImage}
+
+def _valid_tfms(learn) -> dict:
+    "The validation-time image preparation of `learn.dls` as JSON: mode, resize, normalisation"
+    dls, cfg = learn.dls, learn.fewshot_config
+    out = {}
+    if cfg['kind'] == 'siamese':
+        out['mode'] = find_pair_sampler(dls).img_cls._open_args['mode']
+        for t in plain_dl(dls.valid).after_item.fs:
+            if isinstance(t, Resize): out['resize'] = dict(size=list(t.size), method=str(t.method), pad_mode=str(t.pad_mode))
+            elif not isinstance(t, (PairSampler, ToTensor)) and getattr(t, 'split_idx', None) != 0:
+                raise ValueError(f'save_model: validation item transform {type(t).__name__} cannot be saved as JSON '
+                                 '(Resize is); use learn.export for this learner')
+    else: out['mode'] = dls.img_cls._open_args['mode']
+    for t in plain_dl(dls.valid).after_batch.fs:
+        if isinstance(t, Normalize): out['normalize'] = dict(mean=t.mean.flatten().tolist(), std=t.std.flatten().tolist())
+        elif not isinstance(t, IntToFloatTensor) and getattr(t, 'split_idx', None) != 0:
+            raise ValueError(f'save_model: validation batch transform {type(t).__name__} cannot be saved as JSON; '
+                             'use learn.export for this learner')
+    return out
+
+def save_model(learn, path, # a folder: model.safetensors + config.json go there
+               support:SupportSet|None=None) -> Path:
+    """Weights (safetensors) and a JSON of what rebuilds the model and its image preparation: arch, head, sizes,
+    channels, normalisation, the contrastive calibration, and the labels of a `support` set (stored with it).
+    Written from rank 0 only under DDP. -> the folder"""
+    from safetensors.torch import save_file
+    cfg = getattr(learn, 'fewshot_config', None)
+    if cfg is None: raise ValueError('save_model: this Learner was not made by ff.siamese_learner / ff.episodic_learner')
+    if cfg['arch'] is None:
+        raise ValueError('save_model: the encoder was passed as a module, not a name; JSON cannot rebuild it (use learn.export)')
+    path = Path(path)
+    config = dict(format=FORMAT, **cfg, image=_valid_tfms(learn))
+    lf = learn.loss_func
+    if cfg['kind'] == 'siamese' and cfg['head'] == 'contrastive':
+        config['calibration'] = dict(thresh=float(lf.thresh), scale=float(lf.scale), calibrated=bool(lf.calibrated))
+    tensors = {f'model.{k}': v.detach().cpu().contiguous() for k, v in unwrap_model(learn.model).state_dict().items()}
+    if support is not None:
+        config['support_labels'] = [str(l) for l in support.labels]
+        tensors.update({f'support.{i}': e.detach().cpu().contiguous() for i, e in enumerate(support.emb.values())})
+    if not is_main_process(): return path
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path/'model.safetensors'), metadata={'format': FORMAT})
+    (path/'config.json').write_text(json.dumps(config, indent=1))
+    return path
+
+def _pair_dls(image:dict, bs:int=64):
+    "Empty pair DataLoaders that prepare new images as the saved learner's validation loader did"
+    img_cls = _IMG[image['mode']]
+    items = [PairSampler(None, [], [], img_cls)]
+    if 'resize' in image:
+        r = image['resize']
+        items.append(Resize(tuple(r['size']), method=r['method'], pad_mode=r['pad_mode']))
+    batch = [IntToFloatTensor()] + ([Normalize.from_stats(image['normalize']['mean'], image['normalize']['std'])]
+                                    if 'normalize' in image else [])
+    dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: ([0], [0]), n_inp=2,
+                       item_tfms=[*items, ToTensor()], batch_tfms=batch)
+    # fastai sets pipelines up on a first item: one blank pair, dropped by `new_empty` as `export` drops a dataset
+    from PIL import Image
+    blank = Image.new(image['mode'], (8, 8))
+    built = dblock.dataloaders([(blank, blank, 0)], bs=bs, num_workers=0)   # labelled: the batch types include the target
+    dls = SiameseDataLoaders(*built.loaders, path=built.path, device=default_device())
+    return dls.new_empty()
+
+def _episode_dls(image:dict, size):
+    img_cls = _IMG[image['mode']]
+    ds = object.__new__(EpisodeDataset)
+    ds.x, ds.sampler, ds.episodes = torch.empty(0, 1 if image['mode'] == 'L' else 3, *size, dtype=torch.uint8), None, []
+    tfms = [IntToFloatTensor()] + ([Normalize.from_stats(image['normalize']['mean'], image['normalize']['std'])]
+                                   if 'normalize' in image else [])
+    dls = EpisodeDataLoaders(EpisodeDL(ds, bs=None, after_batch=Pipeline(tfms)), EpisodeDL(ds, bs=None, after_batch=Pipeline(tfms)),
+                             device=default_device())
+    dls.n_inp, dls.img_cls, dls.size = 2, img_cls, torch.Size(size)
+    return dls
+
+def load_model(path):
+    """A Learner without training data from a `save_model` folder, rebuilt from its JSON with no unpickling:
+    `predict`, `ff.predict_pair`, `ff.classify`, `ff.cam` and `ff.SupportSet` accept it. A stored support set comes
+    back as `learn.support_set`."""
+    from safetensors.torch import load_file
+    path = Path(path)
+    cfg_file, weights = path/'config.json', path/'model.safetensors'
+    for f in (cfg_file, weights):
+        if not f.is_file(): raise FileNotFoundError(f'{f}: missing; is {path} a folder written by ff.save_model?')
+    config = json.loads(cfg_file.read_text())
+    if config.get('format') != FORMAT: raise ValueError(f'{cfg_file}: format {config.get("format")!r}, expected {FORMAT!r}')
+    tensors = load_file(str(weights))
+    n_in, size = config['n_in'], tuple(config['size'])
+    encoder = create_encoder(config['arch'], n_in=n_in, pretrained=False, **config['encoder_kwargs'])
+    if config['kind'] == 'siamese':
+        nf, maps = encoder_features(encoder, n_in, size)
+        head = config['head']
+        head_mod = HEADS[head](nf, maps, emb_dim=config['emb_dim']) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
+        model, loss = SiameseModel(encoder, head_mod), pair_loss(head, config['margin'])
+        if 'calibration' in config:
+            c = config['calibration']
+            loss.thresh, loss.scale, loss.calibrated = c['thresh'], c['scale'], c['calibrated']
+        dls, make = _pair_dls(config['image']), SiameseLearner
+    else:
+        from fastai.losses import CrossEntropyLossFlat
+        model, loss = ProtoNet(encoder, config['pool']), CrossEntropyLossFlat()
+        dls, make = _episode_dls(config['image'], size), EpisodicLearner
+    model.load_state_dict({k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')})
+    kw = dict(splitter=siamese_splitter) if config['kind'] == 'siamese' else {}
+    learn = make(dls, model.to(dls.device), loss_func=loss, metrics=[], **kw)
+    learn.fewshot_config = {k: config[k] for k in ('kind', 'arch', 'head', 'emb_dim', 'margin', 'pool', 'n_in',
+                                                    'encoder_kwargs', 'size') if k in config}
+    if 'support_labels' in config:
+        ss = SupportSet(learn)
+        ss.emb = {l: tensors[f'support.{i}'].to(dls.device) for i, l in enumerate(config['support_labels'])}
+        learn.support_set = ss
+    return learn
+
+class _Encode(torch.nn.Module):
+    "The encoder half of a few-shot model: images -> embeddings (what `model.encode` computes)"
+    def __init__(self, model): super().__init__(); self.model = model
+    def forward(self, x): return self.model.encode(x)
+
+class _Compare(torch.nn.Module):
+    "The pair head: two embeddings -> its output (logits or distances)"
+    def __init__(self, model): super().__init__(); self.model = model
+    def forward(self, ea, eb): return self.model.compare(ea, eb)
+
+def export_onnx(learn, path, opset:int=17) -> list[Path]:
+    """The encoder as ONNX (input `images`, a batch prepared as `ff.inference.image_batch` prepares it, output
+    `embeddings`, dynamic batch axis), and for pair heads with weights (L1, concat, cosine) the head as a second
+    graph `{stem}_head.onnx` (inputs `ea`, `eb`). -> the files written"""
+    from .inference import image_batch
+    model = unwrap_model(learn.model)
+    cfg = getattr(learn, 'fewshot_config', {})
+    c = cfg.get('n_in') or next(p for p in model.parameters() if p.ndim == 4).shape[1]
+    size = cfg.get('size') or list(plain_dl(learn.dls.valid).one_batch()[0].shape[-2:])
+    dev = next(model.parameters()).device
+    x = torch.zeros(2, c, *size, device=dev)
+    path, out = Path(path), []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    was = model.training
+    model.eval()
+    try:
+        enc = _Encode(model).eval()
+        with torch.no_grad(): e = enc(x)
+        torch.onnx.export(enc, (x,), str(path), input_names=['images'], output_names=['embeddings'], opset_version=opset,
+                          dynamic_axes={'images': {0: 'batch'}, 'embeddings': {0: 'batch'}}, dynamo=False)
+        out.append(path)
+        head = getattr(model, 'head', None)
+        if head is not None and any(True for _ in head.parameters()) and not isinstance(head, HEADS['contrastive']):
+            hp = path.with_name(f'{path.stem}_head.onnx')
+            torch.onnx.export(_Compare(model).eval(), (e, e), str(hp), input_names=['ea', 'eb'], output_names=['out'],
+                              opset_version=opset, dynamic_axes={'ea': {0: 'batch'}, 'eb': {0: 'batch'}, 'out': {0: 'batch'}},
+                              dynamo=False)
+            out.append(hp)
+    finally: model.train(was)
+    return out
