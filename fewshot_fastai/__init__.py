@@ -1,4 +1,7 @@
 "fewshot_fastai: few-shot and one-shot image learning on fastai"
+import warnings
+# timm calls torch.jit.script at import, which torch 2.1x deprecates with a FutureWarning on every import
+warnings.filterwarnings("ignore", message=".*torch.jit.script. is deprecated")
 from ._version import __version__
 from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download, check_hash, cache_dir
 from .data.items import ClassFolder, LazyImages, IndexedView, decoded_bytes, alphabet_of, label_of

@@ -59,9 +59,15 @@ def _imagenet_cam(path) -> dict:
     fig.savefig(path, dpi=80, bbox_inches='tight')
     return dict(classes=res.target.tolist(), boxes=[cam_bbox(m) for m in res.maps])
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog='fewshot-fastai', description=__doc__)
-    sub = p.add_subparsers(dest='cmd', required=True)
+class _Parser(argparse.ArgumentParser):
+    "argparse, with user mistakes reported on one line (exit status 2)"
+    def error(self, message):
+        print(f'{self.prog}: error: {message}', file=sys.stderr)
+        sys.exit(2)
+
+def _parser():
+    p = _Parser(prog='fewshot-fastai', description='Few-shot learning on your own folders of classes (one folder of images per class).')
+    sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
     d = sub.add_parser('demo', help='train a siamese net on Omniglot, report unseen-character accuracy, write figures')
     d.add_argument('--out', default='out/demo')
     d.add_argument('--train', default='background_small1')
@@ -70,8 +76,61 @@ def main(argv=None):
     d.add_argument('--size', type=int, default=28)
     d.add_argument('--epochs', type=int, default=int(os.environ.get('FEWSHOT_DEMO_EPOCHS', 12)))
     d.add_argument('--lr', type=float, default=3e-3)
-    a = p.parse_args(argv)
+    t = sub.add_parser('train', help='train on DATA (one folder per class); writes the model, loss.png, results.png, metrics.json')
+    t.add_argument('data'); t.add_argument('--out', required=True)
+    t.add_argument('--method', default='protonet', choices=['siamese', 'protonet'])
+    t.add_argument('--arch', default='conv4', help='conv4, koch_net, efficientnet_lite0, a torchvision or timm name')
+    t.add_argument('--head', default='contrastive', choices=['contrastive', 'l1', 'concat', 'cosine'], help='siamese head')
+    t.add_argument('--size', type=int, default=28)
+    g = t.add_mutually_exclusive_group(); g.add_argument('--epochs', type=int, default=5); g.add_argument('--minutes', type=float)
+    t.add_argument('--lr', type=float, default=3e-3); t.add_argument('--bs', type=int, default=64)
+    t.add_argument('--valid-pct', type=float, default=0.2, help='share of classes held out (unseen in training)')
+    t.add_argument('--n-way', type=int, default=5); t.add_argument('--n-query', type=int, default=5)
+    t.add_argument('--episodes', type=int, default=50, help='N-way validation episodes')
+    t.add_argument('--episodes-per-epoch', type=int, default=100)
+    t.add_argument('--rgb', dest='grey', action='store_false', help='colour images (default: greyscale)')
+    t.add_argument('--seed', type=int, default=0)
+    e = sub.add_parser('eval', help='N-way K-shot accuracy of MODEL on DATA, with a 95%% confidence interval')
+    e.add_argument('model'); e.add_argument('data')
+    e.add_argument('--n-way', type=int, default=5); e.add_argument('--k-shot', type=int, default=1)
+    e.add_argument('--n-query', type=int, default=1); e.add_argument('--episodes', type=int, default=100)
+    e.add_argument('--mode', default='mean', choices=['mean', 'prototype']); e.add_argument('--seed', type=int, default=0)
+    e.add_argument('--json', action='store_true')
+    c = sub.add_parser('classify', help='label QUERY images (files or folders) against a support folder')
+    c.add_argument('model'); c.add_argument('queries', nargs='+'); c.add_argument('--support', required=True)
+    c.add_argument('--mode', default='mean', choices=['mean', 'prototype'])
+    f = c.add_mutually_exclusive_group(); f.add_argument('--json', action='store_true'); f.add_argument('--csv', action='store_true')
+    v = sub.add_parser('verify', help='same or different: two images, with the probability')
+    v.add_argument('model'); v.add_argument('a'); v.add_argument('b'); v.add_argument('--json', action='store_true')
+    m = sub.add_parser('cam', help='overlays: each image against the support image of the class it matches')
+    m.add_argument('model'); m.add_argument('images', nargs='+'); m.add_argument('--support', required=True)
+    m.add_argument('--out', required=True); m.add_argument('--json', action='store_true')
+    s = sub.add_parser('similarity', help='similarity maps of a pair, as a PNG')
+    s.add_argument('model'); s.add_argument('a'); s.add_argument('b'); s.add_argument('--out', required=True)
+    s.add_argument('--json', action='store_true')
+    n = sub.add_parser('gan', help='DCGAN / WGAN on DATA: sample grids, loss curves, Frechet distances')
+    n.add_argument('data'); n.add_argument('--out', required=True)
+    n.add_argument('--loop', default='dcgan', choices=['dcgan', 'wgan']); n.add_argument('--epochs', type=int, default=10)
+    n.add_argument('--size', type=int, default=32, choices=[32, 64]); n.add_argument('--bs', type=int, default=64)
+    n.add_argument('--invert', action='store_true', help='white <-> black (e.g. Omniglot ink)')
+    n.add_argument('--rgb', dest='grey', action='store_false')
+    n.add_argument('--json', action='store_true')
+    return p
+
+def main(argv=None):
+    a = _parser().parse_args(argv)
     warnings.filterwarnings('ignore', category=FutureWarning)
     if a.cmd == 'demo': return _demo(a)
+    from . import commands
+    run = dict(train=commands.train, eval=commands.evaluate, classify=commands.classify, verify=commands.verify,
+               cam=commands.cam, similarity=commands.similarity, gan=commands.gan)[a.cmd]
+    try: res = run(a)
+    except (commands.UserError, FileNotFoundError, NotADirectoryError, ValueError, KeyError) as err:
+        msg = err.args[0] if err.args else str(err)
+        print(f'fewshot-fastai {a.cmd}: error: {msg}', file=sys.stderr)
+        return 2
+    if a.cmd == 'train': print(f"model, loss.png, results.png and metrics.json in {a.out}"); print(json.dumps(res))
+    else: print(commands.render(res, getattr(a, 'json', False), getattr(a, 'csv', False)))
+    return 0
 
 if __name__ == '__main__': sys.exit(main())

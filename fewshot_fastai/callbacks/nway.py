@@ -15,17 +15,19 @@ __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
 def episode_accuracy(learn, images, episodes, bs:int=256, mode:str='mean') -> dict:
     """Accuracy over `episodes` (indices into `images`), encoding each unique image once. K>1 shots are combined
     by `mode`: 'mean' score or 'prototype' (see `support_scores`).
-    -> dict(accuracy, encoder_passes, seconds)"""
+    -> dict(accuracy, encoder_passes, seconds, per_episode accuracies)"""
     t = time.time()
     uniq = sorted({i for e in episodes for i in (*e.support, *e.query)})
     pos = {i: k for k, i in enumerate(uniq)}
     emb = embed(learn, IndexedView(images, uniq), bs)   # read bs at a time: bounded memory on lazy galleries
     correct = total = 0
+    per = []
     for e in episodes:
         es, eq = emb[[pos[i] for i in e.support]], emb[[pos[i] for i in e.query]]
         pred = support_scores(learn, eq, es, e.support_labels, e.n_way, mode).argmax(1)
-        correct += (pred.cpu() == torch.tensor(e.query_labels)).sum().item(); total += len(e.query)
-    return dict(accuracy=correct/total, encoder_passes=len(uniq), seconds=time.time() - t)
+        ok = (pred.cpu() == torch.tensor(e.query_labels)).sum().item()
+        correct += ok; total += len(e.query); per.append(ok/len(e.query))
+    return dict(accuracy=correct/total, encoder_passes=len(uniq), seconds=time.time() - t, per_episode=per)
 
 def naive_episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
     """The seed-style evaluation `episode_accuracy` replaces: every (query, support) pair goes through the full
