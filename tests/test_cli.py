@@ -76,3 +76,11 @@ def test_user_errors_are_one_line(args, msg, trained, omni_small, tmp_path):
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and msg in lines[0] and 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+def test_gan_command(omni_small, tmp_path):
+    r = run('gan', omni_small, '--out', tmp_path/'gan', '--epochs', 1, '--bs', 32, '--invert', '--json')
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res['loop'] == 'dcgan' and res['images'] == 480 and len(res['samples']) == 1 and Path(res['samples'][0]).is_file()
+    assert (tmp_path/'gan'/'losses.png').is_file() and (tmp_path/'gan'/'metrics.json').is_file()
+    assert res['frechet'] is None or [e for e, _ in res['frechet']] == [0, 1]
