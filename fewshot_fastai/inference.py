@@ -41,7 +41,7 @@ def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tenso
     with torch.no_grad():
         model = unwrap_model(learn.model)   # the model's own methods, also while DDP wraps it during fit
         for i in steps: out.append(model.encode(TensorImage(image_batch(learn.dls, images[i:i+bs]))).float())
-    return torch.cat(out) if out else torch.empty(0)
+    return torch.cat(out).as_subclass(torch.Tensor) if out else torch.empty(0)   # plain, not fastai's TensorImage
 
 def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
     "`learn.model.similarity` of every query embedding with every support embedding: (Q,D),(S,D) -> (Q,S)"

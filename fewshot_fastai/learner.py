@@ -87,7 +87,8 @@ class EpisodicLearner(Learner):
                              '[images]}), or ff.classify(learn, queries, support) for many queries')
         from .inference import classify
         labels, scores = classify(self, [item], support, progress=False, mode=mode)
-        return labels[0], scores[0].argmax(), scores[0].softmax(-1)
+        sc = scores[0].as_subclass(torch.Tensor)
+        return labels[0], sc.argmax(), sc.softmax(-1)
 
 @delegates(Learner.__init__)
 def episodic_learner(dls, # `EpisodeDataLoaders`
