@@ -31,6 +31,13 @@ def _model(path):
     if not (p/'config.json').is_file(): raise UserError(f'{path}: not a model folder (no config.json; `fewshot-fastai train` writes one)')
     return load_model(p)
 
+def _support(folder) -> dict:
+    "{label: image files} from a folder of class folders (one image per class is enough)"
+    import fewshot_fastai as ff
+    if not Path(folder).is_dir(): raise UserError(f'--support {folder}: no such folder (one folder of images per class)')
+    cf = ff.ClassFolder(folder, min_per_class=1)
+    return {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in cf.classes}
+
 def _img_cls(grey:bool):
     from fastai.vision.core import PILImage, PILImageBW
     return PILImageBW if grey else PILImage
@@ -106,10 +113,7 @@ def evaluate(a) -> dict:
 def classify(a) -> list[dict]:
     import fewshot_fastai as ff
     learn = _model(a.model)
-    sup = Path(a.support)
-    if not sup.is_dir(): raise UserError(f'--support {a.support}: no such folder (one folder of images per class)')
-    cf = ff.ClassFolder(sup, min_per_class=1)
-    support = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in cf.classes}
+    support = _support(a.support)
     queries = _images(a.queries)
     labels, scores = ff.SupportSet(learn, support, mode=a.mode).classify(queries, progress=not (a.json or a.csv))
     return [dict(query=str(q), label=l, score=round(float(s.max()), 4)) for q, l, s in zip(queries, labels, scores)]
@@ -139,10 +143,7 @@ def cam(a) -> list[dict]:
     "For each image: its best support class, and the similarity maps against that class's first support image"
     import fewshot_fastai as ff
     learn = _model(a.model)
-    sup = Path(a.support)
-    if not sup.is_dir(): raise UserError(f'--support {a.support}: no such folder (one folder of images per class)')
-    cf = ff.ClassFolder(sup, min_per_class=1)
-    support = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in cf.classes}
+    support = _support(a.support)
     images = _images(a.images)
     labels, _ = ff.SupportSet(learn, support).classify(images)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
