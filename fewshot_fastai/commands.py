@@ -42,17 +42,6 @@ def _img_cls(grey:bool):
     from fastai.vision.core import PILImage, PILImageBW
     return PILImageBW if grey else PILImage
 
-class TimeLimit:
-    "Stops `fit` at the end of the first epoch that ends after `minutes`"
-    def __new__(cls, minutes):
-        from fastai.callback.core import Callback, CancelFitException
-        class _TimeLimit(Callback):
-            order = 95
-            def before_fit(self): self.t = time.time()
-            def after_epoch(self):
-                if time.time() - self.t > minutes*60: raise CancelFitException()
-        return _TimeLimit()
-
 def train(a) -> dict:
     import torch
     from fastai.vision.augment import Resize
@@ -76,11 +65,15 @@ def train(a) -> dict:
                                                       valid_n_way=n_way)
         learn = ff.episodic_learner(dls, a.arch, cbs=nway)
     t = time.time()
-    if a.minutes is not None: learn.fit_one_cycle(10_000, a.lr, cbs=TimeLimit(a.minutes))
+    if a.minutes is not None:
+        # one epoch at a tenth of the rate times an epoch (and warms up); one-cycle then fills the rest of the budget
+        learn.fit(1, a.lr/10)
+        per = time.time() - t
+        learn.fit_one_cycle(max(1, int((a.minutes*60 - per)/per)), a.lr)
     else: learn.fit_one_cycle(a.epochs, a.lr)
     secs = time.time() - t
     names, final = learn.recorder.metric_names[1:-1], learn.recorder.values[-1]   # before show_results resets them
-    n_epochs = len(learn.recorder.values)
+    n_epochs = len(learn.recorder.values) + (a.minutes is not None)   # + the timing epoch
     plt = _plt()
     learn.recorder.plot_loss(); plt.savefig(out/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
     fig = learn.show_results(max_n=6)
