@@ -9,6 +9,7 @@ from .data.items import to_image
 from .losses import same_probability
 from .models.protonet import prototypes
 from .distrib import unwrap_model
+from .checks import check_int
 
 __all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
@@ -33,6 +34,7 @@ def image_batch(dls, images) -> torch.Tensor:
 def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tensor:
     """Embeddings `learn.model.encode` of `images`, each encoded once: (M,D). A sequence (list, `LazyImages`,
     `IndexedView`) is read `bs` images at a time, so a lazy gallery is never decoded all at once."""
+    check_int('embed', 'bs', bs)
     out = []
     if not (hasattr(images, '__len__') and hasattr(images, '__getitem__')): images = list(images)
     learn.model.eval()
@@ -74,7 +76,7 @@ class SupportSet:
     support=ss)` stores it beside the model and `ff.load_model` gives it back (`learn.support_set`)."""
     def __init__(self, learn:Learner, support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
                  bs:int=256, mode:str='mean'): # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
-        _check_mode(mode)
+        _check_mode(mode); check_int('SupportSet', 'bs', bs)
         self.learn, self.bs, self.mode, self.emb = learn, bs, mode, {}
         self.update(support or {})
 
@@ -140,6 +142,7 @@ def classify(learn:Learner, queries, support:dict, bs:int=256, progress:bool=Tru
 
 def predict_pairs(learn:Learner, pairs, bs:int=64) -> torch.Tensor:
     "Probability (score, for contrastive heads) that each `(a, b)` in `pairs` is the same class. -> (N,)"
+    check_int('predict_pairs', 'bs', bs)
     pairs, out = list(pairs), []
     learn.model.eval()
     with torch.no_grad():

@@ -14,6 +14,7 @@ from .models.protonet import ProtoNet
 from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
 from .distrib import distrib_callbacks
+from .checks import check_int, check_positive
 import torch
 
 __all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner']
@@ -55,6 +56,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     trains the head on a frozen encoder first. As in `vision_learner`, a pretrained encoder starts frozen
     and the data get ImageNet normalisation; a random one starts unfrozen."""
     if head not in HEADS: raise ValueError(f"unknown head {head!r}: choose from {list(HEADS)}")
+    check_int('siamese_learner', 'emb_dim', emb_dim); check_positive('siamese_learner', 'margin', margin)
     c, h, w = _batch_shape(dls)
     n_in = c if n_in is None else n_in
     encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))

@@ -12,6 +12,7 @@ from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
 from .items import to_image, LazyImages
+from ..checks import check_int
 from .pairs import held_out_classes, plain_dl
 
 __all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders']
@@ -141,6 +142,9 @@ class EpisodeDataLoaders(DataLoaders):
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
         new classes. `group` (label -> group, e.g. `alphabet_of`) makes every training episode draw its classes
         from one group (and one rotation): harder negatives, like Lake's within-alphabet test episodes."""
+        for arg, v in [('episodes_per_epoch', episodes_per_epoch), ('valid_episodes', valid_episodes), ('rotations', rotations)]:
+            check_int('EpisodeDataLoaders', arg, v)
+        for v in ((size,) if isinstance(size, int) else tuple(size)): check_int('EpisodeDataLoaders', 'size', v)
         held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
         tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
         va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]

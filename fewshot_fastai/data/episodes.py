@@ -3,6 +3,7 @@ labels, plus optional groups and drawers), including Lake-style within-alphabet,
 import random, re
 from dataclasses import dataclass
 from pathlib import Path
+from ..checks import check_int
 
 __all__ = ['Episode', 'EpisodeSampler', 'drawer_of']
 
@@ -34,8 +35,7 @@ class EpisodeSampler:
     def __init__(self, labels, n_way:int=5, k_shot:int=1, n_query:int=1, n_episodes:int=100, seed:int|None=None,
                  groups=None, drawers=None, names=None):
         for arg, v, low in [('n_way', n_way, 2), ('k_shot', k_shot, 1), ('n_query', n_query, 1), ('n_episodes', n_episodes, 1)]:
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise ValueError(f'EpisodeSampler: {arg}={v!r}; it must be an integer >= {low}')
+            check_int('EpisodeSampler', arg, v, low)
         self.n_way, self.k_shot, self.n_query, self.n_episodes, self.seed = n_way, k_shot, n_query, n_episodes, seed
         self.drawers, self.names = (None if drawers is None else list(drawers)), names
         by_class = {}

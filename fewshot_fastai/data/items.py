@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from fastai.data.transforms import image_extensions
+from ..checks import check_int, check_positive
 
 __all__ = ['ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'label_of', 'alphabet_of', 'to_image']
 
@@ -85,6 +86,8 @@ class ClassFolder:
                  lazy:bool|None=None, # None: lazy when the decoded images would exceed `max_bytes`
                  max_bytes:float=1e9, # threshold of the automatic choice, in bytes
                  cache_size:int=0): # lazy mode: keep the most recently used decoded images
+        check_int('ClassFolder', 'min_per_class', min_per_class); check_int('ClassFolder', 'cache_size', cache_size, 0)
+        check_positive('ClassFolder', 'max_bytes', max_bytes)
         self.root = Path(root).expanduser()
         if not self.root.is_dir(): raise FileNotFoundError(f'{self.root}: no such folder')
         skipped, by_class = [], {}

@@ -14,6 +14,7 @@ from fastai.vision.data import get_grid
 from fasttransform import ItemTransform, Pipeline
 from plum import dispatch
 from .items import ClassFolder, LazyImages, to_image
+from ..checks import check_int
 
 __all__ = ['SiameseImage', 'PAIR_LABELS', 'plain_dl', 'class_split', 'held_out_classes', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
 
@@ -154,6 +155,7 @@ class SiameseDataLoaders(DataLoaders):
                           img_cls=PILImage, # PILImage (RGB) or PILImageBW (1 channel)
                           item_tfms=None, batch_tfms=None, bs:int=64, **kwargs):
         "DataLoaders from an already scanned `ClassFolder`"
+        check_int('SiameseDataLoaders', 'bs', bs)
         names = cf.classes
         held = held_out_classes(names, valid_pct, seed, valid_classes, group)
         valid = [i for i, l in enumerate(cf.labels) if names[l] in held]

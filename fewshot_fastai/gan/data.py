@@ -12,6 +12,7 @@ from fastai.vision.core import TensorImage, PILImage, PILImageBW
 from fastai.vision.gan import InvisibleTensor
 from fasttransform import Pipeline
 from ..data.items import _decode, LazyImages, decoded_bytes
+from ..checks import check_int
 from ..data.episode_loaders import image_tensor, LazyImageTensor
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images']
@@ -58,6 +59,7 @@ class GANDataLoaders(DataLoaders):
         "From uint8 images (N,C,H,W)"
         if not isinstance(x, LazyImageTensor) and (x.dtype != torch.uint8 or x.ndim != 4):
             raise ValueError(f'expected uint8 images (N,C,H,W), got {x.dtype} {tuple(x.shape)}')
+        check_int('GANDataLoaders', 'bs', bs); check_int('GANDataLoaders', 'z_dim', z_dim)
         if len(x) < bs: raise ValueError(f'{len(x)} images are fewer than one batch (bs={bs})')
         tfms = [IntToFloatTensor(), Normalize.from_stats(0.5, 0.5)]   # [0,1] -> [-1,1], the range of tanh
         valid_x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_valid]]
