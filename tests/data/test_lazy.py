@@ -13,7 +13,7 @@ def test_automatic_choice_from_headers(omni_small):
     assert est == len(eager)*105*105        # Omniglot: 105x105, 1 byte per pixel ('1' mode is one band)
     lazy = ff.ClassFolder(omni_small, max_bytes=est - 1)
     assert lazy.lazy and isinstance(lazy.images, ff.LazyImages) and lazy.files == eager.files
-    assert ff.ClassFolder(omni_small, lazy=True).lazy and not ff.ClassFolder(omni_small, lazy=False, max_bytes=0).lazy
+    assert ff.ClassFolder(omni_small, lazy=True).lazy and not ff.ClassFolder(omni_small, lazy=False, max_bytes=1).lazy
     sub = lazy.subset(lambda c: c == lazy.classes[0])
     assert isinstance(sub.images, ff.LazyImages) and len(sub.images) == 20
 
