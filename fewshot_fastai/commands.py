@@ -3,8 +3,6 @@ cli.py). Each takes the parsed arguments and returns the JSON-able result it als
 import csv, io, json, math, sys, time
 from pathlib import Path
 
-IMAGE_EXT = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.pgm', '.ppm', '.tif', '.tiff', '.webp'}
-
 class UserError(Exception):
     "A mistake in what the user asked for: printed as one line, exit status 2"
 
@@ -16,9 +14,10 @@ def _plt():
 
 def _images(paths) -> list[Path]:
     "Image files from files and folders (searched recursively), in a stable order; errors name the path"
+    from fastai.data.transforms import get_image_files
     out = []
     for p in map(Path, paths):
-        if p.is_dir(): out += sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXT)
+        if p.is_dir(): out += sorted(get_image_files(p))
         elif p.is_file(): out.append(p)
         else: raise UserError(f'{p}: no such file or folder')
     if not out: raise UserError(f'no image files in {", ".join(map(str, paths))}')

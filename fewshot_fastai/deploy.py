@@ -10,7 +10,7 @@ from fastai.torch_core import default_device
 from fastai.vision.augment import Resize
 from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
-from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler, plain_dl, PAIR_LABELS
+from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler, plain_dl
 from .data.episode_loaders import EpisodeDataLoaders, EpisodeDataset, EpisodeDL
 from .models.encoders import create_encoder, encoder_features
 from .models.heads import HEADS
@@ -70,6 +70,11 @@ def save_model(learn, path, # a folder: model.safetensors + config.json go there
     (path/'config.json').write_text(json.dumps(config, indent=1))
     return path
 
+def _batch_tfms(image:dict) -> list:
+    "The validation batch transforms of a saved learner: to float, then its normalisation if it had one"
+    norm = image.get('normalize')
+    return [IntToFloatTensor()] + ([Normalize.from_stats(norm['mean'], norm['std'])] if norm else [])
+
 def _pair_dls(image:dict, bs:int=64):
     "Empty pair DataLoaders that prepare new images as the saved learner's validation loader did"
     img_cls = _IMG[image['mode']]
@@ -77,10 +82,8 @@ def _pair_dls(image:dict, bs:int=64):
     if 'resize' in image:
         r = image['resize']
         items.append(Resize(tuple(r['size']), method=r['method'], pad_mode=r['pad_mode']))
-    batch = [IntToFloatTensor()] + ([Normalize.from_stats(image['normalize']['mean'], image['normalize']['std'])]
-                                    if 'normalize' in image else [])
     dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: ([0], [0]), n_inp=2,
-                       item_tfms=[*items, ToTensor()], batch_tfms=batch)
+                       item_tfms=[*items, ToTensor()], batch_tfms=_batch_tfms(image))
     # fastai sets pipelines up on a first item: one blank pair, dropped by `new_empty` as `export` drops a dataset
     from PIL import Image
     blank = Image.new(image['mode'], (8, 8))
@@ -90,11 +93,8 @@ def _pair_dls(image:dict, bs:int=64):
 
 def _episode_dls(image:dict, size):
     img_cls = _IMG[image['mode']]
-    ds = object.__new__(EpisodeDataset)
-    ds.x, ds.sampler, ds.episodes = torch.empty(0, 1 if image['mode'] == 'L' else 3, *size, dtype=torch.uint8), None, []
-    tfms = [IntToFloatTensor()] + ([Normalize.from_stats(image['normalize']['mean'], image['normalize']['std'])]
-                                   if 'normalize' in image else [])
-    dls = EpisodeDataLoaders(EpisodeDL(ds, bs=None, after_batch=Pipeline(tfms)), EpisodeDL(ds, bs=None, after_batch=Pipeline(tfms)),
+    ds = EpisodeDataset.empty(torch.empty(0, 1 if image['mode'] == 'L' else 3, *size, dtype=torch.uint8))
+    dls = EpisodeDataLoaders(*(EpisodeDL(ds, bs=None, after_batch=Pipeline(_batch_tfms(image))) for _ in range(2)),
                              device=default_device())
     dls.n_inp, dls.img_cls, dls.size = 2, img_cls, torch.Size(size)
     return dls

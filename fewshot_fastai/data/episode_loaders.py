@@ -6,7 +6,7 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.data.transforms import IntToFloatTensor
-from fastai.torch_core import TensorCategory, default_device, rank_distrib
+from fastai.torch_core import TensorCategory, default_device, rank_distrib, show_image
 from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastcore.basics import listify
 from fasttransform import Pipeline
@@ -55,11 +55,15 @@ class EpisodeDataset:
         self.x, self.sampler = x, sampler
         self.episodes = sampler.episodes() if fixed else None
     def __len__(self): return len(self.sampler) if self.sampler is not None else 0
+    @classmethod
+    def empty(cls, x:torch.Tensor) -> 'EpisodeDataset':
+        "A dataset without images or episodes over the empty image tensor `x` (0,C,H,W): it only prepares new images"
+        res = object.__new__(cls)
+        res.x, res.sampler, res.episodes = x, None, []
+        return res
     def new_empty(self):
         "What `Learner.export` keeps: no images, no episodes"
-        res = object.__new__(type(self))
-        res.x, res.sampler, res.episodes = self.x[:0], None, []
-        return res
+        return self.empty(self.x[:0])
     def __getitem__(self, i):
         if self.episodes is not None: e = self.episodes[i]
         else:
@@ -74,15 +78,9 @@ class EpisodeDataset:
         names = getattr(self.sampler, 'names', None) or getattr(self, 'names', None)
         return [str(names[c]) if names is not None else f'class {c}' for c in e.classes]
 
-def _img(t:torch.Tensor):
-    "An image tensor (C,H,W) in [0,1] or uint8 as something `imshow` takes"
-    t = t.detach().cpu().float()
-    t = t/255 if t.max() > 1 else t
-    return (t[0], 'gray') if t.shape[0] == 1 else (t.permute(1, 2, 0).clamp(0, 1), None)
-
 def _show(ax, t, title, color=None):
-    im, cmap = _img(t)
-    ax.imshow(im, cmap=cmap); ax.axis('off')
+    "fastai's `show_image` of a (C,H,W) image tensor (uint8 or [0,1]), with a small, optionally coloured title"
+    show_image(t.detach().cpu(), ax=ax, cmap='gray' if t.shape[0] == 1 else None)
     ax.set_title(title, fontsize=8, color=color or 'black')
 
 class EpisodeDL(DataLoader):

@@ -1,6 +1,7 @@
 """Unconditional image DataLoaders for GANs: batches of `(noise, real image)` as fastai's GAN machinery expects
 (`InvisibleTensor` noise as input, `TensorImage` as target), images normalised to [-1, 1]. Every image is decoded,
 converted and resized once and kept in memory as uint8, so an epoch costs only the models."""
+import os
 from pathlib import Path
 import torch
 from PIL import ImageOps
@@ -44,11 +45,17 @@ class NoiseImages:
         if fixed_seed is not None:
             self.z = torch.randn(len(x), z_dim, generator=torch.Generator().manual_seed(fixed_seed))
     def __len__(self): return len(self.x)
+    def _generator(self) -> torch.Generator:
+        """This process's noise generator, seeded at its first use from the seeded torch stream plus the process rank:
+        under DDP each rank (and each DataLoader worker) draws its own noise. One per process: a generator per item
+        cost 25x the draw itself."""
+        key = (os.getpid(), rank_distrib())
+        if getattr(self, '_key', None) != key:
+            self._gen, self._key = torch.Generator().manual_seed(int(torch.randint(2**62, ())) + key[1]), key
+        return self._gen
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k not in ('_gen', '_key')}
     def __getitem__(self, i):
-        if self.z is not None: z = self.z[i]
-        else:   # from the seeded torch stream, offset by the process rank: under DDP each rank draws its own noise
-            seed = int(torch.randint(2**62, ())) + rank_distrib()
-            z = torch.randn(self.z_dim, generator=torch.Generator().manual_seed(seed))
+        z = self.z[i] if self.z is not None else torch.randn(self.z_dim, generator=self._generator())
         return InvisibleTensor(z), TensorImage(self.x[i])
 
 class GANDataLoaders(DataLoaders):
