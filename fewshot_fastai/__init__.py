@@ -6,13 +6,15 @@ from ._version import __version__
 from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download, check_hash, cache_dir
 from .data.items import ClassFolder, LazyImages, IndexedView, decoded_bytes, alphabet_of, label_of
 from .data.pairs import SiameseImage, SiameseDataLoaders, PairSampler, class_split
+from .models.backbones import wrn, resnet12
 from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch, create_encoder, resolve_arch, PretrainedUnavailable
 from .models.heads import ConcatHead, L1Head, DistanceHead, CosineHead
 from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
 from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate, fit_logistic, calibration_error
 from .learner import siamese_learner, SiameseLearner
-from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores, SupportSet
+from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores, SupportSet, shift_views, one_to_one
+from .data.strokes import omniglot_strokes, read_strokes, render_strokes, perturb_strokes, stroke_file, StrokeImages, with_strokes
 from .learner import episodic_learner, EpisodicLearner
 from .data.episodes import EpisodeSampler, Episode, drawer_of
 from .data.episode_loaders import EpisodeDataLoaders
@@ -32,10 +34,11 @@ from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resu
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
            'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
-           'koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
+           'koch_net', 'conv4', 'wrn', 'resnet12', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error',
-           'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
+           'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'shift_views', 'one_to_one',
+           'omniglot_strokes', 'read_strokes', 'render_strokes', 'perturb_strokes', 'stroke_file', 'StrokeImages', 'with_strokes', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'lake_runs', 'load_runs', 'write_runs',
            'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
            'CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',

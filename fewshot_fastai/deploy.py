@@ -45,8 +45,11 @@ def _valid_tfms(learn) -> dict:
                              'use learn.export for this learner')
     return out
 
-def save_model(learn, path, # a folder: model.safetensors + config.json go there
-               support:SupportSet|None=None) -> Path:
+def save_model(
+    learn, # a siamese or episodic learner
+    path, # a folder: model.safetensors + config.json go there
+    support:SupportSet|None=None, # a `SupportSet` whose labels are saved with the model
+) -> Path:
     """Weights (safetensors) and a JSON of what rebuilds the model and its image preparation: arch, head, sizes,
     channels, normalisation, the contrastive calibration, and the labels of a `support` set (stored with it).
     Written from rank 0 only under DDP. -> the folder"""
@@ -99,7 +102,9 @@ def _episode_dls(image:dict, size):
     dls.n_inp, dls.img_cls, dls.size = 2, img_cls, torch.Size(size)
     return dls
 
-def load_model(path):
+def load_model(
+    path, # a folder written by `save_model`
+):
     """A Learner without training data from a `save_model` folder, rebuilt from its JSON with no unpickling:
     `predict`, `ff.predict_pair`, `ff.classify`, `ff.cam` and `ff.SupportSet` accept it. A stored support set comes
     back as `learn.support_set`."""
@@ -147,7 +152,11 @@ class _Compare(torch.nn.Module):
     def __init__(self, model): super().__init__(); self.model = model
     def forward(self, ea, eb): return self.model.compare(ea, eb)
 
-def export_onnx(learn, path, opset:int=17) -> list[Path]:
+def export_onnx(
+    learn, # a siamese or episodic learner
+    path, # the encoder .onnx file (the head goes beside it)
+    opset:int=17, # ONNX opset version
+) -> list[Path]:
     """The encoder as ONNX (input `images`, a batch prepared as `ff.inference.image_batch` prepares it, output
     `embeddings`, dynamic batch axis), and for pair heads with weights (L1, concat, cosine) the head as a second
     graph `{stem}_head.onnx` (inputs `ea`, `eb`). -> the files written"""

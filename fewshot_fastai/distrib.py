@@ -7,7 +7,9 @@ from fastai.torch_core import rank_distrib, num_distrib
 
 __all__ = ['unwrap_model', 'is_main_process', 'DistribSupport', 'DistribSupportAfter', 'distrib_callbacks']
 
-def unwrap_model(model:torch.nn.Module) -> torch.nn.Module:
+def unwrap_model(
+    model:torch.nn.Module, # a model, possibly wrapped
+) -> torch.nn.Module:
     "The module inside DistributedDataParallel / DataParallel (accelerate's `extract_model_from_parallel`), else `model`"
     if not isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)): return model
     from accelerate.utils import extract_model_from_parallel

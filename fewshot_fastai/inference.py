@@ -1,5 +1,6 @@
 "Inference on new images: `predict_pair(s)`, embeddings and similarities, support-set `classify`"
 import torch
+import torch.nn.functional as F
 from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import to_device
@@ -11,7 +12,7 @@ from .models.protonet import prototypes
 from .distrib import unwrap_model
 from .checks import check_int
 
-__all__ = ['to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
+__all__ = ['shift_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
 
 def _through_valid(dls, items) -> tuple:
@@ -31,7 +32,24 @@ def image_batch(dls, images) -> torch.Tensor:
     if hasattr(dls, 'image_batch'): return dls.image_batch(images)   # e.g. EpisodeDataLoaders
     return _through_valid(dls, [(x,) for x in images])[0]
 
-def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tensor:
+def shift_views(
+    x:torch.Tensor, # a batch of images, (B,C,H,W)
+    px:int, # shift in pixels
+) -> list:
+    """The batch and its copies shifted by `px` pixels left, right, up and down, edges replicated: 5 tensors (B,C,H,W).
+    Test-time augmentation for one-shot characters, where a drawing's position varies by a few pixels."""
+    p = int(px)
+    xp = F.pad(x, (p, p, p, p), mode='replicate')
+    h, w = x.shape[-2:]
+    return [xp[..., i:i + h, j:j + w] for i, j in ((p, p), (p, 0), (p, 2*p), (0, p), (2*p, p))]
+
+def embed(
+    learn:Learner, # a learner whose model has `encode`
+    images, # images: paths, PIL images or tensors, or a lazy sequence
+    bs:int=256, # images per encoder batch
+    progress:bool=False, # show a progress bar
+    tta:int=0, # test-time augmentation: average the embeddings of each image and its `shift_views` by `tta` px (0: none)
+) -> torch.Tensor:
     """Embeddings `learn.model.encode` of `images`, each encoded once: (M,D). A sequence (list, `LazyImages`,
     `IndexedView`) is read `bs` images at a time, so a lazy gallery is never decoded all at once."""
     check_int('embed', 'bs', bs)
@@ -42,7 +60,10 @@ def embed(learn:Learner, images, bs:int=256, progress:bool=False) -> torch.Tenso
     if progress: steps = progress_bar(steps, leave=False)
     with torch.no_grad():
         model = unwrap_model(learn.model)   # the model's own methods, also while DDP wraps it during fit
-        for i in steps: out.append(model.encode(TensorImage(image_batch(learn.dls, images[i:i+bs]))).float())
+        for i in steps:
+            x = TensorImage(image_batch(learn.dls, images[i:i+bs]))
+            views = shift_views(x.as_subclass(torch.Tensor), tta) if tta else [x]
+            out.append(torch.stack([model.encode(v).float() for v in views]).mean(0))
     return torch.cat(out).as_subclass(torch.Tensor) if out else torch.empty(0)   # plain, not fastai's TensorImage
 
 def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
@@ -57,8 +78,14 @@ def class_scores(sim:torch.Tensor, support_labels, n_classes:int) -> torch.Tenso
     onehot = torch.nn.functional.one_hot(lbl, n_classes).float()
     return sim @ onehot / onehot.sum(0)
 
-def support_scores(learn:Learner, eq:torch.Tensor, es:torch.Tensor, support_labels, n_classes:int,
-                   mode:str='mean') -> torch.Tensor:
+def support_scores(
+    learn:Learner, # the learner whose model scores pairs of embeddings
+    eq:torch.Tensor, # query embeddings, (Q,D)
+    es:torch.Tensor, # support embeddings, (S,D)
+    support_labels, # class index (0..n_classes-1) of each support embedding
+    n_classes:int, # number of classes
+    mode:str='mean', # 'mean' or 'prototype'
+) -> torch.Tensor:
     """Query x class scores (Q,n_classes) from query and support embeddings. `mode='mean'`: the mean of the K
     query x shot scores (the seed's mean similarity); `'prototype'`: the score against each class's mean embedding
     (Snell et al.). The two agree for K=1."""
@@ -74,10 +101,16 @@ class SupportSet:
     """The support images of each label, encoded once: `classify(queries)` and `predict(query)` encode only the
     queries. Labels and shots can be added (`add`) or removed (`remove`) later; `ff.save_model(learn, path,
     support=ss)` stores it beside the model and `ff.load_model` gives it back (`learn.support_set`)."""
-    def __init__(self, learn:Learner, support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
-                 bs:int=256, mode:str='mean'): # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
-        _check_mode(mode); check_int('SupportSet', 'bs', bs)
-        self.learn, self.bs, self.mode, self.emb = learn, bs, mode, {}
+    def __init__(
+        self,
+        learn:Learner, # a siamese or episodic learner
+        support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
+        bs:int=256, # images per encoder batch
+        mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
+        tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+    ):
+        _check_mode(mode); check_int('SupportSet', 'bs', bs); check_int('SupportSet', 'tta', tta, 0)
+        self.learn, self.bs, self.mode, self.tta, self.emb = learn, bs, mode, tta, {}
         self.update(support or {})
 
     @property
@@ -85,22 +118,33 @@ class SupportSet:
     def __len__(self): return len(self.emb)
     def __repr__(self): return f'{type(self).__name__}({len(self)} labels, {sum(len(e) for e in self.emb.values())} shots)'
 
-    def update(self, support:dict):
+    def update(
+        self,
+        support:dict, # {label: image or images}
+    ):
         "Add the shots of several labels ({label: images}), encoded together in batches of `bs`"
         items = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in support.items()}
         if (empty := [k for k, v in items.items() if not v]):
             raise ValueError(f'SupportSet: label {empty[0]!r} has no images' + (f' ({len(empty)} such labels)' if len(empty) > 1 else ''))
-        e, start = embed(self.learn, [x for v in items.values() for x in v], self.bs), 0
+        e, start = embed(self.learn, [x for v in items.values() for x in v], self.bs, tta=self.tta), 0
         for k, v in items.items():
             self.emb[k] = torch.cat([self.emb[k], e[start:start+len(v)]]) if k in self.emb else e[start:start+len(v)]
             start += len(v)
         return self
 
-    def add(self, label, images):
+    def add(
+        self,
+        label, # the class label
+        images, # one image or a list: paths, PIL images or tensors
+    ):
         "Encode `images` (one or a list) as shots of `label`, a new label or more shots of one already there"
         return self.update({label: images})
 
-    def remove(self, label, shots=None):
+    def remove(
+        self,
+        label, # the class label
+        shots=None, # positions of the shots to remove; None: the whole label
+    ):
         "Remove `label`, or only its shots at the positions `shots` (the label goes when none is left)"
         if label not in self.emb: raise KeyError(f'SupportSet: no label {label!r} (labels: {self.labels[:10]})')
         if shots is not None:
@@ -112,35 +156,61 @@ class SupportSet:
         del self.emb[label]
         return self
 
-    def scores(self, queries, progress:bool=False, mode:str|None=None) -> torch.Tensor:
+    def scores(
+        self,
+        queries, # query images: paths, PIL images or tensors
+        progress:bool=False, # show a progress bar
+        mode:str|None=None, # 'mean' or 'prototype'; default: the set's
+    ) -> torch.Tensor:
         "Query x label scores (Q, n_labels); only the queries go through the encoder"
         if not self.emb: raise ValueError('SupportSet: no labels; add some with .add(label, images)')
         mode = mode or self.mode
         _check_mode(mode)
-        eq = embed(self.learn, queries, self.bs, progress)
+        eq = embed(self.learn, queries, self.bs, progress, tta=self.tta)
         es = torch.cat(list(self.emb.values())).to(eq.device)
         lbl = [i for i, e in enumerate(self.emb.values()) for _ in range(len(e))]
         return torch.cat([support_scores(self.learn, eq[i:i+self.bs], es, lbl, len(self.emb), mode)
                           for i in range(0, len(eq), self.bs)]) if len(eq) else torch.empty(0, len(self.emb))
 
-    def classify(self, queries, progress:bool=False, mode:str|None=None):
+    def classify(
+        self,
+        queries, # query images: paths, PIL images or tensors
+        progress:bool=False, # show a progress bar
+        mode:str|None=None, # 'mean' or 'prototype'; default: the set's
+    ):
         "-> (labels, scores (Q, n_labels)) for the query images"
         scores = self.scores(queries, progress, mode)
         return [self.labels[i] for i in scores.argmax(1).tolist()], scores
 
-    def predict(self, query, mode:str|None=None):
+    def predict(
+        self,
+        query, # one image: path, PIL image or tensor
+        mode:str|None=None, # 'mean' or 'prototype'; default: the set's
+    ):
         "-> (label, score) for one query image"
         labels, scores = self.classify([query], mode=mode)
         return labels[0], float(scores[0].max())
 
-def classify(learn:Learner, queries, support:dict, bs:int=256, progress:bool=True, mode:str='mean'):
+def classify(
+    learn:Learner, # a siamese or episodic learner
+    queries, # query images: paths, PIL images or tensors
+    support:dict, # {label: images}
+    bs:int=256, # images per encoder batch
+    progress:bool=True, # show a progress bar
+    mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
+    tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
     or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `mode` (see
     `support_scores`). -> (labels, scores (Q, n_labels))"""
     if not support: raise ValueError('classify: empty support set')
-    return SupportSet(learn, support, bs, mode).classify(queries, progress)
+    return SupportSet(learn, support, bs, mode, tta).classify(queries, progress)
 
-def predict_pairs(learn:Learner, pairs, bs:int=64) -> torch.Tensor:
+def predict_pairs(
+    learn:Learner, # a siamese learner
+    pairs, # sequence of `(a, b)` images
+    bs:int=64, # pairs per batch
+) -> torch.Tensor:
     "Probability (score, for contrastive heads) that each `(a, b)` in `pairs` is the same class. -> (N,)"
     check_int('predict_pairs', 'bs', bs)
     pairs, out = list(pairs), []
@@ -151,7 +221,11 @@ def predict_pairs(learn:Learner, pairs, bs:int=64) -> torch.Tensor:
             out.append(same_probability(learn.loss_func, learn.model(TensorImage(a), TensorImage(b))).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
-def predict_pair(learn:Learner, a, b) -> tuple[bool, float]:
+def predict_pair(
+    learn:Learner, # a siamese learner
+    a, # first image: path, PIL image or tensor
+    b, # second image
+) -> tuple[bool, float]:
     "`(is_same, probability)` for images `a`, `b` (paths, PIL images or tensors)"
     p = float(predict_pairs(learn, [(a, b)])[0])
     return p > 0.5, p
@@ -160,3 +234,18 @@ def _learner_predict_pair(self:Learner, a, b):
     "`(is_same, probability)` for images `a`, `b`: `learn.predict_pair(a, b)`"
     return predict_pair(self, a, b)
 Learner.predict_pair = _learner_predict_pair  # fastcore's @patch would shadow the module-level function
+
+def one_to_one(
+    scores:torch.Tensor, # query x class scores (Q, C), higher is better, with Q <= C
+) -> torch.Tensor:
+    """Transductive labels when every query belongs to a different class (Lake's one-shot runs): the one-to-one
+    assignment of queries to classes with the largest total score (Hungarian method, scipy's
+    `linear_sum_assignment`). -> (Q,) class indices. Report it apart from `argmax`, which labels each query alone."""
+    from scipy.optimize import linear_sum_assignment
+    s = torch.as_tensor(scores).detach().float().cpu()
+    if s.ndim != 2 or s.shape[0] > s.shape[1]:
+        raise ValueError(f'one_to_one: scores must be (queries, classes) with queries <= classes, got {tuple(s.shape)}')
+    rows, cols = linear_sum_assignment(s.numpy(), maximize=True)
+    out = torch.empty(s.shape[0], dtype=torch.long)
+    out[torch.as_tensor(rows)] = torch.as_tensor(cols)
+    return out

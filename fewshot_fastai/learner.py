@@ -33,7 +33,14 @@ def _add_imagenet_norm(dls, n_in:int):
 class SiameseLearner(Learner):
     """The Learner `siamese_learner` returns: fastai's verbs work on pairs. `learn.predict((a, b))` gives
     ('same' or 'different', its index, the probabilities); `learn.get_preds(dl=dls.test_dl(pairs))` one row per pair."""
-    def get_preds(self, ds_idx=1, dl=None, *args, **kwargs):
+    def get_preds(
+        self,
+        ds_idx=1, # fastai's: 0 training, 1 validation set
+        dl=None, # a loader to predict on, e.g. `dls.test_dl(pairs)`
+        *args,
+        **kwargs,
+    ):
+        "fastai's `get_preds`, one row per pair (in order: never reordered, so single-pair batches work)"
         if not getattr(dl if dl is not None else self.dls[ds_idx], 'shuffle', False):
             kwargs['reorder'] = False   # already in order; fastai's reordering indexes a single pair's 0-d result
         res = super().get_preds(ds_idx, dl, *args, **kwargs)
@@ -77,11 +84,21 @@ class EpisodicLearner(Learner):
     """The Learner `episodic_learner` returns. Its `get_preds` gives one row per query of the validation episodes,
     `(queries, n_way)` (fastai's reordering assumes one prediction per item; an item here is a whole episode), and
     its `predict` answers a query against a support set you pass."""
-    def get_preds(self, *args, **kwargs):
+    def get_preds(
+        self,
+        *args,
+        **kwargs,
+    ):
+        "fastai's `get_preds` without reordering: (queries, n_way) probabilities in episode order"
         kwargs['reorder'] = False
         return super().get_preds(*args, **kwargs)
 
-    def predict(self, item, support:dict|None=None, mode:str='prototype'):
+    def predict(
+        self,
+        item, # one query image: path, PIL image or tensor
+        support:dict|None=None, # {label: images}, the classes to choose from
+        mode:str='prototype', # 'prototype' (class-mean embedding) or 'mean' (mean score over shots)
+    ):
         """(label, index, probabilities over the support classes) for one query image, against `support`
         ({label: images}); the probabilities are the prototypical network's softmax over minus squared distances"""
         if support is None:
@@ -93,11 +110,16 @@ class EpisodicLearner(Learner):
         return labels[0], sc.argmax(), sc.softmax(-1)
 
 @delegates(Learner.__init__)
-def episodic_learner(dls, # `EpisodeDataLoaders`
-                     arch='conv4', # as in `siamese_learner`, or an encoder module (e.g. a SiameseModel's `.encoder`)
-                     pretrained:bool=False, n_in:int|None=None, encoder_kwargs:dict|None=None,
-                     pool:str='avg', # 'avg' pools the encoder's maps; 'flatten' keeps their layout
-                     metrics=accuracy, **kwargs) -> Learner:
+def episodic_learner(
+    dls, # `EpisodeDataLoaders`
+    arch='conv4', # as in `siamese_learner`, or an encoder module (e.g. a SiameseModel's `.encoder`)
+    pretrained:bool=False, # ImageNet weights for the encoder
+    n_in:int|None=None, # input channels; default: those of `dls`' images
+    encoder_kwargs:dict|None=None, # passed to the encoder factory
+    pool:str='avg', # 'avg' pools the encoder's maps; 'flatten' keeps their layout
+    metrics=accuracy, # fastai metrics, on the validation episodes' queries
+    **kwargs,
+) -> Learner:
     """Learner that trains a prototypical network on episodes (cross-entropy over the episode's classes);
     `fit_one_cycle`, `lr_find` and callbacks such as `NWayEval` work as usual."""
     import torch.nn as nn

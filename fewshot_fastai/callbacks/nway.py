@@ -12,14 +12,21 @@ from ..distrib import unwrap_model
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
 
-def episode_accuracy(learn, images, episodes, bs:int=256, mode:str='mean') -> dict:
+def episode_accuracy(
+    learn, # a learner whose model has `encode` and `similarity`
+    images, # the images the episodes index
+    episodes, # `Episode`s (e.g. from `EpisodeSampler`)
+    bs:int=256, # images per encoder batch
+    mode:str='mean', # 'mean' or 'prototype' for K > 1 shots
+    tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+) -> dict:
     """Accuracy over `episodes` (indices into `images`), encoding each unique image once. K>1 shots are combined
     by `mode`: 'mean' score or 'prototype' (see `support_scores`).
     -> dict(accuracy, encoder_passes, seconds, per_episode accuracies)"""
     t = time.time()
     uniq = sorted({i for e in episodes for i in (*e.support, *e.query)})
     pos = {i: k for k, i in enumerate(uniq)}
-    emb = embed(learn, IndexedView(images, uniq), bs)   # read bs at a time: bounded memory on lazy galleries
+    emb = embed(learn, IndexedView(images, uniq), bs, tta=tta)   # read bs at a time: bounded memory on lazy galleries
     correct = total = 0
     per = []
     for e in episodes:
@@ -29,7 +36,12 @@ def episode_accuracy(learn, images, episodes, bs:int=256, mode:str='mean') -> di
         correct += ok; total += len(e.query); per.append(ok/len(e.query))
     return dict(accuracy=correct/total, encoder_passes=len(uniq), seconds=time.time() - t, per_episode=per)
 
-def naive_episode_accuracy(learn, images, episodes, bs:int=256) -> dict:
+def naive_episode_accuracy(
+    learn, # a siamese learner
+    images, # the images the episodes index
+    episodes, # `Episode`s
+    bs:int=256, # pairs per batch
+) -> dict:
     """The seed-style evaluation `episode_accuracy` replaces: every (query, support) pair goes through the full
     siamese forward, two encoder passes per pair. Same scores; for speed comparisons."""
     t, passes, correct, total = time.time(), 0, 0, 0
@@ -54,16 +66,35 @@ class NWayEval(Callback):
     unseen classes) to the recorder after each validation. `groups`/`drawers` give within-alphabet,
     cross-drawer episodes (see `EpisodeSampler`); `mode` combines K>1 shots ('mean' score or 'prototype')."""
     order = 10  # before the Recorder builds its columns in before_fit
-    def __init__(self, images, labels, n_way:int=20, k_shot:int=1, n_query:int=1, n_episodes:int=100, seed:int=0,
-                 groups=None, drawers=None, names=None, name=None, mode:str='mean'):
+    def __init__(
+        self,
+        images, # images to draw episodes from (e.g. `ClassFolder.images` of unseen classes)
+        labels, # class of each image
+        n_way:int=20, # classes per episode
+        k_shot:int=1, # support images per class
+        n_query:int=1, # queries per class
+        n_episodes:int=100, # number of fixed episodes
+        seed:int=0, # seed of the episodes
+        groups=None, # label -> group: within-group episodes (e.g. alphabets)
+        drawers=None, # drawer of each image: support and queries from different drawers
+        names=None, # class names, for error messages
+        name=None, # column name (default `{n_way}way_{k_shot}shot`)
+        mode:str='mean', # 'mean' or 'prototype' for K > 1 shots
+        tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+    ):
         if mode not in ('mean', 'prototype'): raise ValueError(f"NWayEval: mode {mode!r}: use 'mean' or 'prototype'")
-        self.images, self.mode = images, mode
+        self.images, self.mode, self.tta = images, mode, tta
         self.episodes = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, seed, groups, drawers, names).episodes()
         self.col_name = name or f'{n_way}way_{k_shot}shot'
         self.metric, self.last = Column(self.col_name, self.evaluate), None
 
     @classmethod
-    def from_class_folder(cls, cf, with_alphabets:bool=False, **kwargs):
+    def from_class_folder(
+        cls,
+        cf, # a `ClassFolder` of the evaluation classes
+        with_alphabets:bool=False, # Omniglot within-alphabet, cross-drawer episodes
+        **kwargs,
+    ):
         "Episodes over a `ClassFolder`; `with_alphabets`: Omniglot within-alphabet, cross-drawer episodes"
         extra = dict(groups=alphabet_of, drawers=[drawer_of(f) for f in cf.files]) if with_alphabets else {}
         return cls(cf.images, cf.labels, names=cf.classes, **extra, **kwargs)
@@ -76,6 +107,6 @@ class NWayEval(Callback):
     def evaluate(self) -> float:
         "Evaluate now (the model is put in eval mode); also stored in `self.last` with passes and seconds"
         was = self.learn.model.training
-        try: self.last = episode_accuracy(self.learn, self.images, self.episodes, mode=self.mode)
+        try: self.last = episode_accuracy(self.learn, self.images, self.episodes, mode=self.mode, tta=self.tta)
         finally: self.learn.model.train(was)
         return self.last['accuracy']

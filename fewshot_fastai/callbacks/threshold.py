@@ -8,9 +8,20 @@ __all__ = ['PairAccuracy', 'best_threshold', 'fit_logistic', 'equal_error_rate',
 class PairAccuracy(Metric):
     """Accuracy of same/different predictions, `loss_func.decodes(loss_func.activation(out))` as in fastai. Outputs are kept until the end of
     validation, so a threshold chosen on this validation pass (`FitThreshold`) is the one applied."""
-    def __init__(self, loss_func): self.loss_func = loss_func
-    def reset(self): self.outs, self.targs = [], []
-    def accumulate(self, learn):
+    def __init__(
+        self,
+        loss_func, # the learner's loss, whose `activation`/`decodes` turn outputs into decisions
+    ): self.loss_func = loss_func
+    def reset(
+        self,
+    ):
+        "Forget the outputs of the previous validation"
+        self.outs, self.targs = [], []
+    def accumulate(
+        self,
+        learn, # the learner, after a validation batch
+    ):
+        "Keep the batch's outputs and targets (gathered across processes)"
         # learn.to_detach gathers across processes under DDP (fastai's DistributedDL), as fastai's own metrics do
         self.outs.append(learn.to_detach(learn.pred).float()); self.targs.append(learn.to_detach(learn.y).view(-1))
     @property
@@ -22,7 +33,10 @@ class PairAccuracy(Metric):
     @property
     def name(self): return 'accuracy'
 
-def best_threshold(dist:torch.Tensor, same:torch.Tensor) -> float:
+def best_threshold(
+    dist:torch.Tensor, # distances, (N,)
+    same:torch.Tensor, # 1 for same pairs, 0 for different, (N,)
+) -> float:
     "Threshold `t` maximising the accuracy of `dist < t` for labels `same`; midway between neighbouring distances"
     d, order = dist.view(-1).float().sort()
     y = same.view(-1).to(order.device)[order].float()
@@ -33,7 +47,10 @@ def best_threshold(dist:torch.Tensor, same:torch.Tensor) -> float:
     if k == len(d): return float(d[-1]) + 1e-6
     return float((d[k-1] + d[k])/2)
 
-def equal_error_rate(scores:torch.Tensor, same:torch.Tensor) -> float:
+def equal_error_rate(
+    scores:torch.Tensor, # scores of 'same', higher for more similar, (N,)
+    same:torch.Tensor, # 1 for same pairs, 0 for different, (N,)
+) -> float:
     """Verification EER: the error where false accepts (different pairs scored >= t) equal false rejects (same
     pairs scored < t), over all thresholds t; scores rise with 'same'. Averages the two rates at the crossing."""
     s, order = scores.view(-1).float().sort(descending=True)
@@ -45,7 +62,12 @@ def equal_error_rate(scores:torch.Tensor, same:torch.Tensor) -> float:
     k = int((far - frr).abs().argmin())
     return float((far[k] + frr[k])/2)
 
-def fit_logistic(dist:torch.Tensor, same:torch.Tensor, l2:float=1e-6, iters:int=100) -> tuple[float, float]:
+def fit_logistic(
+    dist:torch.Tensor, # distances, (N,)
+    same:torch.Tensor, # 1 for same pairs, 0 for different, (N,)
+    l2:float=1e-6, # ridge penalty on the two parameters
+    iters:int=100, # at most this many Newton steps
+) -> tuple[float, float]:
     """Logistic regression of `same` on the distance, `p = sigmoid(scale*(thresh - dist))`, by Newton's method
     in float64 (a small `l2` penalty keeps the slope finite on separable pairs). -> (thresh, scale)"""
     # two parameters: Newton's method is exact and quick; torch/sklearn optimisers would add a dependency or tuning
@@ -66,7 +88,11 @@ def fit_logistic(dist:torch.Tensor, same:torch.Tensor, l2:float=1e-6, iters:int=
     if b1 >= 0: raise ValueError('fit_logistic: same pairs are not closer than different ones; cannot calibrate')
     return float(mu) - b0/b1, -b1
 
-def calibration_error(prob:torch.Tensor, same:torch.Tensor, n_bins:int=10) -> float:
+def calibration_error(
+    prob:torch.Tensor, # predicted probabilities of 'same', (N,)
+    same:torch.Tensor, # 1 for same pairs, 0 for different, (N,)
+    n_bins:int=10, # number of equal-width bins
+) -> float:
     "Expected calibration error of probabilities `prob` of 'same' against labels `same`: equal-width bins, weighted by size"
     p, y = prob.detach().view(-1).double().cpu(), same.detach().view(-1).double().cpu()
     bins = (p*n_bins).long().clamp(max=n_bins - 1)

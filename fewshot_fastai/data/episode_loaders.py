@@ -132,10 +132,25 @@ def _rotated(x:torch.Tensor, labels, rotations:int):
 class EpisodeDataLoaders(DataLoaders):
     "Train on random episodes of the training classes, validate on fixed episodes of the held-out classes"
     @classmethod
-    def from_class_folder(cls, cf, size=28, valid_pct:float=0.2, seed:int=0, n_way:int=20, k_shot:int=1,
-                          n_query:int=5, episodes_per_epoch:int=100, valid_episodes:int=50, valid_n_way:int|None=None,
-                          rotations:int=1, img_cls=PILImage, batch_tfms=None, valid_classes=None, group=None,
-                          device=None):
+    def from_class_folder(
+        cls,
+        cf, # a scanned `ClassFolder`
+        size=28, # images are resized to `size` x `size`
+        valid_pct:float=0.2, # share of classes (or groups) held out for validation
+        seed:int=0, # seed of the split and of the fixed validation episodes
+        n_way:int=20, # classes per training episode
+        k_shot:int=1, # support images per class
+        n_query:int=5, # query images per class
+        episodes_per_epoch:int=100, # training episodes per epoch
+        valid_episodes:int=50, # fixed validation episodes
+        valid_n_way:int|None=None, # classes per validation episode (default: `n_way`, capped at the classes there are)
+        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes
+        img_cls=PILImage, # `PILImage` or `PILImageBW`
+        batch_tfms=None, # fastai batch transforms for training episodes
+        valid_classes=None, # explicit validation labels (list) or a predicate
+        group=None, # split whole groups of classes, e.g. `alphabet_of`
+        device=None, # where batches go (default: fastai's `default_device()`)
+    ):
         """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
         new classes. `group` (label -> group, e.g. `alphabet_of`) makes every training episode draw its classes
@@ -147,7 +162,8 @@ class EpisodeDataLoaders(DataLoaders):
         tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
         va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
         if isinstance(cf.images, LazyImages):   # decoded and resized per episode, in the DataLoader's workers
-            x = LazyImageTensor(cf.images, size, img_cls, base=va)
+            # validation never sees re-drawn images (`StrokeImages.originals`)
+            x = LazyImageTensor(getattr(cf.images, 'originals', cf.images), size, img_cls, base=va)
             xt = LazyImageTensor(cf.images, size, img_cls, rotations, base=tr)
             yt = [cf.labels[i]*rotations + k for k in range(rotations) for i in tr]
             xv = x
@@ -175,7 +191,10 @@ class EpisodeDataLoaders(DataLoaders):
         res.n_inp, res.img_cls, res.size = self.n_inp, self.img_cls, self.size
         return res
 
-    def image_batch(self, images) -> torch.Tensor:
+    def image_batch(
+        self,
+        images, # images: paths, PIL images or tensors
+    ) -> torch.Tensor:
         "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and through the validation batch transforms"
         x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls)
         return plain_dl(self.valid).after_batch(TensorImage(x.to(self.device)))

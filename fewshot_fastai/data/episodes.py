@@ -7,7 +7,9 @@ from ..checks import check_int
 
 __all__ = ['Episode', 'EpisodeSampler', 'drawer_of']
 
-def drawer_of(fn) -> int:
+def drawer_of(
+    fn, # an Omniglot file name like '0108_05.png'
+) -> int:
     "Omniglot drawer (1-20) of a file named like `0108_05.png`"
     m = re.fullmatch(r'\d+_(\d+)', Path(fn).stem)
     if not m: raise ValueError(f'{fn}: not an Omniglot file name (NNNN_DD.png); cannot tell its drawer')
@@ -17,10 +19,10 @@ def drawer_of(fn) -> int:
 class Episode:
     "Indices into the dataset: `support` (N*K, class-major) and `query` (N*Q); labels are 0..N-1 within the episode"
     classes: list        # the N dataset labels, in episode order
-    support: list
-    support_labels: list
-    query: list
-    query_labels: list
+    support: list        # dataset indices of the N*K support images, class-major
+    support_labels: list # their episode labels, 0..N-1
+    query: list          # dataset indices of the N*Q query images
+    query_labels: list   # their episode labels, 0..N-1
     @property
     def n_way(self): return len(self.classes)
     @property
@@ -32,8 +34,18 @@ class EpisodeSampler:
     K support images come from K drawers and the queries from Q other drawers, the same drawers for every
     class of the episode (as in Lake et al.'s one-shot runs). `seed` fixes the episodes (`episodes()` then
     always returns the same list); `seed=None` gives fresh ones at every iteration."""
-    def __init__(self, labels, n_way:int=5, k_shot:int=1, n_query:int=1, n_episodes:int=100, seed:int|None=None,
-                 groups=None, drawers=None, names=None):
+    def __init__(
+        self,
+        labels, # class of every image
+        n_way:int=5, # classes per episode
+        k_shot:int=1, # support images per class
+        n_query:int=1, # query images per class
+        n_episodes:int=100, # episodes per epoch (fixed ones when `seed` is given)
+        seed:int|None=None, # fixed episodes drawn with this seed; None: fresh ones each time
+        groups=None, # label -> group (e.g. `alphabet_of`): all classes of an episode from one group
+        drawers=None, # drawer of each image: support from one drawer, queries from another (Lake's protocol)
+        names=None, # class names, for error messages
+    ):
         for arg, v, low in [('n_way', n_way, 2), ('k_shot', k_shot, 1), ('n_query', n_query, 1), ('n_episodes', n_episodes, 1)]:
             check_int('EpisodeSampler', arg, v, low)
         self.n_way, self.k_shot, self.n_query, self.n_episodes, self.seed = n_way, k_shot, n_query, n_episodes, seed

@@ -10,11 +10,16 @@ from ..checks import check_int, check_positive
 
 __all__ = ['ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'label_of', 'alphabet_of', 'to_image']
 
-def label_of(fn:Path, root:Path) -> str:
+def label_of(
+    fn:Path, # an image file
+    root:Path, # the dataset folder
+) -> str:
     "Class of image `fn`: its folder relative to `root` (`s1`; `Alphabet/character01` for Omniglot)"
     return fn.parent.relative_to(root).as_posix()
 
-def alphabet_of(label:str) -> str:
+def alphabet_of(
+    label:str, # a class label such as 'Latin/character01'
+) -> str:
     "Omniglot alphabet of a class label `Alphabet/characterNN`"
     return label.split('/')[0]
 
@@ -29,7 +34,10 @@ def _decode(fn:Path) -> Image.Image:
 
 _BANDS = {'1': 1, 'L': 1, 'P': 1, 'I;16': 2, 'LA': 2, 'RGB': 3, 'YCbCr': 3, 'RGBA': 4, 'CMYK': 4, 'I': 4, 'F': 4}
 
-def decoded_bytes(files, sample:int=200) -> int:
+def decoded_bytes(
+    files, # image paths
+    sample:int=200, # how many headers to read at most
+) -> int:
     """Estimated memory of `files` decoded (PIL, stored mode), from the headers of up to `sample` of them, evenly
     spaced: `Image.open` reads the header only. A corrupt header raises an error naming the file."""
     files = list(files)
@@ -47,7 +55,11 @@ def decoded_bytes(files, sample:int=200) -> int:
 class LazyImages:
     """A sequence of images decoded from `files` when accessed (in DataLoader workers, as fastai decodes), with an
     optional cache of the `cache_size` most recently used. Indexing by position or slice, like the eager list."""
-    def __init__(self, files, cache_size:int=0):
+    def __init__(
+        self,
+        files, # image paths
+        cache_size:int=0, # how many decoded images to keep (least recently used dropped); 0: none
+    ):
         self.files, self.cache_size = list(files), cache_size
         self._cache = OrderedDict()
     def __len__(self): return len(self.files)
@@ -61,13 +73,22 @@ class LazyImages:
             if len(self._cache) > self.cache_size: self._cache.popitem(last=False)
         return im
     def __iter__(self): return (self[i] for i in range(len(self)))
-    def subset(self, idx) -> 'LazyImages': return LazyImages([self.files[i] for i in idx], self.cache_size)
+    def subset(
+        self,
+        idx, # positions of the files to keep
+    ) -> 'LazyImages':
+        "The images at positions `idx`, with the same cache size"
+        return LazyImages([self.files[i] for i in idx], self.cache_size)
     def __getstate__(self): return {**self.__dict__, '_cache': OrderedDict()}   # workers start with an empty cache
     def __repr__(self): return f'{type(self).__name__}({len(self)} files, cache {self.cache_size})'
 
 class IndexedView:
     "The items `idx` of a sequence, without materialising them: `view[k] = seq[idx[k]]` (slices too)"
-    def __init__(self, seq, idx): self.seq, self.idx = seq, list(idx)
+    def __init__(
+        self,
+        seq, # any indexable sequence
+        idx, # positions in `seq`
+    ): self.seq, self.idx = seq, list(idx)
     def __len__(self): return len(self.idx)
     def __getitem__(self, k):
         if isinstance(k, slice): return [self.seq[i] for i in self.idx[k]]
@@ -82,10 +103,15 @@ class ClassFolder:
     mode lists the files only and decodes at access (`self.images`, a `LazyImages`), so folders larger than memory
     work: chosen when the decoded images would take more than `max_bytes` (estimated from file headers), or by
     `lazy=True/False`. `verify()` checks every file of a lazy folder at once."""
-    def __init__(self, root, min_per_class:int=2, decode=True,
-                 lazy:bool|None=None, # None: lazy when the decoded images would exceed `max_bytes`
-                 max_bytes:float=1e9, # threshold of the automatic choice, in bytes
-                 cache_size:int=0): # lazy mode: keep the most recently used decoded images
+    def __init__(
+        self,
+        root, # folder of class folders (nested ones too: `Alphabet/character01`)
+        min_per_class:int=2, # classes with fewer images are dropped with a warning
+        decode=True, # False: only list files and labels (no image is opened)
+        lazy:bool|None=None, # None: lazy when the decoded images would exceed `max_bytes`
+        max_bytes:float=1e9, # threshold of the automatic choice, in bytes
+        cache_size:int=0, # lazy mode: keep the most recently used decoded images
+    ):
         check_int('ClassFolder', 'min_per_class', min_per_class); check_int('ClassFolder', 'cache_size', cache_size, 0)
         check_positive('ClassFolder', 'max_bytes', max_bytes)
         self.root = Path(root).expanduser()
@@ -125,7 +151,10 @@ class ClassFolder:
         for f in self.files: _decode(f)
         return self
 
-    def subset(self, keep) -> 'ClassFolder':
+    def subset(
+        self,
+        keep, # predicate on class labels, `keep(label) -> bool`
+    ) -> 'ClassFolder':
         "The classes whose label satisfies `keep(label)` (e.g. unseen alphabets), sharing the decoded images"
         res = object.__new__(type(self))
         res.root, res.classes = self.root, [c for c in self.classes if keep(c)]
@@ -142,9 +171,16 @@ class ClassFolder:
     def __len__(self): return len(self.files)
     def __repr__(self):
         return f"{type(self).__name__}({self.root}: {len(self.classes)} classes, {len(self)} images{', lazy' if self.lazy else ''})"
-    def label_names(self) -> list[str]: return [self.classes[i] for i in self.labels]
+    def label_names(
+        self,
+    ) -> list[str]:
+        "The class label of every image, in `files` order"
+        return [self.classes[i] for i in self.labels]
 
-def to_image(x, img_cls):
+def to_image(
+    x, # path, PIL image, numpy array or tensor
+    img_cls, # fastai image class: `PILImage` (RGB) or `PILImageBW` (grey)
+):
     "`x` (path, PIL image, array or tensor (H,W)/(C,H,W), uint8 or float in [0,1]) as an `img_cls` image"
     mode = img_cls._open_args['mode']
     if isinstance(x, (str, Path)):

@@ -26,7 +26,13 @@ def _as_chw(t:torch.Tensor) -> torch.Tensor:
 
 class SiameseImage(fastuple):
     "A pair of images `(a, b)`, optionally with a third element: same (1/True) or different (0/False)"
-    def show(self, ctx=None, title=None, **kwargs):
+    def show(
+        self,
+        ctx=None, # matplotlib axis to draw on (a new one if None)
+        title=None, # title above the pair (default: 'same'/'different' when the label is known)
+        **kwargs,
+    ):
+        "Show both images side by side on one axis"
         a, b = self[0], self[1]
         if not isinstance(a, torch.Tensor): a, b = image2tensor(a), image2tensor(b)
         a, b = _as_chw(a), _as_chw(b)
@@ -35,7 +41,12 @@ class SiameseImage(fastuple):
         if a.shape[0] == 1: kwargs.setdefault('cmap', 'gray')
         return TensorImage(torch.cat([a, gap, b.to(a.dtype)], dim=2)).show(ctx=ctx, title=title, **kwargs)
 
-def class_split(labels:list[str], valid_pct:float=0.2, seed:int|None=None, group=None) -> set[str]:
+def class_split(
+    labels:list[str], # the class labels
+    valid_pct:float=0.2, # share of the classes (or groups) to hold out
+    seed:int|None=None, # seed of the random choice
+    group=None, # label -> group function: whole groups are held out (e.g. `alphabet_of`)
+) -> set[str]:
     """The labels held out for validation: a `valid_pct` share of the classes, or of the groups of classes
     given by `group(label)` (e.g. `alphabet_of` for unseen Omniglot alphabets), drawn with `seed`."""
     if not 0 < valid_pct < 1: raise ValueError(f'valid_pct must be in (0, 1), got {valid_pct}')
@@ -65,7 +76,14 @@ class PairSampler(ItemTransform):
     partner drawn once with `seed`, exactly half of them same-class. Partners never cross the split.
     Images come decoded from memory (`images`, PIL), converted to `img_cls`'s mode once, here."""
     order = -10  # before Resize (1) and ToTensor (5)
-    def __init__(self, images, labels, valid_idxs, img_cls=PILImage, seed:int|None=None):
+    def __init__(
+        self,
+        images, # decoded images (or `LazyImages`), one per item
+        labels, # class index of each image
+        valid_idxs, # indices of the validation anchors (their pairs are fixed)
+        img_cls=PILImage, # `PILImage` or `PILImageBW`
+        seed:int|None=None, # seed of the fixed validation pairs
+    ):
         super().__init__()
         self.img_cls = img_cls
         mode = img_cls._open_args['mode']
@@ -100,7 +118,11 @@ class PairSampler(ItemTransform):
         members = self.split_classes[split][int(keys[k])]
         return int(members[rng.randrange(len(members))])
 
-    def image(self, i:int):
+    def image(
+        self,
+        i:int, # index of the image
+    ):
+        "Image `i` as `img_cls` (converted once in eager mode; on access in lazy mode)"
         if not getattr(self, '_lazy', False): return self.images[i]
         im, mode = self.images[i], self.img_cls._open_args['mode']
         return self.img_cls.create(im if im.mode == mode else im.convert(mode))
@@ -147,13 +169,19 @@ class SiameseDataLoaders(DataLoaders):
     "DataLoaders of `SiameseImage` pairs (inputs `a`, `b`; target 1 if same class) over a folder-per-class dataset"
     @classmethod
     @delegates(DataLoaders.from_dblock)
-    def from_class_folder(cls, cf:ClassFolder,
-                          valid_pct:float=0.2, # share of classes (or groups) held out, unseen in training
-                          seed:int|None=None, # seed of the class split and the validation pairs
-                          valid_classes=None, # explicit validation labels (list) or predicate `f(label)->bool`
-                          group=None, # split whole groups of classes: `f(label)->group`, e.g. `alphabet_of`
-                          img_cls=PILImage, # PILImage (RGB) or PILImageBW (1 channel)
-                          item_tfms=None, batch_tfms=None, bs:int=64, **kwargs):
+    def from_class_folder(
+        cls,
+        cf:ClassFolder, # a scanned `ClassFolder`
+        valid_pct:float=0.2, # share of classes (or groups) held out, unseen in training
+        seed:int|None=None, # seed of the class split and the validation pairs
+        valid_classes=None, # explicit validation labels (list) or predicate `f(label)->bool`
+        group=None, # split whole groups of classes: `f(label)->group`, e.g. `alphabet_of`
+        img_cls=PILImage, # PILImage (RGB) or PILImageBW (1 channel)
+        item_tfms=None, # fastai item transforms, e.g. `Resize(28)`
+        batch_tfms=None, # fastai batch transforms (augmentation applies to training pairs only)
+        bs:int=64, # pairs per batch
+        **kwargs,
+    ):
         "DataLoaders from an already scanned `ClassFolder`"
         check_int('SiameseDataLoaders', 'bs', bs)
         names = cf.classes
@@ -173,11 +201,22 @@ class SiameseDataLoaders(DataLoaders):
 
     @classmethod
     @delegates(from_class_folder)
-    def from_folder(cls, path, min_per_class:int=2, **kwargs):
+    def from_folder(
+        cls,
+        path, # folder of class folders
+        min_per_class:int=2, # classes with fewer images are dropped with a warning
+        **kwargs,
+    ):
         "DataLoaders of pairs from `path`, a folder of class folders (nested ones too: `Alphabet/character01`)"
         return cls.from_class_folder(ClassFolder(path, min_per_class=min_per_class), **kwargs)
 
-    def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs):
+    def test_dl(
+        self,
+        test_items, # pairs `(a, b)` or, with `with_labels`, `(a, b, same)`
+        rm_type_tfms=None, # fastai's argument, ignored: pairs always go through the image type transforms
+        with_labels:bool=False, # the items carry a third element, 1 for same and 0 for different
+        **kwargs,
+    ):
         """Loader of new pairs `(a, b)` (paths, PIL images or tensors; `SiameseImage`s), or `(a, b, same)` with
         `with_labels`, through the validation transforms: `learn.get_preds(dl=dls.test_dl(pairs))`"""
         # the pairs are built by the PairSampler item transform: no type transform to infer or remove

@@ -20,8 +20,11 @@ class Run:
     test: list
     answers: list
 
-def lake_runs(path=None, # `all_runs.zip` or its extracted folder; default: look in $FEWSHOT_DATA / cache, else download
-              url:str|None=None, checksum:str|None=None) -> Path:
+def lake_runs(
+    path=None, # `all_runs.zip` or its extracted folder; default: look in $FEWSHOT_DATA / cache, else download
+    url:str|None=None, # a mirror of `all_runs.zip`
+    checksum:str|None=None, # its md5/sha256 (none is published, so None by default)
+) -> Path:
     "Folder holding `run01`..`run20`"
     if path is not None:
         path = Path(path).expanduser()
@@ -34,7 +37,9 @@ def lake_runs(path=None, # `all_runs.zip` or its extracted folder; default: look
         path = inner[0]
     return path
 
-def load_runs(path) -> list[Run]:
+def load_runs(
+    path, # `all_runs.zip` or its extracted folder
+) -> list[Run]:
     "The runs in `path` (zip or folder), checked: every listed file exists, every test item is answered once"
     root = lake_runs(path)
     runs = []
@@ -59,7 +64,14 @@ def load_runs(path) -> list[Run]:
     if not runs: raise FileNotFoundError(f'{root}: no runNN folders')
     return runs
 
-def write_runs(omniglot_dir, out, n_runs:int=20, n_way:int=20, seed:int=0, alphabets=None) -> Path:
+def write_runs(
+    omniglot_dir, # an Omniglot folder (`Alphabet/characterNN/*.png`)
+    out, # folder to write `runNN/` into
+    n_runs:int=20, # how many runs
+    n_way:int=20, # characters per run
+    seed:int=0, # seed of the choices
+    alphabets=None, # restrict to these alphabets (default: all with at least `n_way` characters)
+) -> Path:
     """Write one-shot runs in Lake's exact format from an Omniglot folder (a test fixture, or runs over other
     alphabets): each run takes `n_way` characters of one alphabet, class images from one drawer and test items
     from another, in shuffled order; `alphabets` restricts the alphabets used. Returns `out`."""

@@ -33,7 +33,10 @@ def file_hash(fn, algo='md5', chunk=1<<20) -> str:
         while (b := f.read(chunk)): h.update(b)
     return h.hexdigest()
 
-def check_hash(fn, expected:str|None):
+def check_hash(
+    fn, # the file to hash
+    expected:str|None, # hex md5 (32 digits) or sha256 (64); None skips the check
+):
     "Raise if `fn` does not hash to `expected` (md5 if 32 hex digits, sha256 if 64); no-op when None"
     if expected is None: return
     algo = {32: 'md5', 64: 'sha256'}.get(len(expected))
@@ -51,7 +54,10 @@ def _unsafe_member(info:zipfile.ZipInfo, dest:Path) -> str|None:
     if target != dest and dest not in target.parents: return 'escapes the target folder'
     return None
 
-def safe_extract(zip_path, dest) -> Path:
+def safe_extract(
+    zip_path, # the zip archive
+    dest, # a folder that must not exist yet
+) -> Path:
     """Extract `zip_path` into the new folder `dest`, atomically: members are written to a temporary
     sibling folder which is renamed to `dest` only once everything is out. Refuses (raises, writing
     nothing at `dest`) any member with an absolute path, a `..` escape or a symlink (zip-slip)."""
@@ -71,7 +77,12 @@ def safe_extract(zip_path, dest) -> Path:
         raise
     return dest
 
-def download(url:str, dest, checksum:str|None=None, show_progress=True) -> Path:
+def download(
+    url:str, # http(s) or file URL
+    dest, # file to write
+    checksum:str|None=None, # md5 or sha256 to verify; None: not checked
+    show_progress=True, # fastprogress bar while downloading
+) -> Path:
     "Download `url` to file `dest` (via a temporary file), verify `checksum`, return `dest`"
     from fastdownload import download_url
     dest = Path(dest)
@@ -91,7 +102,13 @@ def _single_root(folder:Path, name:str) -> Path:
     "The dataset folder inside an extraction: `folder/name` if present, else `folder` itself"
     return folder/name if (folder/name).is_dir() else folder
 
-def fetch_zip(fname:str, url:str|None=None, checksum:str|None=None, data_dir=None, force=False) -> Path:
+def fetch_zip(
+    fname:str, # archive name, e.g. 'images_background_small1.zip'
+    url:str|None=None, # where to download it when no local copy is found
+    checksum:str|None=None, # md5 (32 hex digits) or sha256 (64) of the zip; None: not checked
+    data_dir=None, # folder searched first for the zip or its extracted folder; default ``$FEWSHOT_DATA``
+    force=False, # download and extract again even if a copy is found
+) -> Path:
     """Local folder holding the contents of archive `fname` (e.g. 'images_background_small1.zip').
     Looks in `data_dir` (default ``$FEWSHOT_DATA``) for the extracted folder or the zip, then in the cache;
     otherwise downloads `url`. Zips (local or downloaded) are checked against `checksum` before extraction."""
@@ -114,18 +131,23 @@ def fetch_zip(fname:str, url:str|None=None, checksum:str|None=None, data_dir=Non
     except FileExistsError: pass  # another process extracted it meanwhile; its rename was atomic
     return _single_root(cached, stem)
 
-def omniglot(name:str='background_small1', # one of `OMNIGLOT`: background_small1/2, background, evaluation
-             data_dir=None, # folder with the zip or extracted folder; default ``$FEWSHOT_DATA``
-             url:str|None=None, # override the download URL (default: Lake's github, `python/` folder)
-             force=False) -> Path:
+def omniglot(
+    name:str='background_small1', # one of `OMNIGLOT`: background_small1/2, background, evaluation
+    data_dir=None, # folder with the zip or extracted folder; default ``$FEWSHOT_DATA``
+    url:str|None=None, # override the download URL (default: Lake's github, `python/` folder)
+    force=False, # download and extract again even if a copy is found
+) -> Path:
     "Folder of Omniglot `name`: ``Alphabet/characterNN/*.png`` (105x105, black ink on white)"
     if name not in OMNIGLOT: raise ValueError(f'unknown Omniglot set {name!r}; choose from {list(OMNIGLOT)}')
     fname, md5 = OMNIGLOT[name]
     return fetch_zip(fname, url or OMNIGLOT_URL + fname, md5, data_dir=data_dir, force=force)
 
-def orl_faces(path=None, # a local `orl_faces.zip` or folder with s1..s40; default ``$FEWSHOT_DATA``
-              url:str|None=None, checksum:str|None=None, # a mirror of the zip and its md5/sha256
-              force=False) -> Path:
+def orl_faces(
+    path=None, # a local `orl_faces.zip` or folder with s1..s40; default ``$FEWSHOT_DATA``
+    url:str|None=None, # a mirror of the zip (default: the official archive)
+    checksum:str|None=None, # its md5/sha256 (default: the official zip's)
+    force=False, # download and extract again even if a copy is found
+) -> Path:
     """Folder of the ORL (AT&T) faces, ``s1..s40/1..10.pgm`` (92x112 grey; credit: Olivetti Research
     Laboratory, Cambridge). The database has no stable official URL: give a local copy or a URL + checksum."""
     if url is not None and checksum is None:

@@ -18,7 +18,11 @@ def epochs_done(learn) -> int:
     return getattr(learn, 'gan_epochs', 0)
 
 @torch.no_grad()
-def generate(generator, z:torch.Tensor, bs:int=256) -> torch.Tensor:
+def generate(
+    generator, # a generator network
+    z:torch.Tensor, # noise, (N,z_dim)
+    bs:int=256, # images per batch
+) -> torch.Tensor:
     "Images in [-1, 1] from noise `z` (N, z_dim), the generator in eval mode (its mode is restored)"
     was = generator.training
     generator.eval()
@@ -33,7 +37,15 @@ class GANSamples(Callback):
     """A grid of `n` images from fixed noise after every `every` epochs, saved to
     `learn.path/learn.model_dir/{fname}_epoch{NNN}.png`; the grids are kept in `self.grids` ({epochs done: grid})"""
     order = GANTrainer.order + 5
-    def __init__(self, n:int=32, every:int=1, nrow:int=8, fname:str='samples', seed:int=0, save:bool=True):
+    def __init__(
+        self,
+        n:int=32, # images per grid
+        every:int=1, # epochs between grids
+        nrow:int=8, # images per row
+        fname:str='samples', # file name prefix of the PNGs
+        seed:int=0, # seed of the fixed noise
+        save:bool=True, # write PNGs (False: keep the grids in memory only)
+    ):
         self.n, self.every, self.nrow, self.fname, self.seed, self.save = n, every, nrow, fname, seed, save
         self.grids, self.saved = {}, []
     def before_fit(self):
@@ -52,7 +64,11 @@ class GANSamples(Callback):
             path = d/f'{self.fname}_epoch{done:03d}.png'
             plt.imsave(path, g.permute(1, 2, 0).numpy())
             self.saved.append(path)
-    def show(self, epochs=None, figsize_per=3.):
+    def show(
+        self,
+        epochs=None, # epoch numbers to show (default: all)
+        figsize_per=3., # inches per grid
+    ):
         "The stored grids side by side (all, or the given epoch numbers)"
         keys = sorted(self.grids) if epochs is None else list(epochs)
         fig, axs = plt.subplots(1, len(keys), figsize=(figsize_per*len(keys), figsize_per), squeeze=False)
@@ -67,7 +83,13 @@ class GANFrechet(Callback):
     recorder (the latest value). `features`: a `FrechetFeatures` (default: offline efficientnet_lite0 at 64 px).
     History: `self.history` = [(epochs done, distance)]."""
     order = GANTrainer.order + 4
-    def __init__(self, features=None, every:int=1, n:int=512, seed:int=0):
+    def __init__(
+        self,
+        features=None, # a `FrechetFeatures` (default: `lite0_features()`)
+        every:int=1, # epochs between measurements
+        n:int=512, # real and generated images compared
+        seed:int=0, # seed of the noise and the real sample
+    ):
         self.features, self.every, self.n, self.seed = features, every, n, seed
         self.history, self.last, self.real = [], None, None
         self.column = Column('frechet', self.latest)
@@ -77,7 +99,11 @@ class GANFrechet(Callback):
             raise TypeError(f'GANFrechet reads the real images of GANDataLoaders; got a {type(ds).__name__} dataset')
         x = ds.x[torch.randperm(len(ds.x), generator=torch.Generator().manual_seed(self.seed))[:self.n]]
         return self.features(x.float()/127.5 - 1)   # uint8 -> [-1, 1], as the generator's tanh
-    def latest(self): return self.last
+    def latest(
+        self,
+    ):
+        "The last distance measured (None before the first)"
+        return self.last
     def measure(self) -> float:
         "Distance now, between the real sample and the generator's images of the fixed noise"
         fake = generate(unwrap_model(self.learn.model).generator, self.z)
@@ -103,7 +129,11 @@ class GANCheckpoint(Callback):
     """After every `every` epochs: `learn.save(fname, with_opt=True)` plus the GAN phase (critic or generator
     step next, switcher counters) and the epochs done, in `{fname}_gan.pth`. Resume with `resume_gan`."""
     order = GANTrainer.order + 6
-    def __init__(self, fname:str='gan', every:int=1): self.fname, self.every = fname, every
+    def __init__(
+        self,
+        fname:str='gan', # checkpoint name under `learn.path/learn.model_dir`
+        every:int=1, # epochs between checkpoints
+    ): self.fname, self.every = fname, every
     def after_epoch(self):
         done = epochs_done(self.learn)
         if done % self.every: return
@@ -112,7 +142,10 @@ class GANCheckpoint(Callback):
         if is_main_process():   # fastai's save writes from rank 0 only; so does the phase file
             torch.save(dict(epochs_done=done, phase=fixes.state), path.with_name(f'{self.fname}_gan.pth'))
 
-def resume_gan(learn, fname:str='gan') -> int:
+def resume_gan(
+    learn, # a GAN learner built as the one that saved
+    fname:str='gan', # checkpoint name
+) -> int:
     """Load a `GANCheckpoint` into `learn` (weights, optimizer state, phase); the next `fit` goes on from there.
     -> epochs done"""
     path = Path(learn.path)/learn.model_dir/f'{fname}_gan.pth'
@@ -124,7 +157,10 @@ def resume_gan(learn, fname:str='gan') -> int:
     learn.gan_epochs = info['epochs_done']
     return info['epochs_done']
 
-def plot_gan_losses(learn, frechet:GANFrechet|None=None):
+def plot_gan_losses(
+    learn, # a trained GAN learner
+    frechet:GANFrechet|None=None, # its `GANFrechet` callback, to plot the distances too
+):
     "Generator and critic losses per step (and the Wasserstein estimate, the Fréchet distance if given) -> figure"
     st = learn.gan_stats.steps
     panels = 1 + bool(st['w']) + (frechet is not None and len(frechet.history) > 0)

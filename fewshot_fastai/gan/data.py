@@ -18,8 +18,15 @@ from ..data.episode_loaders import image_tensor, LazyImageTensor
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images']
 
-def gan_images(path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None,
-               lazy:bool|None=None, max_bytes:float=1e9):
+def gan_images(
+    path, # folder of images, any nesting
+    size:int=32, # images are resized to `size` x `size`
+    n_channels:int=1, # 1 (grey) or 3 (RGB)
+    invert:bool=False, # invert the images
+    max_images:int|None=None, # use at most this many
+    lazy:bool|None=None, # decode on access (None: when they would exceed `max_bytes`)
+    max_bytes:float=1e9, # threshold of the automatic choice
+):
     """All images under `path` (any nesting, e.g. Omniglot's Alphabet/character folders), decoded once:
     (N, n_channels, size, size) uint8. `invert`: white <-> black (Omniglot's ink becomes bright). `lazy` (default:
     when the decoded files would take more than `max_bytes`): a `LazyImageTensor` that decodes at access."""
@@ -39,7 +46,12 @@ def gan_images(path, size:int=32, n_channels:int=1, invert:bool=False, max_image
 class NoiseImages:
     """Items `(z, image)`: `z` ~ N(0, I) of size `z_dim`, fresh at every access (`fixed_seed=None`) or fixed per
     index (validation), and the uint8 image `x[i]`"""
-    def __init__(self, x:torch.Tensor, z_dim:int=100, fixed_seed:int|None=None):
+    def __init__(
+        self,
+        x:torch.Tensor, # images, (N,C,H,W)
+        z_dim:int=100, # noise size
+        fixed_seed:int|None=None, # None: fresh noise at every access; an int: the same noise for each item
+    ):
         self.x, self.z_dim = x, z_dim
         self.z = None
         if fixed_seed is not None:
@@ -62,7 +74,15 @@ class GANDataLoaders(DataLoaders):
     """Train: every image once per epoch with fresh noise (shuffled, full batches). Valid: `n_valid` images with
     fixed noise, on which fastai reports the generator loss. Batches are `(z, real)`, real in [-1, 1]."""
     @classmethod
-    def from_tensor(cls, x:torch.Tensor, z_dim:int=100, bs:int=64, n_valid:int=64, seed:int=0, device=None):
+    def from_tensor(
+        cls,
+        x:torch.Tensor, # uint8 images, (N,C,H,W)
+        z_dim:int=100, # noise size
+        bs:int=64, # batch size
+        n_valid:int=64, # images with fixed noise for validation
+        seed:int=0, # seed of the validation choice and noise
+        device=None, # where batches go (default: fastai's `default_device()`)
+    ):
         "From uint8 images (N,C,H,W)"
         if not isinstance(x, LazyImageTensor) and (x.dtype != torch.uint8 or x.ndim != 4):
             raise ValueError(f'expected uint8 images (N,C,H,W), got {x.dtype} {tuple(x.shape)}')
@@ -76,7 +96,13 @@ class GANDataLoaders(DataLoaders):
         dls.z_dim, dls.size, dls.n_channels = z_dim, x.shape[-1], x.shape[1]
         return dls
 
-    def show_batch(self, max_n:int=16, nrow:int=8, ax=None, figsize_per:float=0.9):
+    def show_batch(
+        self,
+        max_n:int=16, # images to show
+        nrow:int=8, # images per row
+        ax=None, # matplotlib axis (a new one if None)
+        figsize_per:float=0.9, # inches per image
+    ):
         "A grid of real training images (the plain fastai DataLoader behind this has no `show_batch`)"
         import matplotlib.pyplot as plt
         from torchvision.utils import make_grid
@@ -87,8 +113,16 @@ class GANDataLoaders(DataLoaders):
         return ax
 
     @classmethod
-    def from_folder(cls, path, size:int=32, n_channels:int=1, invert:bool=False, max_images:int|None=None,
-                    lazy:bool|None=None, **kwargs):
+    def from_folder(
+        cls,
+        path, # folder of images, any nesting
+        size:int=32, # images are resized to `size` x `size`
+        n_channels:int=1, # 1 (grey) or 3 (RGB)
+        invert:bool=False, # invert the images (white ink on black for Omniglot)
+        max_images:int|None=None, # use at most this many
+        lazy:bool|None=None, # decode on access (None: when they would exceed 1 GB)
+        **kwargs,
+    ):
         """From every image under `path` (see `gan_images`): e.g. Omniglot with `invert=True` at 32 px, ORL faces
         at 64 px"""
         return cls.from_tensor(gan_images(path, size, n_channels, invert, max_images, lazy), **kwargs)

@@ -16,7 +16,10 @@ def _sqrtm_psd(s:torch.Tensor) -> torch.Tensor:
     lam, v = torch.linalg.eigh(s)
     return (v*lam.clamp_min(0).sqrt()) @ v.T
 
-def frechet_distance(f1:torch.Tensor, f2:torch.Tensor) -> float:
+def frechet_distance(
+    f1:torch.Tensor, # features of one set, (N,D)
+    f2:torch.Tensor, # features of the other, (M,D)
+) -> float:
     """Fréchet distance between Gaussians fitted to features f1 (N,D) and f2 (M,D):
     |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2), in float64"""
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
@@ -35,7 +38,14 @@ class FrechetFeatures(nn.Module):
     given the `n_in` channels the network wants (grey repeated / RGB averaged), resized to `size`, normalised with
     `mean`/`std` (one value per channel; default ImageNet's, averaged for grey networks) and encoded; feature maps
     are average-pooled. -> (B,D)"""
-    def __init__(self, encoder:nn.Module, size:int=64, n_in:int=3, mean=None, std=None):
+    def __init__(
+        self,
+        encoder:nn.Module, # image -> features (maps are average-pooled)
+        size:int=64, # images are resized to this
+        n_in:int=3, # channels the encoder expects (grey images are repeated)
+        mean=None, # normalisation mean (default: ImageNet)
+        std=None, # normalisation std (default: ImageNet)
+    ):
         super().__init__()
         self.encoder, self.size, self.n_in = encoder.eval(), size, n_in
         stats = [torch.tensor(v) for v in imagenet_stats]
@@ -45,7 +55,12 @@ class FrechetFeatures(nn.Module):
         self.register_buffer('std', std.view(1, -1, 1, 1))
 
     @torch.no_grad()
-    def forward(self, x:torch.Tensor, bs:int=256) -> torch.Tensor:
+    def forward(
+        self,
+        x:torch.Tensor, # images in [-1, 1], (B,1 or 3,H,W)
+        bs:int=256, # images per encoder batch
+    ) -> torch.Tensor:
+        "Features (B,D), float32, computed `bs` images at a time"
         out = []
         self.encoder.eval()
         dev = self.mean.device
@@ -58,7 +73,9 @@ class FrechetFeatures(nn.Module):
             out.append((f.mean((2, 3)) if f.ndim == 4 else f).float().cpu())
         return torch.cat(out)
 
-def lite0_features(size:int=64) -> FrechetFeatures:
+def lite0_features(
+    size:int=64, # images are resized to this
+) -> FrechetFeatures:
     "`FrechetFeatures` of the offline ImageNet `efficientnet_lite0` (1280-d pooled features) at `size` px"
     from ..models.encoders import efficientnet_lite0
     return FrechetFeatures(efficientnet_lite0(pretrained=True, num_classes=0), size)

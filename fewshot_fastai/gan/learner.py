@@ -26,7 +26,9 @@ import warnings
 __all__ = ['dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses', 'wgan_losses', 'GANFixes', 'GANStats',
            'GANNaNStop', 'dcgan_learner', 'wgan_learner']
 
-def dcgan_init(m:nn.Module):
+def dcgan_init(
+    m:nn.Module, # a module (use with `model.apply`)
+):
     "DCGAN initialisation (Radford et al.): conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0"
     for mod in m.modules():
         if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -39,13 +41,22 @@ def dcgan_init(m:nn.Module):
 def _check_size(size):
     if size not in (32, 64): raise ValueError(f'DCGAN nets are built for 32 or 64 px images, not size={size}')
 
-def dcgan_generator(size:int=32, n_channels:int=1, z_dim:int=100, nf:int=64) -> nn.Sequential:
+def dcgan_generator(
+    size:int=32, # output side: 32 or 64
+    n_channels:int=1, # output channels
+    z_dim:int=100, # noise size
+    nf:int=64, # channels of the last hidden layer
+) -> nn.Sequential:
     """DCGAN generator (fastai's `basic_generator`): transposed convs with BatchNorm + ReLU from a `z_dim` noise
     vector, tanh output in [-1, 1]: (B, z_dim) -> (B, n_channels, size, size)"""
     _check_size(size)
     return dcgan_init(basic_generator(size, n_channels, in_sz=z_dim, n_features=nf))
 
-def dcgan_critic(size:int=32, n_channels:int=1, nf:int=64) -> nn.Sequential:
+def dcgan_critic(
+    size:int=32, # input side: 32 or 64
+    n_channels:int=1, # input channels
+    nf:int=64, # channels of the first layer
+) -> nn.Sequential:
     """DCGAN discriminator (fastai's `basic_critic` with LeakyReLU(0.2)): strided convs, BatchNorm after the first,
     one raw score per image (B, 1). The DCGAN sigmoid lives in the loss (`BCEWithLogits`, the same maths but
     numerically stable); WGAN uses the raw score."""
@@ -106,7 +117,10 @@ class GANStats(Callback):
     """Recorder columns for the training steps of each epoch: mean generator loss, mean critic loss and, for WGAN,
     the Wasserstein estimate (minus the critic loss). Every step's values: `self.steps`."""
     order = GANTrainer.order - 1   # after_batch before FixedGANSwitcher's, which flips the phase for the next step
-    def __init__(self, wasserstein:bool=False):
+    def __init__(
+        self,
+        wasserstein:bool=False, # add the Wasserstein estimate column (WGAN)
+    ):
         self.wasserstein = wasserstein
         self.columns = [Column(name, partial(self.mean, key)) for key, name in
                         [('gen', 'gen_loss'), ('crit', 'crit_loss')] + [('w', 'wasserstein')]*wasserstein]
@@ -114,7 +128,10 @@ class GANStats(Callback):
     def before_fit(self):
         self.learn.metrics = [m for m in self.learn.metrics if m not in self.columns] + self.columns
     def before_train(self): self.current = dict(gen=[], crit=[], w=[])
-    def mean(self, key):
+    def mean(
+        self,
+        key, # 'gen', 'crit' or 'w'
+    ):
         "Mean of this epoch's training-step values of `key` ('gen', 'crit', 'w'), None if there were none"
         v = self.current[key]
         return sum(v)/len(v) if v else None
@@ -151,8 +168,16 @@ def _gan_learner(dls, generator, critic, losses, switcher, clip, gen_first, opt_
     learn.gan_stats = stats
     return learn
 
-def dcgan_learner(dls, generator=None, critic=None, gen_first:bool=False, cbs=None, lr:float=2e-4, opt_func=None,
-                  **kwargs) -> GANLearner:
+def dcgan_learner(
+    dls, # `GANDataLoaders`
+    generator=None, # default: `dcgan_generator` for the data size
+    critic=None, # default: `dcgan_critic` for the data size
+    gen_first:bool=False, # start with a generator step
+    cbs=None, # more callbacks
+    lr:float=2e-4, # learning rate
+    opt_func=None, # default: Adam with beta1 0.5
+    **kwargs,
+) -> GANLearner:
     """DCGAN (Radford et al.) on fastai's `GANLearner`: one critic step then one generator step, Adam (beta1 0.5,
     no weight decay), nets from `dcgan_generator`/`dcgan_critic` at `dls.size` unless given. `learn.fit(n)` trains
     at `lr` (2e-4, as in the paper)."""
@@ -160,8 +185,18 @@ def dcgan_learner(dls, generator=None, critic=None, gen_first:bool=False, cbs=No
     return _gan_learner(dls, generator, critic, dcgan_losses(), FixedGANSwitcher(1, 1), None, gen_first, opt, False,
                         cbs, lr=lr, **kwargs)
 
-def wgan_learner(dls, generator=None, critic=None, n_critic:int=5, clip:float=0.01, gen_first:bool=False, cbs=None,
-                 lr:float=5e-5, opt_func=None, **kwargs) -> GANLearner:
+def wgan_learner(
+    dls, # `GANDataLoaders`
+    generator=None, # default: `dcgan_generator` for the data size
+    critic=None, # default: `dcgan_critic` for the data size
+    n_critic:int=5, # critic steps per generator step
+    clip:float=0.01, # critic weights clipped to [-clip, clip]
+    gen_first:bool=False, # start with a generator step
+    cbs=None, # more callbacks
+    lr:float=5e-5, # learning rate
+    opt_func=None, # default: RMSprop
+    **kwargs,
+) -> GANLearner:
     """WGAN (Arjovsky et al.): `n_critic` critic steps per generator step, critic weights clipped to [-clip, clip],
     RMSprop (no momentum, no weight decay); `learn.fit(n)` trains at `lr` (5e-5, as in the paper). Recorder columns:
     gen_loss, crit_loss and the Wasserstein estimate."""

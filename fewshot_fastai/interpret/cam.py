@@ -142,7 +142,10 @@ def _forward_with_map(model:nn.Module, x:torch.Tensor, layer:nn.Module|None=None
         raise ValueError(f'{what} gave no spatial (B,C,h,w) output on inputs of shape {tuple(x.shape)}')
     return out, last[1], last[0]
 
-def last_conv_layer(model:nn.Module, x:torch.Tensor) -> nn.Module:
+def last_conv_layer(
+    model:nn.Module, # any image model
+    x:torch.Tensor, # a batch to run through it, (B,C,H,W)
+) -> nn.Module:
     """The module whose output is the last spatial (B,C,h,w>1) feature map of a forward pass: the outermost
     block that ends the convolutional part (e.g. a ResNet's layer4, a fastai body)."""
     was = model.training; model.eval()
@@ -154,7 +157,12 @@ def _weighted_maps(act:torch.Tensor, grad:torch.Tensor) -> torch.Tensor:
     "Grad-CAM: ReLU(sum_k mean(grad_k) * A_k), (B,K,h,w) -> (B,h,w)"
     return F.relu((grad.mean((2, 3), keepdim=True)*act).sum(1)).detach()
 
-def grad_cam(model:nn.Module, x:torch.Tensor, target=None, layer:nn.Module|None=None) -> CamResult:
+def grad_cam(
+    model:nn.Module, # a classifier
+    x:torch.Tensor, # images, (B,C,H,W)
+    target=None, # class index, or one per image; default: the predicted class
+    layer:nn.Module|None=None, # module whose activations are weighted; default: the last spatial block
+) -> CamResult:
     "Grad-CAM of `target` (default: predicted class) at `layer` (default: the last spatial block, same pass)"
     was = model.training; model.eval()
     try:
@@ -166,7 +174,13 @@ def grad_cam(model:nn.Module, x:torch.Tensor, target=None, layer:nn.Module|None=
     finally: model.train(was)
     return CamResult(normalize_maps(raw, x.shape[-2:]), raw, t, logits.detach(), None, 'grad-cam')
 
-def cam_result(learn_or_model, x, target=None, method:str='auto', layer=None) -> CamResult:
+def cam_result(
+    learn_or_model, # a `Learner` or a model
+    x, # images, (B,C,H,W)
+    target=None, # class index, or one per image; default: the predicted class
+    method:str='auto', # 'auto', 'cam' (exact) or 'gradcam'
+    layer=None, # module for Grad-CAM; default: the last spatial block
+) -> CamResult:
     """Like `cam`, with the raw maps, targets, logits and method. `method`: 'auto' (exact CAM where the model is
     global pool -> affine head, else Grad-CAM), 'cam' (error if not possible) or 'grad-cam'."""
     model, x = model_inputs(learn_or_model, x)
@@ -183,7 +197,13 @@ def cam_result(learn_or_model, x, target=None, method:str='auto', layer=None) ->
                              "use method='grad-cam'")
     return grad_cam(model, x, target, layer)
 
-def cam(learn_or_model, x, target=None, method:str='auto', layer=None) -> torch.Tensor:
+def cam(
+    learn_or_model, # a `Learner` or a model
+    x, # images, (B,C,H,W)
+    target=None, # class index, or one per image; default: the predicted class
+    method:str='auto', # 'auto', 'cam' (exact) or 'gradcam'
+    layer=None, # module for Grad-CAM; default: the last spatial block
+) -> torch.Tensor:
     """Class activation maps (B,H,W) in [0,1] at the input's size for `target` (class index or one per image;
     default the predicted class). `x`: a (B,C,H,W) batch as the model takes it, or images for a Learner."""
     return cam_result(learn_or_model, x, target, method, layer).maps
@@ -191,12 +211,12 @@ def cam(learn_or_model, x, target=None, method:str='auto', layer=None) -> torch.
 @dataclass
 class PairMaps:
     "Similarity maps of a pair: on `a` and on `b` (B,H,W) in [0,1], the model's scores (B,), and the method"
-    a: torch.Tensor
-    b: torch.Tensor
-    score: torch.Tensor
-    method: str
-    raw_a: torch.Tensor
-    raw_b: torch.Tensor
+    a: torch.Tensor      # maps on the first images, (B,H,W) in [0,1] at the input size
+    b: torch.Tensor      # maps on the second images, (B,H,W) in [0,1]
+    score: torch.Tensor  # the model's similarity score of each pair, (B,)
+    method: str          # 'exact' (cosine head decomposition) or 'gradcam'
+    raw_a: torch.Tensor  # maps on `a` before upsampling and normalisation, (B,h,w)
+    raw_b: torch.Tensor  # maps on `b` before upsampling and normalisation, (B,h,w)
 
 def _encode_maps(model, x, layer):
     """(maps to explain, with graph; embedding) of `x` through a siamese/proto model's encoder, in one pass: the
@@ -207,7 +227,14 @@ def _encode_maps(model, x, layer):
 def _embed_from_maps(model, f):
     return model.head.embed(f) if hasattr(model, 'head') else model.pool(f) if f.ndim == 4 else f
 
-def similarity_maps(learn_or_model, a, b, sign:int=1, method:str='auto', layer=None) -> PairMaps:
+def similarity_maps(
+    learn_or_model, # a siamese or episodic `Learner`, or its model
+    a, # first images, (B,C,H,W)
+    b, # second images, (B,C,H,W)
+    sign:int=1, # 1: what makes the pair similar; -1: what makes it different
+    method:str='auto', # 'auto', 'exact' (cosine head) or 'gradcam'
+    layer=None, # module for Grad-CAM; default: the last spatial block
+) -> PairMaps:
     """Maps on each image of the pairs (a, b) showing what makes them similar under the model's own score
     (`sign=-1`: what makes them different). Exact where the head's similarity is linear in the pooled features
     (`CosineHead`: the maps sum to the cosine minus its bias part), Grad-CAM on the encoder's maps otherwise

@@ -15,7 +15,10 @@ __all__ = ['cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback', 
 def _np(x) -> np.ndarray:
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
-def cam_bbox(cam_map, thresh:float=0.2) -> tuple[int, int, int, int]:
+def cam_bbox(
+    cam_map, # a map (H,W) in [0,1]
+    thresh:float=0.2, # share of the maximum that counts as inside
+) -> tuple[int, int, int, int]:
     """Box `(x0, y0, x1, y1)` in pixels (inclusive) around the largest connected region of `cam_map` (H,W) above
     `thresh` x its maximum, as in Zhou et al. (2016)."""
     m = _np(cam_map)
@@ -42,8 +45,17 @@ def display_image(img) -> np.ndarray:
     if a.min() < 0 or a.max() > 1: a = (a - a.min())/max(a.max() - a.min(), 1e-12)
     return a
 
-def show_cam(img, cam_map, ax=None, alpha:float=0.5, cmap:str='jet', box:bool=False, thresh:float=0.2,
-             title:str|None=None, figsize=(3, 3)):
+def show_cam(
+    img, # image: PIL, tensor (C,H,W) or array
+    cam_map, # map (H,W) in [0,1] at the image size
+    ax=None, # matplotlib axis (a new one if None)
+    alpha:float=0.5, # opacity of the map
+    cmap:str='jet', # matplotlib colour map
+    box:bool=False, # draw the `cam_bbox` box
+    thresh:float=0.2, # threshold of the box
+    title:str|None=None, # axis title
+    figsize=(3, 3), # size of a new figure
+):
     "Show `img` with `cam_map` (H,W) blended over it (`alpha`, `cmap`); `box`: draw `cam_bbox(cam_map, thresh)`"
     if ax is None: _, ax = plt.subplots(figsize=figsize)
     im, m = display_image(img), _np(cam_map)
@@ -57,14 +69,29 @@ def show_cam(img, cam_map, ax=None, alpha:float=0.5, cmap:str='jet', box:bool=Fa
     ax.axis('off')
     return ax
 
-def show_pair_cam(a, b, map_a, map_b, score:float|None=None, axs=None, **kwargs):
+def show_pair_cam(
+    a, # first image
+    b, # second image
+    map_a, # map (H,W) on `a`
+    map_b, # map (H,W) on `b`
+    score:float|None=None, # the model's score, shown in the title
+    axs=None, # two matplotlib axes (new ones if None)
+    **kwargs,
+):
     "Both images of a pair with their similarity maps, the score in the title"
     if axs is None: _, axs = plt.subplots(1, 2, figsize=(5, 2.7))
     show_cam(a, map_a, ax=axs[0], **kwargs); show_cam(b, map_b, ax=axs[1], **kwargs)
     if score is not None: axs[0].figure.suptitle(f'similarity {float(score):.3f}', fontsize=10)
     return axs
 
-def show_cams(images, maps, titles=None, box:bool=True, ncols:int=4, **kwargs):
+def show_cams(
+    images, # images (PIL, tensors or arrays)
+    maps, # one map (H,W) per image
+    titles=None, # one title per image
+    box:bool=True, # draw `cam_bbox` boxes
+    ncols:int=4, # images per row
+    **kwargs,
+):
     "A grid of overlays (with boxes by default); -> the figure"
     n = len(images)
     ncols = min(ncols, n); nrows = -(-n//ncols)
@@ -105,7 +132,12 @@ class CAMCallback(Callback):
     `learn.path/learn.model_dir/{fname}_epoch{N}.png` after fit, or after every epoch with `every_epoch=True`.
     Paths written: `self.saved`."""
     order = 90
-    def __init__(self, n:int=4, every_epoch:bool=False, fname:str='cam'):
+    def __init__(
+        self,
+        n:int=4, # validation items to show
+        every_epoch:bool=False, # after every epoch (False: after fit only)
+        fname:str='cam', # file name prefix of the PNGs
+    ):
         self.n, self.every_epoch, self.fname, self.saved = n, every_epoch, fname, []
 
     def _save(self):

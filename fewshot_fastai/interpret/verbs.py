@@ -10,7 +10,14 @@ from fastai.vision.data import get_grid
 
 __all__ = ['pair_top_losses', 'episode_top_losses']
 
-def pair_top_losses(interp:Interpretation, k:int=9, largest:bool=True, ncols:int=2, figsize=None, **kwargs):
+def pair_top_losses(
+    interp:Interpretation, # fastai `Interpretation` of a siamese learner
+    k:int=9, # how many pairs
+    largest:bool=True, # largest losses first (False: smallest)
+    ncols:int=2, # pairs per row
+    figsize=None, # figure size (default: from the grid)
+    **kwargs,
+):
     "The `k` validation pairs with the largest (or smallest) losses: both images, prediction / truth / loss / p(same)"
     losses, idx = interp.top_losses(k, largest)
     (a, b), preds, targs, _, _ = interp[idx]
@@ -23,7 +30,12 @@ def pair_top_losses(interp:Interpretation, k:int=9, largest:bool=True, ncols:int
         ax.title.set_color('green' if pred == truth else 'red')
     return axs
 
-def episode_top_losses(interp:Interpretation, k:int=9, largest:bool=True, figsize_per:float=1.6):
+def episode_top_losses(
+    interp:Interpretation, # fastai `Interpretation` of an episodic learner
+    k:int=9, # how many queries
+    largest:bool=True, # largest losses first (False: smallest)
+    figsize_per:float=1.6, # inches per image
+):
     """The `k` queries of `interp.dl`'s fixed episodes with the largest (or smallest) losses: query, support image of
     the true class, support image of the predicted class, with loss and probability. -> the figure"""
     import matplotlib.pyplot as plt

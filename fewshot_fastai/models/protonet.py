@@ -19,18 +19,36 @@ def sq_distances(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
 class ProtoNet(nn.Module):
     """`forward(x, support_labels)`: `x` holds the support images then the queries; returns the queries' logits
     over the episode's classes, minus squared Euclidean distances to the class prototypes. (Q,N)"""
-    def __init__(self, encoder:nn.Module, pool:str='avg'):
+    def __init__(
+        self,
+        encoder:nn.Module, # image -> feature maps
+        pool:str='avg', # 'avg' pools the maps to vectors; 'flatten' keeps their layout
+    ):
         super().__init__()
         if pool not in ('avg', 'flatten'): raise ValueError(f"ProtoNet: pool={pool!r}: use 'avg' or 'flatten'")
         # 'flatten' keeps the layout of small final maps (e.g. Conv4's 2x2 at 40 px), as the original ProtoNet did
         self.encoder = encoder
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten()) if pool == 'avg' else nn.Flatten()
-    def encode(self, x):
+    def encode(
+        self,
+        x, # images, (B,C,H,W)
+    ):
         "Per-image embeddings: (B,C,H,W) -> (B,D)"
         f = self.encoder(x)
         return self.pool(f) if f.ndim == 4 else f
-    def similarity(self, ea, eb): return -(ea.float() - eb.float()).pow(2).sum(-1)
-    def forward(self, x, support_labels):
+    def similarity(
+        self,
+        ea, # query embeddings, (P,D)
+        eb, # support or prototype embeddings, (P,D)
+    ):
+        "Minus the squared Euclidean distance, float32: (P,)"
+        return -(ea.float() - eb.float()).pow(2).sum(-1)
+    def forward(
+        self,
+        x, # the N*K support images, then the queries, (N*K+Q,C,H,W)
+        support_labels, # class (0..N-1) of each support image, (N*K,)
+    ):
+        "Logits (Q,N) of the queries: minus their squared distances to the class prototypes"
         # plain tensors: fastai's TensorImage/TensorCategory dispatch every op through Python (measured: +10% per episode)
         x, support_labels = x.as_subclass(torch.Tensor), support_labels.as_subclass(torch.Tensor)
         e = self.encode(x)
