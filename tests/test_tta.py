@@ -1,0 +1,53 @@
+"Test-time augmentation by shifts (a package part usable by embed, episode_accuracy, NWayEval, classify) and the one-to-one assignment"
+import itertools
+import pytest
+import torch
+import fewshot_fastai as ff
+
+
+def test_shift_views():
+    x = torch.arange(2*1*5*5, dtype=torch.float).view(2, 1, 5, 5)
+    v = ff.shift_views(x, 1)
+    assert len(v) == 5 and all(t.shape == x.shape for t in v)
+    assert torch.equal(v[0], x)                               # the image itself
+    assert torch.equal(v[1][..., 1:], x[..., :-1])            # content moved right by one pixel
+    assert torch.equal(v[1][..., 0], x[..., 0])               # edge replicated
+    assert torch.equal(v[3][..., 1:, :], x[..., :-1, :])      # moved down
+
+
+def test_embed_tta_is_the_mean_over_views(omni_dls, omni_small):
+    learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
+    imgs = sorted(omni_small.rglob('*.png'))[:3]
+    e0, e2 = ff.embed(learn, imgs), ff.embed(learn, imgs, tta=2)
+    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor)
+    with torch.no_grad(): manual = torch.stack([learn.model.encode(v) for v in ff.shift_views(x, 2)]).mean(0)
+    assert torch.allclose(e2, manual, atol=1e-5) and not torch.allclose(e0, e2, atol=1e-4)
+    assert torch.allclose(e0, learn.model.encode(x).detach(), atol=1e-5)
+
+
+def test_tta_through_episode_accuracy_nway_and_classify(omni_dls, omni_small):
+    learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
+    cf = ff.ClassFolder(omni_small)
+    eps = ff.EpisodeSampler(cf.labels, 5, 1, 1, 6, seed=0).episodes()
+    r = ff.episode_accuracy(learn, cf.images, eps, tta=2)
+    cb = ff.NWayEval(cf.images, cf.labels, n_way=5, n_episodes=6, seed=0, tta=2)
+    cb.learn = learn
+    assert cb.evaluate() == r['accuracy']
+    support = {c: [cf.files[cf.labels.index(i)]] for i, c in enumerate(cf.classes[:4])}
+    queries = [cf.files[cf.labels.index(i) + 1] for i in range(4)]
+    labels, scores = ff.classify(learn, queries, support, progress=False, tta=2)
+    ss = ff.SupportSet(learn, support, tta=2)
+    assert torch.allclose(scores, ss.scores(queries)) and list(labels) == list(ss.classify(queries)[0])
+    with pytest.raises(ValueError, match='tta'): ff.SupportSet(learn, support, tta=-1)
+
+
+def test_one_to_one_assignment():
+    s = torch.tensor([[0.9, 0.8, 0.1], [0.95, 0.2, 0.3], [0.1, 0.7, 0.6]])
+    assert s.argmax(1).tolist() == [0, 0, 1]                  # two queries pick class 0 on their own
+    assert ff.one_to_one(s).tolist() == [1, 0, 2]             # each class once, largest total score
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        r = torch.rand(5, 5, generator=g)
+        best = max(itertools.permutations(range(5)), key=lambda p: sum(r[i, p[i]] for i in range(5)))
+        assert ff.one_to_one(r).tolist() == list(best)
+    with pytest.raises(ValueError, match='queries <= classes'): ff.one_to_one(torch.rand(4, 3))
