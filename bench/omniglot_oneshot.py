@@ -1,8 +1,11 @@
 """Omniglot one-shot benchmark: train on a small background set, then evaluate within-alphabet 20-way 1-shot
-episodes (support and queries from different drawers) on alphabets not used in training, and Lake's runs when
---runs is given. Also times the cached evaluation against the naive pair-by-pair one on 20-way 5-shot episodes.
+episodes (support and queries from different drawers) on alphabets not used in training, Lake-format runs written
+from those unseen alphabets, and Lake's official runs when --runs is given. Each error rate comes with a 95%
+confidence interval (normal approximation over its trials). The one-to-one (Hungarian) assignment over each run's
+20x20 scores is reported apart: the headline classifies every test item on its own, as Lake's protocol does.
+Also times the cached evaluation against the naive pair-by-pair one on 20-way 5-shot episodes.
 Last line: one JSON object."""
-import argparse, json, math, time, warnings
+import argparse, json, math, tempfile, time, warnings
 import torch
 from fastai.vision.all import PILImageBW, Rotate, Zoom, set_seed, Resize
 import fewshot_fastai as ff
@@ -24,6 +27,12 @@ def parse(argv=None):
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
     p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
+    p.add_argument('--depth', type=int, default=10, help='WRN depth (--arch wrn)')
+    p.add_argument('--widen', type=int, default=2, help='WRN width multiplier (--arch wrn)')
+    p.add_argument('--strokes', type=float, default=0.0, help='probability that a training image is replaced by a new '
+                   'perturbed drawing from its pen strokes (ff.with_strokes; 0: off)')
+    p.add_argument('--compounds', type=int, default=0, help='new training classes: ink unions of two characters of one '
+                   'alphabet, drawer by drawer (ff.with_strokes)')
     p.add_argument('--pool', default='flatten', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
     p.add_argument('--tta', type=int, default=2, help='test-time augmentation: average embeddings over the image and its '
                                                       'shifts by N px left/right/up/down (0: none)')
@@ -57,13 +66,23 @@ def unseen_alphabets(train_names):
             out[a] = cf.subset(lambda c, a=a: ff.alphabet_of(c) == a)
     return out
 
+def strokes_for(a):
+    "The stroke folders of the training sets"
+    return [ff.omniglot_strokes(n) for n in SETS[a.train]]
+
 def train(a, cf, method, epochs):
     "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
     aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)]
     hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
-    enc_kw = dict(encoder_kwargs=dict(hidden=a.hidden) if a.arch == 'conv4' else None, pretrained=a.pretrained)
+    enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
+                  pretrained=a.pretrained)
+    train_cf = cf
+    if method == 'protonet' and (a.strokes or a.compounds):
+        dirs = strokes_for(a)
+        if len(dirs) != 1: raise SystemExit('--strokes/--compounds: train on one background set')
+        train_cf = ff.with_strokes(cf, dirs[0] if a.strokes else None, p=a.strokes, n_compounds=a.compounds, seed=a.seed)
     if method == 'protonet':
-        dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
+        dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug,
                                                       group=ff.alphabet_of if a.within_alphabet else None)
@@ -83,42 +102,46 @@ def epochs_for(a, cf, method, minutes):
     per_epoch = secs*(a.episodes_per_epoch/10 if method == 'protonet' else 1)
     return max(1, math.floor(minutes*60/per_epoch))
 
-class ShiftTTA(torch.nn.Module):
-    "Embeddings averaged over the image and its shifts by +-`px` pixels (edges replicated), for evaluation only"
-    def __init__(self, model, px:int):
-        super().__init__()
-        self.model, self.px = model, px
-    def encode(self, x):
-        p = self.px
-        xp = torch.nn.functional.pad(x, (p, p, p, p), mode='replicate')
-        h, w = x.shape[-2:]
-        offs = [(p, p), (0, p), (2*p, p), (p, 0), (p, 2*p)]   # centre, left, right, up, down
-        return torch.stack([self.model.encode(xp[..., i:i+h, j:j+w]) for i, j in offs]).mean(0)
-    def similarity(self, ea, eb): return self.model.similarity(ea, eb)
+def ci95(err_pct, n):
+    "Half-width of the 95% confidence interval of an error rate (percent) measured on `n` trials"
+    p = err_pct/100
+    return round(196*math.sqrt(max(p*(1 - p), 1e-12)/n), 2)
 
-def evaluate(a, learn, unseen, runs, speed:bool=True):
-    res, errs, n_total = {}, {}, 0
+def runs_errors(learn, runs, tta):
+    "(error per item, error with the one-to-one assignment) in percent, and the number of trials"
+    alone, hung = [], []
+    for run in runs:
+        labels, scores = ff.classify(learn, run.test, dict(enumerate(run.training)), progress=False, tta=tta)
+        alone += [l != t for l, t in zip(labels, run.answers)]
+        hung += [int(l) != t for l, t in zip(ff.one_to_one(scores), run.answers)]
+    n = len(alone)
+    return round(100*sum(alone)/n, 2), round(100*sum(hung)/n, 2), n
+
+def evaluate(a, learn, unseen, runs, own_runs, tta, speed:bool=True):
+    res, errs, n_total, wrong, trials = {}, {}, 0, 0, 0
     passes = secs = 0.0
     for alpha, cf in unseen.items():
         n = min(20, len(cf.classes))
         eps = ff.EpisodeSampler(cf.labels, n, 1, 1, a.eval_episodes, seed=a.seed, groups=ff.alphabet_of,
                                 drawers=[ff.drawer_of(f) for f in cf.files], names=cf.classes).episodes()
-        r = ff.episode_accuracy(learn, cf.images, eps)
+        r = ff.episode_accuracy(learn, cf.images, eps, tta=tta)
         errs[f'{alpha} ({n}-way)'] = round(100*(1 - r['accuracy']), 2)
+        q = sum(len(e.query) for e in eps); wrong += round((1 - r['accuracy'])*q); trials += q
         passes += r['encoder_passes']; secs += r['seconds']
         n_total += len(eps)
         print(f'  {alpha}: {n}-way 1-shot within-alphabet error {errs[f"{alpha} ({n}-way)"]:.2f}% ({len(eps)} episodes x {n} queries)')
     res['unseen_alphabet_error'] = round(sum(errs.values())/len(errs), 2) if errs else None
     res['unseen_alphabet_errors'] = errs
+    res['unseen_alphabet_error_ci95'] = ci95(100*wrong/trials, trials) if trials else None
+    if own_runs:
+        e, h, n = runs_errors(learn, own_runs, tta)
+        res.update(unseen_runs_error=e, unseen_runs_error_ci95=ci95(e, n), unseen_runs_one_to_one_error=h, unseen_runs_trials=n)
+        print(f'  Lake-format runs from the unseen alphabets: {e:.2f}% error (one-to-one assignment: {h:.2f}%) over {n} trials')
     res['eval_encoder_passes'], res['eval_seconds'] = int(passes), round(secs, 2)
     if runs is not None:
-        imgs_err = []
-        for run in runs:
-            labels, _ = ff.classify(learn, run.test, dict(enumerate(run.training)), progress=False)
-            imgs_err += [l != t for l, t in zip(labels, run.answers)]
-        res['runs_error'] = round(100*sum(imgs_err)/len(imgs_err), 2)
-        res['runs_trials'] = len(imgs_err)
-        print(f"  Lake runs: {res['runs_error']:.2f}% error over {len(imgs_err)} trials")
+        e, h, n = runs_errors(learn, runs, tta)
+        res.update(runs_error=e, runs_error_ci95=ci95(e, n), runs_one_to_one_error=h, runs_trials=n)
+        print(f"  Lake runs: {e:.2f}% error (one-to-one assignment: {h:.2f}%) over {n} trials")
     if not speed: return res
     # speed: cached vs naive evaluation on the same 20-way 5-shot episodes, one query per class
     big = max(unseen.values(), key=lambda cf: len(cf.classes))
@@ -138,6 +161,15 @@ def main(argv=None):
     cf = merged_class_folder(SETS[a.train])
     unseen = unseen_alphabets(SETS[a.train])
     runs = ff.load_runs(a.runs) if a.runs else None
+    # Lake-format runs (20 runs, one drawer's class images, another's test items) written from the unseen alphabets
+    own_dir = tempfile.mkdtemp(prefix='unseen_runs_')
+    unseen_sets = [n for n in ('background_small1', 'background_small2') if n not in SETS[a.train]]
+    own_runs = None
+    if unseen_sets:
+        src = ff.omniglot(unseen_sets[0])
+        alphas = [al for al in unseen if (src/al).is_dir()]
+        n_way = min(20, *(len(unseen[al].classes) for al in alphas))
+        own_runs = ff.load_runs(ff.write_runs(src, own_dir, n_runs=20, n_way=n_way, seed=a.seed, alphabets=alphas))
     print(f'train: {a.train} ({len(cf.classes)} characters); unseen alphabets: {list(unseen) or "none"}')
     out = []
     for method in (['protonet', 'siamese'] if a.method == 'compare' else [a.method]):
@@ -147,12 +179,13 @@ def main(argv=None):
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta,
-                   **evaluate(a, learn, unseen, runs))
-        if a.tta:   # the same trained model, evaluated again with shifted copies of every image
+                   strokes=a.strokes, compounds=a.compounds, **evaluate(a, learn, unseen, runs, own_runs, 0))
+        if a.tta:   # the same trained model, evaluated again with shifted copies of every image (ff.shift_views)
             print(f'with test-time augmentation (shifts of {a.tta} px):')
-            plain = {k: res[k] for k in ('unseen_alphabet_error', 'unseen_alphabet_errors', 'runs_error') if k in res}
-            learn.model = ShiftTTA(learn.model, a.tta)
-            tta = evaluate(a, learn, unseen, runs, speed=False)
+            keys = ('unseen_alphabet_error', 'unseen_alphabet_errors', 'unseen_alphabet_error_ci95', 'unseen_runs_error',
+                    'unseen_runs_error_ci95', 'unseen_runs_one_to_one_error', 'runs_error', 'runs_error_ci95', 'runs_one_to_one_error')
+            plain = {k: res[k] for k in keys if k in res}
+            tta = evaluate(a, learn, unseen, runs, own_runs, a.tta, speed=False)
             res.update({k: tta[k] for k in plain}, **{f'{k}_no_tta': v for k, v in plain.items()}, tta_views=5)
             # eval_encoder_passes / eval_seconds stay those of the plain evaluation; TTA costs 5 passes per image
         print(json.dumps(res['speed_20way_5shot']))
