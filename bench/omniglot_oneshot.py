@@ -7,7 +7,7 @@ Also times the cached evaluation against the naive pair-by-pair one on 20-way 5-
 Last line: one JSON object."""
 import argparse, json, math, tempfile, time, warnings
 import torch
-from fastai.vision.all import PILImageBW, Rotate, Zoom, set_seed, Resize
+from fastai.vision.all import Callback, PILImageBW, Rotate, Zoom, set_seed, Resize
 import fewshot_fastai as ff
 
 SETS = {'background_small1': ['background_small1'], 'background_small2': ['background_small2'],
@@ -70,7 +70,7 @@ def strokes_for(a):
     "The stroke folders of the training sets"
     return [ff.omniglot_strokes(n) for n in SETS[a.train]]
 
-def train(a, cf, method, epochs):
+def train(a, cf, method, epochs, cbs=None):
     "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
     aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)]
     hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
@@ -92,14 +92,25 @@ def train(a, cf, method, epochs):
                                                       item_tfms=Resize(a.size), batch_tfms=aug, bs=64)
         learn = ff.siamese_learner(dls, a.arch, head='contrastive', **enc_kw)
     t = time.time()
-    with learn.no_bar(): learn.fit_one_cycle(epochs, a.lr)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, a.lr, cbs=cbs)
     return learn, time.time() - t
 
+class PhaseTimer(Callback):
+    "Seconds spent in the training and in the validation phase of each epoch"
+    def before_fit(self): self.train_s, self.valid_s = [], []
+    def before_train(self): self.t = time.time()
+    def after_train(self): self.train_s.append(time.time() - self.t)
+    def before_validate(self): self.t = time.time()
+    def after_validate(self): self.valid_s.append(time.time() - self.t)
+
 def epochs_for(a, cf, method, minutes):
-    "Epochs that fit `minutes`, from a one-epoch probe"
-    probe = argparse.Namespace(**{**vars(a), 'episodes_per_epoch': 10})
-    learn, secs = train(probe, cf, method, 1)
-    per_epoch = secs*(a.episodes_per_epoch/10 if method == 'protonet' else 1)
+    """Epochs that fit `minutes`, from a probe epoch of 20 training episodes: the training phase scales with the
+    episodes per epoch, the validation phase (fixed episodes) does not"""
+    n = 20 if method == 'protonet' else None
+    probe = argparse.Namespace(**{**vars(a), 'episodes_per_epoch': n or a.episodes_per_epoch})
+    timer = PhaseTimer()
+    train(probe, cf, method, 2, cbs=[timer])   # the second epoch is timed (the first pays for warm-up)
+    per_epoch = timer.train_s[-1]*(a.episodes_per_epoch/n if n else 1) + timer.valid_s[-1]
     return max(1, math.floor(minutes*60/per_epoch))
 
 def ci95(err_pct, n):

@@ -16,6 +16,8 @@ p.add_argument('--episodes-per-epoch', type=int, default=50)
 p.add_argument('--size', type=int, nargs=2, default=[56, 46])
 p.add_argument('--lr', type=float, default=3e-3)
 p.add_argument('--seed', type=int, default=0)
+p.add_argument('--tta', type=int, default=0, help='test-time augmentation: embeddings averaged over shifts by N px (0: none)')
+p.add_argument('--n-way', type=int, default=10, help='classes per training episode (protonet)')
 a = p.parse_args()
 warnings.filterwarnings('ignore', category=FutureWarning)
 
@@ -33,7 +35,7 @@ for k, test_subjects in enumerate(folds):
     hold = ff.class_split(train_cf.classes, 0.15, a.seed)  # monitoring only, from the training subjects
     if a.method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=tuple(a.size), img_cls=img_cls, valid_classes=hold,
-                                                      n_way=10, k_shot=3, n_query=3, valid_n_way=len(hold),
+                                                      n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
                                                       episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
         learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained)
     else:
@@ -43,7 +45,7 @@ for k, test_subjects in enumerate(folds):
     t = time.time()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr)
     minutes.append((time.time() - t)/60)
-    emb = ff.embed(learn, test_cf.images)
+    emb = ff.embed(learn, test_cf.images, tta=a.tta)
     i, j = torch.triu_indices(len(emb), len(emb), 1)
     scores = ff.inference.similarity(learn, emb, emb)[i, j]
     lbl = torch.tensor(test_cf.labels)
@@ -52,6 +54,7 @@ for k, test_subjects in enumerate(folds):
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {100*eer:.2f}% over {len(scores)} pairs '
           f'({int((lbl[i] == lbl[j]).sum())} same), trained {minutes[-1]:.1f} min', flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
+           size=a.size, tta=a.tta, n_way=a.n_way,
            eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))
