@@ -150,6 +150,7 @@ class EpisodeDataLoaders(DataLoaders):
         valid_classes=None, # explicit validation labels (list) or a predicate
         group=None, # split whole groups of classes, e.g. `alphabet_of`
         device=None, # where batches go (default: fastai's `default_device()`)
+        num_workers:int=0, # worker processes preparing training episodes (e.g. 1 to draw `StrokeImages` beside training)
     ):
         """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
@@ -178,7 +179,7 @@ class EpisodeDataLoaders(DataLoaders):
         valid = EpisodeDataset(xv, EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,
                                                      valid_episodes, seed, names=cf.classes), fixed=True)
         tfms = [IntToFloatTensor(), *listify(batch_tfms)]
-        dls = cls(EpisodeDL(train, bs=None, after_batch=Pipeline(tfms)),
+        dls = cls(EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=Pipeline(tfms)),
                   EpisodeDL(valid, bs=None, after_batch=Pipeline(tfms[:1])),
                   device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
         dls.n_inp, dls.img_cls, dls.size = 2, img_cls, x.shape[-2:]

@@ -129,3 +129,30 @@ def test_with_strokes_classes_and_episode_loaders(omni1, strokes1):
     x, sl, ql = dls.one_batch()
     assert x.shape == (10*3, 1, 28, 28)
     with pytest.raises(ValueError, match='only .* pairs of characters'): ff.with_strokes(cf, strokes1, n_compounds=10**6)
+
+
+def test_with_strokes_compounds_only_is_eager_and_unions(omni1):
+    cf = ff.ClassFolder(omni1)
+    tr = ff.with_strokes(cf, None, p=0, n_compounds=5, seed=0)
+    assert isinstance(tr.images, list) and not tr.lazy and len(tr.images) == len(tr.files) == len(tr.labels)
+    comp = tr.classes[len(cf.classes)]
+    a, b = comp.split('+')
+    b = f'{a.split("/")[0]}/{b}'
+    i = tr.labels.index(len(cf.classes))   # first drawing of the first compound class
+    d = ff.drawer_of(tr.files[i])
+    ia = next(k for k, f in enumerate(cf.files) if cf.classes[cf.labels[k]] == a and ff.drawer_of(f) == d)
+    ib = next(k for k, f in enumerate(cf.files) if cf.classes[cf.labels[k]] == b and ff.drawer_of(f) == d)
+    union = np.minimum(np.array(cf.images[ia].convert('L')), np.array(cf.images[ib].convert('L')))
+    assert np.array_equal(np.array(tr.images[i]), union)
+
+
+def test_redrawn_episodes_in_a_worker(omni1, strokes1):
+    "Training episodes drawn in a DataLoader worker process (drawing beside training)"
+    cf = ff.ClassFolder(omni1).subset(lambda c: c.startswith('Latin'))
+    tr = ff.with_strokes(cf, strokes1, p=1.0, seed=0)
+    dls = ff.EpisodeDataLoaders.from_class_folder(tr, size=28, img_cls=PILImageBW, valid_pct=0.2, n_way=5, n_query=1,
+                                                  valid_n_way=3, episodes_per_epoch=2, valid_episodes=1, device='cpu',
+                                                  num_workers=1)
+    batches = [b for _ in range(2) for b in dls.train]
+    assert len(batches) == 4 and all(x.shape == (10, 1, 28, 28) for x, _, _ in batches)
+    assert not torch.equal(batches[0][0], batches[2][0])
