@@ -8,7 +8,7 @@ import math, os, random
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
-from .items import ClassFolder, LazyImages, alphabet_of
+from .items import ClassFolder, IndexedView, LazyImages, alphabet_of
 from .episodes import drawer_of
 from .sources import OMNIGLOT_URL, fetch_zip
 
@@ -234,6 +234,13 @@ class StrokeImages(LazyImages):
         i = i % len(self)
         return self.render(i) if self.rng.random() < self.p else self._png(i)
 
+    def subset(
+        self,
+        idx, # positions of the items to keep (compounds included)
+    ):
+        "The stored images at positions `idx`, never re-drawn (LazyImages' own `subset` knows nothing of compounds)"
+        return IndexedView(self.originals, idx)
+
     @property
     def originals(self):
         "The same items as stored images (PNGs and their ink unions), never re-drawn: for validation"
@@ -278,9 +285,10 @@ def with_strokes(
             labels.append(len(classes) - 1); files.append(cf.files[by_class[a][d]])   # the file names its drawer
     res = object.__new__(ClassFolder)
     res.root, res.classes, res.files, res.labels = cf.root, classes, files, labels
-    images = StrokeImages(cf.files, strokes_dir, p, compounds=compounds, seed=seed, **kwargs)
     if p == 0 and not getattr(cf, 'lazy', False):
-        # nothing is ever re-drawn: decode the compounds once, so that the loaders take their fast, eager path
-        res.images, res.lazy = [images._png(i) for i in range(len(images))], False
-    else: res.images, res.lazy = images, True
+        # nothing is ever re-drawn: reuse cf's decoded images and join the compounds once, so that the loaders take
+        # their fast, eager path (no second decoding of the PNGs)
+        union = lambda a, b: ImageChops.darker(cf.images[a].convert('L'), cf.images[b].convert('L'))
+        res.images, res.lazy = list(cf.images) + [union(a, b) for a, b in compounds], False
+    else: res.images, res.lazy = StrokeImages(cf.files, strokes_dir, p, compounds=compounds, seed=seed, **kwargs), True
     return res
