@@ -16,7 +16,14 @@ SETS = {'background_small1': ['background_small1'], 'background_small2': ['backg
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument('--train', default='background_small1', choices=list(SETS))
-    p.add_argument('--method', default='protonet', choices=['protonet', 'siamese', 'compare'])
+    p.add_argument('--method', default='protonet', choices=['protonet', 'classifier', 'siamese', 'compare'],
+                   help='protonet: episodic training; classifier: pre-training as a classifier over all training '
+                        'characters x rotations (ff.classifier_learner), nearest prototype at test time')
+    p.add_argument('--head', default='cosine', choices=['cosine', 'linear'], help='classifier head (--method classifier)')
+    p.add_argument('--no-normalize', action='store_true', help='classifier: compare raw, not L2-normalised, embeddings')
+    p.add_argument('--bs', type=int, default=128, help='classifier batch size')
+    p.add_argument('--finetune', type=float, default=0.0, help='classifier: share of the epochs (or budget) spent on '
+                                                            'episodic fine-tuning afterwards')
     p.add_argument('--minutes', type=float, default=None, help='training budget; sets --epochs from a timing probe')
     p.add_argument('--epochs', type=int, default=30)
     p.add_argument('--episodes-per-epoch', type=int, default=100)
@@ -77,11 +84,15 @@ def train(a, cf, method, epochs, cbs=None):
     enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
                   pretrained=a.pretrained)
     train_cf = cf
-    if method == 'protonet' and (a.strokes or a.compounds):
+    if method in ('protonet', 'classifier') and (a.strokes or a.compounds):
         dirs = strokes_for(a)
         if len(dirs) != 1: raise SystemExit('--strokes/--compounds: train on one background set')
         train_cf = ff.with_strokes(cf, dirs[0] if a.strokes else None, p=a.strokes, n_compounds=a.compounds, seed=a.seed)
-    if method == 'protonet':
+    if method == 'classifier':
+        dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=a.size, bs=a.bs, img_cls=PILImageBW, valid_classes=hold,
+                                                         valid_n_way=min(20, len(hold)), rotations=4, batch_tfms=aug)
+        learn = ff.classifier_learner(dls, a.arch, head=a.head, normalize=not a.no_normalize, pool=a.pool, **enc_kw)
+    elif method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug,
@@ -92,7 +103,12 @@ def train(a, cf, method, epochs, cbs=None):
                                                       item_tfms=Resize(a.size), batch_tfms=aug, bs=64)
         learn = ff.siamese_learner(dls, a.arch, head='contrastive', **enc_kw)
     t = time.time()
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, a.lr, cbs=cbs)
+    ft = round(epochs*a.finetune) if method == 'classifier' else 0
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(epochs - ft, a.lr, cbs=cbs)
+        if ft:   # episodic fine-tuning of the pre-trained model, on the same split
+            learn.dls = dls.episodes(n_way=a.n_way, n_query=a.n_query, episodes_per_epoch=a.episodes_per_epoch)
+            learn.fit_one_cycle(ft, a.lr/10, cbs=cbs)
     return learn, time.time() - t
 
 class PhaseTimer(Callback):
@@ -107,7 +123,7 @@ def epochs_for(a, cf, method, minutes):
     """Epochs that fit `minutes`, from a probe epoch of 20 training episodes: the training phase scales with the
     episodes per epoch, the validation phase (fixed episodes) does not"""
     n = 20 if method == 'protonet' else None
-    probe = argparse.Namespace(**{**vars(a), 'episodes_per_epoch': n or a.episodes_per_epoch})
+    probe = argparse.Namespace(**{**vars(a), 'episodes_per_epoch': n or a.episodes_per_epoch, 'finetune': 0})
     timer = PhaseTimer()
     train(probe, cf, method, 2, cbs=[timer])   # the second epoch is timed (the first pays for warm-up)
     per_epoch = timer.train_s[-1]*(a.episodes_per_epoch/n if n else 1) + timer.valid_s[-1]

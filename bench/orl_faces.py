@@ -7,7 +7,10 @@ from fastai.vision.all import PILImageBW, PILImage, Resize, Rotate, Zoom, Bright
 import fewshot_fastai as ff
 
 p = argparse.ArgumentParser(description=__doc__)
-p.add_argument('--method', default='protonet', choices=['protonet', 'siamese'])
+p.add_argument('--method', default='protonet', choices=['protonet', 'classifier', 'siamese'],
+               help='classifier: pre-training as a cosine classifier over the training subjects (ff.classifier_learner)')
+p.add_argument('--bs', type=int, default=32, help='classifier batch size')
+p.add_argument('--head', default='cosine', choices=['cosine', 'linear'], help='classifier head')
 p.add_argument('--arch', default='conv4')
 p.add_argument('--pretrained', action='store_true')
 p.add_argument('--folds', type=int, default=5)
@@ -33,7 +36,12 @@ for k, test_subjects in enumerate(folds):
     train_cf = cf.subset(lambda c: c not in set(test_subjects))
     test_cf = cf.subset(lambda c: c in set(test_subjects))
     hold = ff.class_split(train_cf.classes, 0.15, a.seed)  # monitoring only, from the training subjects
-    if a.method == 'protonet':
+    if a.method == 'classifier':
+        dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls,
+                                                         valid_classes=hold, valid_n_way=len(hold), k_shot=3, n_query=3,
+                                                         batch_tfms=aug)
+        learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained)
+    elif a.method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=tuple(a.size), img_cls=img_cls, valid_classes=hold,
                                                       n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
                                                       episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)

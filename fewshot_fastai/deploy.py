@@ -129,13 +129,13 @@ def load_model(
         dls, make = _pair_dls(config['image']), SiameseLearner
     else:
         from fastai.losses import CrossEntropyLossFlat
-        model, loss = ProtoNet(encoder, config['pool']), CrossEntropyLossFlat()
+        model, loss = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {})), CrossEntropyLossFlat()
         dls, make = _episode_dls(config['image'], size), EpisodicLearner
     model.load_state_dict({k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')})
     kw = dict(splitter=siamese_splitter) if config['kind'] == 'siamese' else {}
     learn = make(dls, model.to(dls.device), loss_func=loss, metrics=[], **kw)
     learn.fewshot_config = {k: config[k] for k in ('kind', 'arch', 'head', 'emb_dim', 'margin', 'pool', 'n_in',
-                                                    'encoder_kwargs', 'size') if k in config}
+                                                    'encoder_kwargs', 'size', 'model_kwargs') if k in config}
     if 'support_labels' in config:
         ss = SupportSet(learn)
         ss.emb = {l: tensors[f'support.{i}'].to(dls.device) for i, l in enumerate(config['support_labels'])}

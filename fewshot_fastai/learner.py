@@ -17,7 +17,7 @@ from .distrib import distrib_callbacks
 from .checks import check_int, check_positive
 import torch
 
-__all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner']
+__all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner', 'classifier_learner']
 
 def _batch_shape(dls):
     "(channels, height, width) of the images in `dls`"
@@ -118,6 +118,7 @@ def episodic_learner(
     encoder_kwargs:dict|None=None, # passed to the encoder factory
     pool:str='avg', # 'avg' pools the encoder's maps; 'flatten' keeps their layout
     metrics=accuracy, # fastai metrics, on the validation episodes' queries
+    model_kwargs:dict|None=None, # more `ProtoNet` arguments (e.g. `normalize`, `n_classes`)
     **kwargs,
 ) -> Learner:
     """Learner that trains a prototypical network on episodes (cross-entropy over the episode's classes);
@@ -128,8 +129,43 @@ def episodic_learner(
         n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
         encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
         if pretrained: _add_imagenet_norm(dls, n_in)
+    model = ProtoNet(encoder, pool, **(model_kwargs or {}))
     cbs = listify(kwargs.pop('cbs', None)) + distrib_callbacks()
-    learn = EpisodicLearner(dls, ProtoNet(encoder, pool), loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)
+    learn = EpisodicLearner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)
     learn.fewshot_config = dict(kind='episodic', arch=None if isinstance(arch, nn.Module) else arch_name(arch), pool=pool,
-                                n_in=n_in, encoder_kwargs=encoder_kwargs or {}, size=[int(v) for v in dls.size])
+                                n_in=n_in, encoder_kwargs=encoder_kwargs or {}, size=[int(v) for v in dls.size],
+                                **({'model_kwargs': model_kwargs} if model_kwargs else {}))
+    return learn
+
+@delegates(Learner.__init__)
+def classifier_learner(
+    dls, # `ClassifierDataLoaders`
+    arch='conv4', # as in `episodic_learner`
+    head:str='cosine', # classifier over the training classes: 'cosine' (Baseline++) or 'linear'
+    normalize:bool=True, # compare L2-normalised embeddings in episodes (nearest prototype by cosine)
+    pretrained:bool=False, # ImageNet weights for the encoder
+    n_in:int|None=None, # input channels; default: those of `dls`' images
+    encoder_kwargs:dict|None=None, # passed to the encoder factory
+    pool:str='avg', # 'avg' pools the encoder's maps; 'flatten' keeps their layout
+    metrics=accuracy, # fastai metrics; on the validation episodes they measure N-way accuracy on held-out classes
+    **kwargs,
+) -> Learner:
+    """Few-shot learning by classifier pre-training: an `EpisodicLearner` whose `ProtoNet` also has a classifier over
+    `dls.c` training classes. Training batches are classified (cross-entropy), validation episodes of held-out
+    classes are answered by nearest prototype, and so are `classify`, `episode_accuracy`, `SupportSet`. For episodic
+    fine-tuning afterwards, give it episodes: `learn.dls = dls.episodes(...)`, then `fit` again."""
+    import torch.nn as nn
+    if not hasattr(dls, 'c'): raise TypeError('classifier_learner: dls must be ClassifierDataLoaders (they give dls.c classes)')
+    n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
+    encoder = arch if isinstance(arch, nn.Module) else create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
+    if pretrained and not isinstance(arch, nn.Module): _add_imagenet_norm(dls, n_in)
+    probe = ProtoNet(encoder, pool)
+    was = encoder.training
+    encoder.eval()
+    with torch.no_grad(): n_features = probe.features(torch.zeros(2, n_in, *dls.size, device=next(encoder.parameters()).device)).shape[1]
+    encoder.train(was)
+    mk = dict(normalize=normalize, n_classes=dls.c, classifier=head, n_features=n_features)
+    learn = episodic_learner(dls, encoder, n_in=n_in, pool=pool, metrics=metrics, model_kwargs=mk, **kwargs)
+    # the encoder was made here from a name: record it, so that `save_model` can rebuild it
+    if not isinstance(arch, nn.Module): learn.fewshot_config.update(arch=arch_name(arch), encoder_kwargs=encoder_kwargs or {})
     return learn

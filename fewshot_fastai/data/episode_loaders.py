@@ -15,7 +15,8 @@ from .items import to_image, LazyImages
 from ..checks import check_int
 from .pairs import held_out_classes, plain_dl
 
-__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders']
+__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
+           'ClassifierDataLoaders']
 
 def image_tensor(images, size, img_cls=PILImage) -> torch.Tensor:
     "Decoded PIL `images` converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"
@@ -129,6 +130,24 @@ def _rotated(x:torch.Tensor, labels, rotations:int):
     xs = [torch.rot90(x, k, dims=(-2, -1)) for k in range(rotations)]
     return torch.cat(xs), [l*rotations + k for k in range(rotations) for l in labels]
 
+def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes):
+    """(held-out class names, training images, their labels, validation images, their labels, names of the training
+    labels) of `cf`: training images with their rotations as new classes (label `l*rotations + k`)"""
+    held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
+    tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
+    va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
+    if isinstance(cf.images, LazyImages):   # decoded and resized per episode, in the DataLoader's workers
+        # validation never sees re-drawn images (`StrokeImages.originals`)
+        xv = LazyImageTensor(getattr(cf.images, 'originals', cf.images), size, img_cls, base=va)
+        xt = LazyImageTensor(cf.images, size, img_cls, rotations, base=tr)
+        yt = [cf.labels[i]*rotations + k for k in range(rotations) for i in tr]
+    else:
+        x = image_tensor(cf.images, size, img_cls)
+        xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
+        xv = x[va]
+    names = {l*rotations + k: f'{cf.classes[l]}@{90*k}' for l in range(len(cf.classes)) for k in range(rotations)}
+    return held, xt, yt, xv, [cf.labels[i] for i in va], names
+
 class EpisodeDataLoaders(DataLoaders):
     "Train on random episodes of the training classes, validate on fixed episodes of the held-out classes"
     @classmethod
@@ -159,30 +178,21 @@ class EpisodeDataLoaders(DataLoaders):
         for arg, v in [('episodes_per_epoch', episodes_per_epoch), ('valid_episodes', valid_episodes), ('rotations', rotations)]:
             check_int('EpisodeDataLoaders', arg, v)
         for v in ((size,) if isinstance(size, int) else tuple(size)): check_int('EpisodeDataLoaders', 'size', v)
-        held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
-        tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
-        va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
-        if isinstance(cf.images, LazyImages):   # decoded and resized per episode, in the DataLoader's workers
-            # validation never sees re-drawn images (`StrokeImages.originals`)
-            x = LazyImageTensor(getattr(cf.images, 'originals', cf.images), size, img_cls, base=va)
-            xt = LazyImageTensor(cf.images, size, img_cls, rotations, base=tr)
-            yt = [cf.labels[i]*rotations + k for k in range(rotations) for i in tr]
-            xv = x
-        else:
-            x = image_tensor(cf.images, size, img_cls)
-            xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
-            xv = x[va]
-        names = {l*rotations + k: f'{cf.classes[l]}@{90*k}' for l in range(len(cf.classes)) for k in range(rotations)}
+        held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes)
         groups = None if group is None else (lambda n: (group(n.rsplit('@', 1)[0]), n.rsplit('@', 1)[1]))
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
                                fixed=False)
-        valid = EpisodeDataset(xv, EpisodeSampler([cf.labels[i] for i in va], valid_n_way or n_way, k_shot, n_query,
-                                                     valid_episodes, seed, names=cf.classes), fixed=True)
         tfms = [IntToFloatTensor(), *listify(batch_tfms)]
-        dls = cls(EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=Pipeline(tfms)),
-                  EpisodeDL(valid, bs=None, after_batch=Pipeline(tfms[:1])),
+        return cls._make(cf, held, EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=Pipeline(tfms)),
+                         xv, yv, valid_n_way or n_way, k_shot, n_query, valid_episodes, seed, img_cls, device)
+
+    @classmethod
+    def _make(cls, cf, held, train_dl, xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device):
+        "Loaders of `train_dl` and fixed validation episodes of the held-out images `xv` (labels `yv`)"
+        valid = EpisodeDataset(xv, EpisodeSampler(yv, n_way, k_shot, n_query, valid_episodes, seed, names=cf.classes), fixed=True)
+        dls = cls(train_dl, EpisodeDL(valid, bs=None, after_batch=Pipeline([IntToFloatTensor()])),
                   device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
-        dls.n_inp, dls.img_cls, dls.size = 2, img_cls, x.shape[-2:]
+        dls.n_inp, dls.img_cls, dls.size = 2, img_cls, xv.shape[-2:]
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
         return dls
 
@@ -199,3 +209,100 @@ class EpisodeDataLoaders(DataLoaders):
         "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and through the validation batch transforms"
         x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls)
         return plain_dl(self.valid).after_batch(TensorImage(x.to(self.device)))
+
+class ClassBatches:
+    """Shuffled batches `(images, no support labels, class labels)` over all training images: item `i` is batch `i` of
+    the epoch. The empty middle tensor tells `ProtoNet` to classify every image over the training classes, so one
+    model and one Learner serve classifier pre-training and episodes. Each epoch (`reshuffle`) draws a permutation
+    from the seeded `random` stream offset by the process rank, as `EpisodeDataset` does."""
+    def __init__(
+        self,
+        x, # training images, (M,C,H,W) uint8 tensor or `LazyImageTensor`
+        labels, # class index (0..n_classes-1) of each image
+        bs:int=128, # images per batch (the last partial batch is dropped)
+    ):
+        check_int('ClassBatches', 'bs', bs)
+        if len(labels) != len(x): raise ValueError(f'ClassBatches: {len(labels)} labels for {len(x)} images')
+        if len(x) < bs: raise ValueError(f'ClassBatches: bs={bs} is larger than the {len(x)} training images')
+        self.x, self.labels, self.bs = x, torch.as_tensor(labels, dtype=torch.long), bs
+        self.reshuffle()
+    def __len__(self): return len(self.labels)//self.bs
+    def reshuffle(self):
+        "A new order of the images for the next epoch"
+        rng = random.Random(random.getrandbits(64) + (rank_distrib() << 64))
+        order = list(range(len(self.labels)))
+        rng.shuffle(order)
+        self.order = torch.tensor(order)
+    def new_empty(self):
+        "What `Learner.export` keeps: no images"
+        res = object.__new__(type(self))
+        res.x, res.labels, res.bs, res.order = self.x[:0], self.labels[:0], self.bs, self.order[:0]
+        return res
+    def __getitem__(self, i):
+        idx = self.order[i*self.bs:(i + 1)*self.bs]
+        return TensorImage(self.x[idx]), TensorCategory(torch.zeros(0, dtype=torch.long)), TensorCategory(self.labels[idx])
+
+class _ClassBatchDL(DataLoader):
+    "Batches of `ClassBatches`, in a new order each epoch (reshuffled in the main process, before workers copy it)"
+    def before_iter(self):
+        super().before_iter()
+        if len(self.dataset): self.dataset.reshuffle()
+
+class ClassifierDataLoaders(EpisodeDataLoaders):
+    """Classifier pre-training for few-shot learning (the "strong baseline" of Chen et al. 2019 and Tian et al. 2020):
+    the training set is every image of the training classes (rotations as extra classes), in shuffled batches with
+    their class labels; the validation set is the fixed few-shot episodes of held-out classes of
+    `EpisodeDataLoaders`, so the accuracy column is the N-way accuracy on new classes. `dls.c` is the number of
+    training classes. `episodes()` gives episode loaders over the same split for episodic fine-tuning."""
+    @classmethod
+    def from_class_folder(
+        cls,
+        cf, # a scanned `ClassFolder`
+        size=28, # images are resized to `size` x `size`
+        bs:int=128, # images per training batch
+        valid_pct:float=0.2, # share of classes (or groups) held out for validation
+        seed:int=0, # seed of the split and of the fixed validation episodes
+        valid_n_way:int=20, # classes per validation episode (capped at the classes there are)
+        k_shot:int=1, # support images per class in the validation episodes
+        n_query:int=5, # query images per class in the validation episodes
+        valid_episodes:int=50, # fixed validation episodes
+        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes
+        img_cls=PILImage, # `PILImage` or `PILImageBW`
+        batch_tfms=None, # fastai batch transforms for training batches
+        valid_classes=None, # explicit validation labels (list) or a predicate
+        device=None, # where batches go (default: fastai's `default_device()`)
+        num_workers:int=0, # worker processes preparing training batches
+    ):
+        """Classifier batches of the training classes, N-way episodes of the held-out ones (split as in
+        `EpisodeDataLoaders.from_class_folder`, with which it shares every argument of the same name)"""
+        check_int('ClassifierDataLoaders', 'rotations', rotations)
+        held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes)
+        classes = sorted(set(yt))
+        index = {c: i for i, c in enumerate(classes)}
+        train = ClassBatches(xt, [index[l] for l in yt], bs)
+        tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)])
+        n_way = min(valid_n_way, len(held)) if held else valid_n_way
+        res = cls._make(cf, held, _ClassBatchDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
+                        xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device)
+        res.c, res.vocab = len(classes), [names[c] for c in classes]
+        res._episode_kw = dict(cf=cf, size=size, valid_pct=valid_pct, seed=seed, k_shot=k_shot, valid_episodes=valid_episodes,
+                               rotations=rotations, img_cls=img_cls, batch_tfms=batch_tfms, valid_classes=valid_classes,
+                               device=device, valid_n_way=n_way)
+        return res
+
+    def episodes(
+        self,
+        n_way:int=20, # classes per training episode
+        n_query:int=5, # query images per class
+        episodes_per_epoch:int=100, # training episodes per epoch
+        **kwargs, # other `EpisodeDataLoaders.from_class_folder` arguments (e.g. `group`)
+    ) -> EpisodeDataLoaders:
+        "Episode loaders over the same classes, images and split, for episodic fine-tuning of a pre-trained model"
+        kw = {**self._episode_kw, 'n_query': n_query, **kwargs}
+        return EpisodeDataLoaders.from_class_folder(kw.pop('cf'), n_way=n_way, episodes_per_epoch=episodes_per_epoch, **kw)
+
+    def new_empty(self):
+        "Empty loaders that still know how to prepare new images (for `export`/`load_learner`)"
+        res = super().new_empty()
+        res.c, res.vocab = self.c, self.vocab
+        return res

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from fastai.layers import Flatten
 
-__all__ = ['ProtoNet', 'prototypes', 'sq_distances']
+__all__ = ['ProtoNet', 'CosineClassifier', 'prototypes', 'sq_distances']
 
 def prototypes(emb:torch.Tensor, labels:torch.Tensor, n_classes:int|None=None) -> torch.Tensor:
     "Mean embedding of each class, in float32 whatever the autocast dtype: (S,D), (S,) -> (N,D)"
@@ -16,26 +16,64 @@ def sq_distances(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
     "Squared Euclidean distances in float32, from differences (no sqrt then square, no cancellation): (A,D),(B,D) -> (A,B)"
     return (a.float()[:, None] - b.float()[None]).pow(2).sum(-1)
 
+class CosineClassifier(nn.Module):
+    "Logits `scale * cos(embedding, class weight)` over `n_classes` (Baseline++, Chen et al. 2019), learnable scale"
+    def __init__(
+        self,
+        n_features:int, # embedding size
+        n_classes:int, # classes
+        scale:float=10.0, # initial temperature
+    ):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, n_features)*n_features**-0.5)
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+    def forward(
+        self,
+        e, # embeddings (B,D)
+    ):
+        "(B,n_classes) logits"
+        return self.scale*nn.functional.normalize(e.float(), dim=-1) @ nn.functional.normalize(self.weight.float(), dim=-1).t()
+
 class ProtoNet(nn.Module):
     """`forward(x, support_labels)`: `x` holds the support images then the queries; returns the queries' logits
-    over the episode's classes, minus squared Euclidean distances to the class prototypes. (Q,N)"""
+    over the episode's classes, minus squared Euclidean distances to the class prototypes. (Q,N)
+    With a classifier (`n_classes`), `forward(x, empty_labels)` (no support images) gives every image's logits over
+    the training classes instead: the same model is pre-trained as a classifier, then used or fine-tuned episodically."""
     def __init__(
         self,
         encoder:nn.Module, # image -> feature maps
         pool:str='avg', # 'avg' pools the maps to vectors; 'flatten' keeps their layout
+        normalize:bool=False, # L2-normalise the embeddings (prototype distances then rank as cosine similarities)
+        n_classes:int=0, # classes of a classifier head over the embeddings (0: none)
+        classifier:str='cosine', # that head: 'cosine' (`CosineClassifier`) or 'linear'
+        n_features:int|None=None, # embedding size, needed with `n_classes`
+        scale:float=10.0, # with `normalize`: initial learnable temperature of the episode logits
     ):
         super().__init__()
         if pool not in ('avg', 'flatten'): raise ValueError(f"ProtoNet: pool={pool!r}: use 'avg' or 'flatten'")
+        if classifier not in ('cosine', 'linear'): raise ValueError(f"ProtoNet: classifier={classifier!r}: use 'cosine' or 'linear'")
+        if n_classes and not n_features: raise ValueError('ProtoNet: n_classes needs n_features (the embedding size)')
         # 'flatten' keeps the layout of small final maps (e.g. Conv4's 2x2 at 40 px), as the original ProtoNet did
-        self.encoder = encoder
+        self.encoder, self.normalize = encoder, normalize
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten()) if pool == 'avg' else nn.Flatten()
+        # normalised embeddings are at most 2 apart: a learnable temperature lets the episode softmax get sharp
+        if normalize: self.scale = nn.Parameter(torch.tensor(float(scale)))
+        self.classifier = None if not n_classes else (CosineClassifier(n_features, n_classes) if classifier == 'cosine'
+                                                      else nn.Linear(n_features, n_classes))
+    def features(
+        self,
+        x, # images, (B,C,H,W)
+    ):
+        "Pooled encoder features, before any normalisation: (B,C,H,W) -> (B,D)"
+        f = self.encoder(x)
+        return self.pool(f) if f.ndim == 4 else f
     def encode(
         self,
         x, # images, (B,C,H,W)
     ):
-        "Per-image embeddings: (B,C,H,W) -> (B,D)"
-        f = self.encoder(x)
-        return self.pool(f) if f.ndim == 4 else f
+        "Per-image embeddings: (B,C,H,W) -> (B,D), L2-normalised with `normalize`"
+        e = self.features(x)
+        return nn.functional.normalize(e.float(), dim=-1) if self.normalize else e
     def similarity(
         self,
         ea, # query embeddings, (P,D)
@@ -51,7 +89,11 @@ class ProtoNet(nn.Module):
         "Logits (Q,N) of the queries: minus their squared distances to the class prototypes"
         # plain tensors: fastai's TensorImage/TensorCategory dispatch every op through Python (measured: +10% per episode)
         x, support_labels = x.as_subclass(torch.Tensor), support_labels.as_subclass(torch.Tensor)
-        e = self.encode(x)
         n = len(support_labels)
+        if n == 0:   # a classifier batch (`ClassifierDataLoaders`): logits over the training classes
+            if self.classifier is None: raise ValueError('ProtoNet: a batch without support images needs n_classes (a classifier)')
+            return self.classifier(self.features(x))
+        e = self.encode(x)
         protos = prototypes(e[:n], support_labels)
-        return -sq_distances(e[n:], protos)
+        d = sq_distances(e[n:], protos)
+        return -self.scale*d if self.normalize else -d

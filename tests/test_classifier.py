@@ -1,0 +1,87 @@
+"""Classifier pre-training for few-shot learning: `ClassifierDataLoaders` (every training image once per epoch, in
+shuffled batches; validation episodes of held-out classes), `classifier_learner` (a ProtoNet with a classifier
+head), episodic fine-tuning on the same split, and save/load of the result. Real Omniglot characters."""
+import collections
+import pytest
+import torch
+from fastai.vision.all import PILImageBW, set_seed
+import fewshot_fastai as ff
+
+@pytest.fixture(scope='module')
+def cls_dls(omni_small):
+    cf = ff.ClassFolder(omni_small)
+    return ff.ClassifierDataLoaders.from_class_folder(cf, size=28, bs=32, img_cls=PILImageBW, valid_pct=0.25,
+                                                      valid_n_way=5, n_query=3, valid_episodes=20, rotations=4)
+
+def test_batches_cover_every_training_image_once(cls_dls):
+    dls = cls_dls
+    n_train = len(dls.train_classes)
+    assert dls.c == 4*n_train and len(dls.vocab) == dls.c and not set(dls.train_classes) & set(dls.valid_classes)
+    assert all(v.rsplit('@', 1)[0] in dls.train_classes for v in dls.vocab)
+    x, sy, y = dls.one_batch()
+    assert x.shape == (32, 1, 28, 28) and sy.numel() == 0 and y.min() >= 0 and y.max() < dls.c
+    assert 0 <= float(x.min()) and float(x.max()) <= 1   # IntToFloatTensor ran
+    ds = dls.train.dataset
+    def epoch():
+        seen = collections.Counter()
+        for xb, _, yb in dls.train:
+            seen.update(yb.tolist())
+        return seen
+    first, order1 = epoch(), ds.order.clone()
+    second, order2 = epoch(), ds.order.clone()
+    # every rotated training image is drawn once per epoch (all but the last partial batch), 20 per class
+    assert sum(first.values()) == len(dls.train)*32 == (len(ds.labels)//32)*32
+    assert max(first.values()) <= 20 and sum(20 - v for v in first.values()) + 20*(dls.c - len(first)) < 32
+    assert not torch.equal(order1, order2)   # a new order each epoch
+    # the validation set is episodes of held-out characters
+    xv, svy, qvy = dls.valid.one_batch()
+    assert xv.shape[0] == 5 + 15 and svy.tolist() == list(range(5)) and len(qvy) == 15
+
+def test_bad_arguments_are_named(omni_small, cls_dls):
+    cf = ff.ClassFolder(omni_small)
+    with pytest.raises(ValueError, match='bs=100000'):
+        ff.ClassifierDataLoaders.from_class_folder(cf, size=28, bs=100000, img_cls=PILImageBW, valid_pct=0.25)
+    edls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=5)
+    with pytest.raises(TypeError, match='ClassifierDataLoaders'): ff.classifier_learner(edls, 'conv4')
+    with pytest.raises(ValueError, match='n_classes'):
+        ff.ProtoNet(ff.conv4(1), 'avg')(torch.zeros(4, 1, 28, 28), torch.zeros(0, dtype=torch.long))
+
+def test_cosine_head_and_normalised_embeddings():
+    torch.manual_seed(0)
+    m = ff.ProtoNet(ff.conv4(1), 'flatten', normalize=True, n_classes=7, n_features=64)   # 28 px: Conv4 ends in 1x1 maps
+    x = torch.rand(6, 1, 28, 28)
+    m.eval()
+    e, f = m.encode(x), m.features(x)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(6), atol=1e-5)
+    w = m.classifier.weight
+    manual = m.classifier.scale*(f/f.norm(dim=-1, keepdim=True)) @ (w/w.norm(dim=-1, keepdim=True)).t()
+    assert torch.allclose(m(x, torch.zeros(0, dtype=torch.long)), manual, atol=1e-5)
+    # an episode: minus the scaled squared distance of each query to its class prototype
+    sl = torch.tensor([0, 1])
+    assert torch.allclose(m(x, sl), -m.scale*(e[2:, None] - e[None, :2]).pow(2).sum(-1), atol=1e-5)
+
+def test_pretraining_learns_new_classes_then_finetunes_and_saves(cls_dls, tmp_path):
+    set_seed(0)
+    learn = ff.classifier_learner(cls_dls, 'conv4', pool='flatten')
+    assert isinstance(learn, ff.EpisodicLearner) and learn.model.classifier.weight.shape[0] == cls_dls.c
+    with learn.no_bar(), learn.no_logging():
+        before = learn.validate()[1]
+        learn.fit_one_cycle(4, 1e-2)
+    after = learn.recorder.values[-1][2]
+    # 5-way 1-shot accuracy on characters never trained on: chance is 0.2, and it has to rise with training
+    assert after > 0.5 and after > before + 0.1, (before, after)
+    # the prototypes of `classify` use the same embeddings as the validation episodes
+    eps = cls_dls.valid.dataset.episodes
+    r = ff.episode_accuracy(learn, cls_dls.valid.dataset.x, eps)
+    assert r['accuracy'] == pytest.approx(after, abs=1e-6)
+    # episodic fine-tuning on the same split, same model
+    edls = cls_dls.episodes(n_way=5, n_query=3, episodes_per_epoch=10)
+    assert edls.valid_classes == cls_dls.valid_classes and edls.train_classes == cls_dls.train_classes
+    learn.dls = edls
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4)
+    assert learn.recorder.values[-1][2] > 0.5
+    # pickle-free round trip: the classifier head and the normalisation are rebuilt from the JSON
+    again = ff.load_model(ff.save_model(learn, tmp_path/'cls'))
+    assert again.model.normalize and again.model.classifier.weight.shape == learn.model.classifier.weight.shape
+    imgs = [cls_dls.valid.dataset.x[i].float()/255 for i in range(6)]
+    assert torch.allclose(ff.embed(learn, imgs), ff.embed(again, imgs), atol=1e-5)
