@@ -3,7 +3,8 @@ other subjects, then scores every pair of the held-out subjects' images (embeddi
 the equal error rate. Last line: one JSON object."""
 import argparse, json, random, time, warnings
 import torch
-from fastai.vision.all import PILImageBW, PILImage, Resize, Rotate, Zoom, Brightness, set_seed
+from functools import partial
+from fastai.vision.all import PILImageBW, PILImage, Resize, Rotate, Zoom, Brightness, Flip, set_seed
 import fewshot_fastai as ff
 
 p = argparse.ArgumentParser(description=__doc__)
@@ -20,6 +21,8 @@ p.add_argument('--size', type=int, nargs=2, default=[56, 46])
 p.add_argument('--lr', type=float, default=3e-3)
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--tta', type=int, default=0, help='test-time augmentation: embeddings averaged over shifts by N px (0: none)')
+p.add_argument('--flip', action='store_true', help='left-right mirror images: in training (fastai Flip) and at test time '
+               '(ff.flip_views, combined with --tta shifts)')
 p.add_argument('--n-way', type=int, default=10, help='classes per training episode (protonet)')
 a = p.parse_args()
 warnings.filterwarnings('ignore', category=FutureWarning)
@@ -29,7 +32,8 @@ subjects = cf.classes[:]
 random.Random(a.seed).shuffle(subjects)
 folds = [subjects[i::a.folds] for i in range(a.folds)]
 img_cls = PILImage if a.pretrained else PILImageBW
-aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75), Brightness(0.2, p=0.5)]
+aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75), Brightness(0.2, p=0.5)] + ([Flip(p=0.5)] if a.flip else [])
+tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
 eers, minutes = [], []
 for k, test_subjects in enumerate(folds):
     set_seed(a.seed + k)
@@ -53,7 +57,7 @@ for k, test_subjects in enumerate(folds):
     t = time.time()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr)
     minutes.append((time.time() - t)/60)
-    emb = ff.embed(learn, test_cf.images, tta=a.tta)
+    emb = ff.embed(learn, test_cf.images, tta=tta)
     i, j = torch.triu_indices(len(emb), len(emb), 1)
     scores = ff.inference.similarity(learn, emb, emb)[i, j]
     lbl = torch.tensor(test_cf.labels)
@@ -62,7 +66,7 @@ for k, test_subjects in enumerate(folds):
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {100*eer:.2f}% over {len(scores)} pairs '
           f'({int((lbl[i] == lbl[j]).sum())} same), trained {minutes[-1]:.1f} min', flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
-           size=a.size, tta=a.tta, n_way=a.n_way,
+           size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
            eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))

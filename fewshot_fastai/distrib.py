@@ -38,7 +38,9 @@ class DistribSupport(Callback):
     - `sync_bn=True` (fastai's default) off CUDA, where `SyncBatchNorm` does not run -> a warning, and plain
       per-process BatchNorm;
     - models whose parts train in turn (GANs): every parameter is registered with DDP and unused parameters are
-      allowed, then the phase's freezing is restored."""
+      allowed, then the phase's freezing is restored;
+    - a `ProtoNet` with a classifier head (`classifier_learner`): unused parameters are allowed (the head is idle on
+      episodes, the episode temperature on classifier batches)."""
     order = 10
     _trainer = None
     def before_fit(self):
@@ -55,10 +57,13 @@ class DistribSupport(Callback):
                           'statistics (sync_bn is switched off). Pass learn.distrib_ctx(sync_bn=False) to silence this.')
             self._trainer.sync_bn = False
         self._frozen = None
-        if hasattr(self.learn, 'gan_trainer'):
+        gan = hasattr(self.learn, 'gan_trainer')
+        # a ProtoNet with a classifier uses its head on classifier batches and its episode temperature on episodes
+        if gan or getattr(unwrap_model(self.learn.model), 'classifier', None) is not None:
             from accelerate.utils import DistributedDataParallelKwargs
             if acc.ddp_handler is None: acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
             else: acc.ddp_handler.find_unused_parameters = True
+        if gan:
             self._frozen = [p for p in self.learn.model.parameters() if not p.requires_grad]
             for p in self._frozen: p.requires_grad_(True)   # DDP registers only parameters that require grad
 

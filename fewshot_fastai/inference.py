@@ -12,7 +12,7 @@ from .models.protonet import prototypes
 from .distrib import unwrap_model
 from .checks import check_int
 
-__all__ = ['shift_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
+__all__ = ['shift_views', 'flip_views', 'tta_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
 
 def _through_valid(dls, items) -> tuple:
@@ -43,16 +43,38 @@ def shift_views(
     h, w = x.shape[-2:]
     return [xp[..., i:i + h, j:j + w] for i, j in ((p, p), (p, 0), (p, 2*p), (0, p), (2*p, p))]
 
+def flip_views(
+    x:torch.Tensor, # a batch of images, (B,C,H,W)
+    px:int=0, # also shift each of the two by `px` pixels (`shift_views`); 0: no shifts
+) -> list:
+    """The batch and its left-right mirror image (and their `shift_views` when `px` > 0): 2 (or 10) tensors (B,C,H,W).
+    Test-time augmentation for roughly symmetric subjects such as faces (not for characters, whose mirror image may be
+    another character). Pass it as `tta=ff.flip_views` (or `tta=partial(ff.flip_views, px=2)`)."""
+    both = [x, x.flip(-1)]
+    return [v for b in both for v in shift_views(b, px)] if px else both
+
+def tta_views(
+    x:torch.Tensor, # a batch of images, (B,C,H,W)
+    tta, # 0: none; an int: `shift_views` by that many px; a callable: `tta(x)` gives the views
+) -> list:
+    "The views whose embeddings are averaged at test time"
+    if callable(tta): return list(tta(x))
+    return shift_views(x, tta) if tta else [x]
+
+def _check_tta(caller:str, tta):
+    "`tta` is a non-negative int or a callable that gives views"
+    if not callable(tta): check_int(caller, 'tta', tta, 0)
+
 def embed(
     learn:Learner, # a learner whose model has `encode`
     images, # images: paths, PIL images or tensors, or a lazy sequence
     bs:int=256, # images per encoder batch
     progress:bool=False, # show a progress bar
-    tta:int=0, # test-time augmentation: average the embeddings of each image and its `shift_views` by `tta` px (0: none)
+    tta=0, # test-time augmentation: average the embeddings of each image and its `shift_views` by `tta` px, or of the views a callable gives (e.g. `flip_views`); 0: none
 ) -> torch.Tensor:
     """Embeddings `learn.model.encode` of `images`, each encoded once: (M,D). A sequence (list, `LazyImages`,
     `IndexedView`) is read `bs` images at a time, so a lazy gallery is never decoded all at once."""
-    check_int('embed', 'bs', bs)
+    check_int('embed', 'bs', bs); _check_tta('embed', tta)
     out = []
     if not (hasattr(images, '__len__') and hasattr(images, '__getitem__')): images = list(images)
     learn.model.eval()
@@ -62,7 +84,7 @@ def embed(
         model = unwrap_model(learn.model)   # the model's own methods, also while DDP wraps it during fit
         for i in steps:
             x = TensorImage(image_batch(learn.dls, images[i:i+bs]))
-            views = shift_views(x.as_subclass(torch.Tensor), tta) if tta else [x]
+            views = tta_views(x.as_subclass(torch.Tensor), tta)
             out.append(torch.stack([model.encode(v).float() for v in views]).mean(0))
     return torch.cat(out).as_subclass(torch.Tensor) if out else torch.empty(0)   # plain, not fastai's TensorImage
 
@@ -107,9 +129,9 @@ class SupportSet:
         support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
         bs:int=256, # images per encoder batch
         mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
-        tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+        tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
     ):
-        _check_mode(mode); check_int('SupportSet', 'bs', bs); check_int('SupportSet', 'tta', tta, 0)
+        _check_mode(mode); check_int('SupportSet', 'bs', bs); _check_tta('SupportSet', tta)
         self.learn, self.bs, self.mode, self.tta, self.emb = learn, bs, mode, tta, {}
         self.update(support or {})
 
@@ -198,7 +220,7 @@ def classify(
     bs:int=256, # images per encoder batch
     progress:bool=True, # show a progress bar
     mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
-    tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+    tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
 ):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
     or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `mode` (see

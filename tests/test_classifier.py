@@ -85,3 +85,19 @@ def test_pretraining_learns_new_classes_then_finetunes_and_saves(cls_dls, tmp_pa
     assert again.model.normalize and again.model.classifier.weight.shape == learn.model.classifier.weight.shape
     imgs = [cls_dls.valid.dataset.x[i].float()/255 for i in range(6)]
     assert torch.allclose(ff.embed(learn, imgs), ff.embed(again, imgs), atol=1e-5)
+
+def test_channels_last_gives_the_same_answers_and_trains(cls_dls):
+    "fastai's `to_channelslast` (the benchmarks' speed lever on CPU) on our learners: same embeddings, still trains"
+    import fastai.callback.channelslast  # noqa: F401  patches Learner.to_channelslast
+    set_seed(0)
+    learn = ff.classifier_learner(cls_dls, 'conv4', pool='flatten')
+    imgs = [cls_dls.valid.dataset.x[i] for i in range(8)]
+    before = ff.embed(learn, imgs)
+    learn.to_channelslast(use_amp=False)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    assert learn.model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    learn.model.to(memory_format=torch.contiguous_format)
+    after = ff.embed(learn, imgs)
+    assert not torch.allclose(before, after)   # it trained
+    learn.model.to(memory_format=torch.channels_last)
+    assert torch.allclose(ff.embed(learn, imgs), after, atol=1e-5)   # same answers in either memory format

@@ -25,6 +25,22 @@ def test_embed_tta_is_the_mean_over_views(omni_dls, omni_small):
     assert torch.allclose(e0, learn.model.encode(x).detach(), atol=1e-5)
 
 
+def test_flip_views_and_callable_tta(omni_dls, omni_small):
+    x = torch.arange(2*1*4*5, dtype=torch.float).view(2, 1, 4, 5)
+    v = ff.flip_views(x)
+    assert len(v) == 2 and torch.equal(v[0], x) and torch.equal(v[1][..., 0], x[..., -1])   # mirrored left-right
+    v2 = ff.flip_views(x, px=1)
+    assert len(v2) == 10 and torch.equal(v2[5], x.flip(-1)) and torch.equal(v2[6][..., 1:], x.flip(-1)[..., :-1])
+    learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
+    imgs = sorted(omni_small.rglob('*.png'))[:3]
+    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor)
+    learn.model.eval()
+    with torch.no_grad(): manual = (learn.model.encode(x) + learn.model.encode(x.flip(-1)))/2
+    assert torch.allclose(ff.embed(learn, imgs, tta=ff.flip_views), manual, atol=1e-5)
+    with pytest.raises(ValueError, match='tta'): ff.embed(learn, imgs, tta=-2)
+    ss = ff.SupportSet(learn, {'a': imgs[:1], 'b': imgs[1:2]}, tta=ff.flip_views)
+    assert torch.allclose(ss.emb['a'][0], manual[0], atol=1e-5)
+
 def test_tta_through_episode_accuracy_nway_and_classify(omni_dls, omni_small):
     learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
     cf = ff.ClassFolder(omni_small)

@@ -18,7 +18,7 @@ def episode_accuracy(
     episodes, # `Episode`s (e.g. from `EpisodeSampler`)
     bs:int=256, # images per encoder batch
     mode:str='mean', # 'mean' or 'prototype' for K > 1 shots
-    tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+    tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
 ) -> dict:
     """Accuracy over `episodes` (indices into `images`), encoding each unique image once. K>1 shots are combined
     by `mode`: 'mean' score or 'prototype' (see `support_scores`).
@@ -80,7 +80,7 @@ class NWayEval(Callback):
         names=None, # class names, for error messages
         name=None, # column name (default `{n_way}way_{k_shot}shot`)
         mode:str='mean', # 'mean' or 'prototype' for K > 1 shots
-        tta:int=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px (0: none)
+        tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
     ):
         if mode not in ('mean', 'prototype'): raise ValueError(f"NWayEval: mode {mode!r}: use 'mean' or 'prototype'")
         self.images, self.mode, self.tta = images, mode, tta

@@ -22,7 +22,7 @@ def _launch(kind, data, out, timeout=300):
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
-@pytest.mark.parametrize('kind', ['siamese', 'episodic', 'dcgan'])
+@pytest.mark.parametrize('kind', ['siamese', 'episodic', 'classifier', 'dcgan'])
 def test_two_processes_train_in_step(kind, omni_small, tmp_path):
     r = _launch(kind, omni_small, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -1,7 +1,7 @@
 """Trains one learner kind for a few batches under `learn.distrib_ctx(cpu=True)`; launched by
 tests/distrib/test_ddp.py with `torchrun --nproc_per_node 2` (gloo, 127.0.0.1). Each rank saves its final
 weights, the batches it trained on and its N-way column to OUT/rank{R}.pt.
-Usage: worker.py KIND DATA OUT   (KIND: siamese | episodic | dcgan)"""
+Usage: worker.py KIND DATA OUT   (KIND: siamese | episodic | classifier | dcgan)"""
 import sys, warnings
 warnings.filterwarnings('ignore')
 from pathlib import Path
@@ -35,6 +35,13 @@ def build(kind, data):
         unseen = cf.subset(lambda c: c in set(dls.valid_classes))
         nway = ff.NWayEval(unseen.images, unseen.labels, n_way=3, n_episodes=6, seed=0)
         return ff.episodic_learner(dls, 'conv4', cbs=nway), nway
+    if kind == 'classifier':   # classifier pre-training: the episode temperature is idle, DDP must allow it
+        cf = ff.ClassFolder(data)
+        dls = ff.ClassifierDataLoaders.from_class_folder(cf, size=28, bs=16, img_cls=PILImageBW, valid_pct=0.25,
+                                                         valid_n_way=3, n_query=2, valid_episodes=4, rotations=4)
+        unseen = cf.subset(lambda c: c in set(dls.valid_classes))
+        nway = ff.NWayEval(unseen.images, unseen.labels, n_way=3, n_episodes=6, seed=0)
+        return ff.classifier_learner(dls, 'conv4', cbs=nway), nway
     if kind == 'dcgan':
         dls = ff.GANDataLoaders.from_folder(data, size=32, invert=True, max_images=128, bs=16)
         torch.manual_seed(0)
