@@ -6,6 +6,8 @@ confidence interval (normal approximation over its trials). The one-to-one (Hung
 Also times the cached evaluation against the naive pair-by-pair one on 20-way 5-shot episodes.
 Last line: one JSON object."""
 import argparse, json, math, tempfile, time, warnings
+from functools import partial
+from pathlib import Path
 import torch
 import fastai.callback.channelslast  # noqa: F401  patches Learner.to_channelslast
 from fastai.vision.all import Callback, PILImageBW, Rotate, Zoom, set_seed, Resize
@@ -22,6 +24,7 @@ def parse(argv=None):
                         'characters x rotations (ff.classifier_learner), nearest prototype at test time')
     p.add_argument('--head', default='cosine', choices=['cosine', 'linear'], help='classifier head (--method classifier)')
     p.add_argument('--no-normalize', action='store_true', help='classifier: compare raw, not L2-normalised, embeddings')
+    p.add_argument('--normalize', action='store_true', help='protonet: L2-normalised embeddings with a learnable temperature')
     p.add_argument('--bs', type=int, default=128, help='classifier batch size')
     p.add_argument('--finetune', type=float, default=0.0, help='classifier: share of the epochs (or budget) spent on '
                                                             'episodic fine-tuning afterwards')
@@ -41,9 +44,14 @@ def parse(argv=None):
                    'perturbed drawing from its pen strokes (ff.with_strokes; 0: off)')
     p.add_argument('--compounds', type=int, default=0, help='new training classes: ink unions of two characters of one '
                    'alphabet, drawer by drawer (ff.with_strokes)')
+    p.add_argument('--elastic', type=float, default=0.0, help='ff.Elastic batch transform of this magnitude (px) in '
+                   'training (0: off)')
     p.add_argument('--pool', default='flatten', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
     p.add_argument('--tta', type=int, default=2, help='test-time augmentation: average embeddings over the image and its '
                                                       'shifts by N px left/right/up/down (0: none)')
+    p.add_argument('--tta-rotate', type=float, default=0.0, help='test-time augmentation: also the views rotated by '
+                   '+-DEG degrees (ff.affine_views), each with its shifts')
+    p.add_argument('--tta-scale', type=float, default=0.0, help='test-time augmentation: also the views zoomed by 1+-S')
     p.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
                    help="fastai's learn.to_channelslast(use_amp=False): channels-last memory format, ~20%% faster Conv4 "
                         'steps on this CPU (same answers; --no-channels-last to switch off)')
@@ -51,6 +59,8 @@ def parse(argv=None):
     p.add_argument('--eval-episodes', type=int, default=100, help='per unseen alphabet')
     p.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder")
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--save', default=None, help='folder: save the trained model there (ff.save_model)')
+    p.add_argument('--load', default=None, help='folder written by --save: evaluate that model, no training')
     return p.parse_args(argv)
 
 def merged_class_folder(names):
@@ -83,7 +93,7 @@ def strokes_for(a):
 
 def train(a, cf, method, epochs, cbs=None):
     "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
-    aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)]
+    aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)] + ([ff.Elastic(a.elastic)] if a.elastic else [])
     hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
     enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
                   pretrained=a.pretrained)
@@ -101,7 +111,7 @@ def train(a, cf, method, epochs, cbs=None):
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug,
                                                       group=ff.alphabet_of if a.within_alphabet else None)
-        learn = ff.episodic_learner(dls, a.arch, pool=a.pool, **enc_kw)
+        learn = ff.episodic_learner(dls, a.arch, pool=a.pool, model_kwargs=dict(normalize=True) if a.normalize else None, **enc_kw)
     else:
         dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=hold, seed=a.seed, img_cls=PILImageBW,
                                                       item_tfms=Resize(a.size), batch_tfms=aug, bs=64)
@@ -133,6 +143,13 @@ def epochs_for(a, cf, method, minutes):
     train(probe, cf, method, 2, cbs=[timer])   # the second epoch is timed (the first pays for warm-up)
     per_epoch = timer.train_s[-1]*(a.episodes_per_epoch/n if n else 1) + timer.valid_s[-1]
     return max(1, math.floor(minutes*60/per_epoch))
+
+def tta_of(a):
+    "The test-time augmentation of the flags: shifts only (an int), or ff.affine_views with rotations / zooms"
+    if not (a.tta_rotate or a.tta_scale): return a.tta
+    degs = (-a.tta_rotate, 0, a.tta_rotate) if a.tta_rotate else (0,)
+    scales = (1 - a.tta_scale, 1, 1 + a.tta_scale) if a.tta_scale else (1,)
+    return partial(ff.affine_views, degrees=degs, scales=scales, px=a.tta)
 
 def ci95(err_pct, n):
     "Half-width of the 95% confidence interval of an error rate (percent) measured on `n` trials"
@@ -205,22 +222,31 @@ def main(argv=None):
     print(f'train: {a.train} ({len(cf.classes)} characters); unseen alphabets: {list(unseen) or "none"}')
     out = []
     for method in (['protonet', 'siamese'] if a.method == 'compare' else [a.method]):
-        epochs = epochs_for(a, cf, method, a.minutes) if a.minutes else a.epochs
-        set_seed(a.seed)
-        learn, secs = train(a, cf, method, epochs)
+        if a.load:   # evaluation-time levers on a model trained once (epochs/minutes: those of its --save run)
+            learn = ff.load_model(a.load)
+            epochs, secs = (lambda m: (m.get('epochs'), m.get('seconds', 0)))(json.loads((Path(a.load)/'bench.json').read_text()))
+        else:
+            epochs = epochs_for(a, cf, method, a.minutes) if a.minutes else a.epochs
+            set_seed(a.seed)
+            learn, secs = train(a, cf, method, epochs)
+            if a.save:
+                ff.save_model(learn, a.save)
+                (Path(a.save)/'bench.json').write_text(json.dumps(dict(epochs=epochs, seconds=secs, argv=vars(a))))
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
-                   epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta,
-                   strokes=a.strokes, compounds=a.compounds, lr=a.lr, channels_last=a.channels_last,
-                   **({'head': a.head, 'normalize': not a.no_normalize, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
+                   epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
+                   strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
+                   **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
                    **evaluate(a, learn, unseen, runs, own_runs, 0))
-        if a.tta:   # the same trained model, evaluated again with shifted copies of every image (ff.shift_views)
-            print(f'with test-time augmentation (shifts of {a.tta} px):')
+        if a.tta or a.tta_rotate or a.tta_scale:   # the same model, evaluated again on views of every image
+            tta = tta_of(a)
+            n_views = len(tta(torch.zeros(1, 1, 8, 8))) if callable(tta) else 5
+            print(f'with test-time augmentation ({n_views} views: shifts of {a.tta} px, rotations +-{a.tta_rotate} deg, zooms 1+-{a.tta_scale}):')
             keys = ('unseen_alphabet_error', 'unseen_alphabet_errors', 'unseen_alphabet_error_ci95', 'unseen_runs_error',
                     'unseen_runs_error_ci95', 'unseen_runs_one_to_one_error', 'runs_error', 'runs_error_ci95', 'runs_one_to_one_error')
             plain = {k: res[k] for k in keys if k in res}
-            tta = evaluate(a, learn, unseen, runs, own_runs, a.tta, speed=False)
-            res.update({k: tta[k] for k in plain}, **{f'{k}_no_tta': v for k, v in plain.items()}, tta_views=5)
+            tta = evaluate(a, learn, unseen, runs, own_runs, tta, speed=False)
+            res.update({k: tta[k] for k in plain}, **{f'{k}_no_tta': v for k, v in plain.items()}, tta_views=n_views)
             # eval_encoder_passes / eval_seconds stay those of the plain evaluation; TTA costs 5 passes per image
         print(json.dumps(res['speed_20way_5shot']))
         out.append(res)

@@ -1,4 +1,5 @@
 "Inference on new images: `predict_pair(s)`, embeddings and similarities, support-set `classify`"
+import math
 import torch
 import torch.nn.functional as F
 from fastai.learner import Learner
@@ -12,7 +13,7 @@ from .models.protonet import prototypes
 from .distrib import unwrap_model
 from .checks import check_int
 
-__all__ = ['shift_views', 'flip_views', 'tta_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
+__all__ = ['shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
 
 def _through_valid(dls, items) -> tuple:
@@ -52,6 +53,31 @@ def flip_views(
     another character). Pass it as `tta=ff.flip_views` (or `tta=partial(ff.flip_views, px=2)`)."""
     both = [x, x.flip(-1)]
     return [v for b in both for v in shift_views(b, px)] if px else both
+
+def affine_views(
+    x:torch.Tensor, # a batch of images, (B,C,H,W)
+    degrees=(0,), # rotations, degrees (0: the image itself)
+    scales=(1.,), # zooms: > 1 enlarges the content (1: none)
+    px:int=0, # also shift each view by `px` pixels (`shift_views`); 0: no shifts
+) -> list:
+    """The batch rotated by each of `degrees` and zoomed by each of `scales` (every combination, edges replicated), each
+    with its `shift_views` when `px` > 0: len(degrees)*len(scales) (x5 with shifts) tensors (B,C,H,W).
+    Test-time augmentation for drawings, whose angle and size vary from one hand to another; e.g.
+    `tta=partial(ff.affine_views, degrees=(-5, 0, 5), px=3)`. fastai's `Rotate`/`Zoom` draw random parameters per
+    image; test-time views need fixed ones, so the sampling grid is built here."""
+    if not len(degrees) or not len(scales): raise ValueError('affine_views: degrees and scales need at least one value each')
+    if any(s <= 0 for s in scales): raise ValueError(f'affine_views: scales={tuple(scales)} must be > 0')
+    out = []
+    for d in degrees:
+        for s in scales:
+            if d == 0 and s == 1: v = x
+            else:
+                a = math.radians(d)
+                theta = torch.tensor([[math.cos(a), -math.sin(a), 0.], [math.sin(a), math.cos(a), 0.]], device=x.device)/s
+                grid = F.affine_grid(theta.expand(len(x), 2, 3).to(torch.float32), list(x.shape), align_corners=False)
+                v = F.grid_sample(x.float(), grid, mode='bilinear', padding_mode='border', align_corners=False).to(x.dtype)
+            out += shift_views(v, px) if px else [v]
+    return out
 
 def tta_views(
     x:torch.Tensor, # a batch of images, (B,C,H,W)

@@ -67,3 +67,33 @@ def test_one_to_one_assignment():
         best = max(itertools.permutations(range(5)), key=lambda p: sum(r[i, p[i]] for i in range(5)))
         assert ff.one_to_one(r).tolist() == list(best)
     with pytest.raises(ValueError, match='queries <= classes'): ff.one_to_one(torch.rand(4, 3))
+
+
+def test_affine_views_rotate_and_zoom():
+    x = torch.rand(3, 1, 8, 8)
+    assert len(ff.affine_views(x)) == 1 and torch.equal(ff.affine_views(x)[0], x)   # no rotation, no zoom: the image
+    v = ff.affine_views(x, degrees=(0, 90), scales=(1., 2.), px=1)
+    assert len(v) == 2*2*5 and all(t.shape == x.shape for t in v)
+    assert torch.equal(v[0], x) and torch.equal(v[1][..., 1:], x[..., :-1])   # the first view's shifts come first
+    r = ff.affine_views(x, degrees=(90,))[0]   # a quarter turn maps pixel centres onto pixel centres
+    assert torch.allclose(r, torch.rot90(x, 1, (-2, -1)), atol=1e-5)
+    # a zoom by 2 doubles the distance of a dot from the centre of the image
+    dot = torch.zeros(1, 1, 32, 32); dot[..., 18:20, 20:22] = 1.   # centre (18.5, 20.5); the image's is (15.5, 15.5)
+    z = ff.affine_views(dot, scales=(2.,))[0][0, 0]
+    ys, xs = torch.meshgrid(torch.arange(32.), torch.arange(32.), indexing='ij')
+    cy, cx = (z*ys).sum()/z.sum(), (z*xs).sum()/z.sum()
+    assert abs(cy - (15.5 + 2*3)) < 0.3 and abs(cx - (15.5 + 2*5)) < 0.3
+    with pytest.raises(ValueError, match='scales'): ff.affine_views(x, scales=(0.,))
+    with pytest.raises(ValueError, match='degrees'): ff.affine_views(x, degrees=())
+
+
+def test_affine_views_as_tta(omni_dls, omni_small):
+    from functools import partial
+    learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
+    imgs = sorted(omni_small.rglob('*.png'))[:3]
+    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor)
+    learn.model.eval()
+    tta = partial(ff.affine_views, degrees=(-5, 0, 5), px=2)
+    with torch.no_grad(): manual = torch.stack([learn.model.encode(v) for v in tta(x)]).mean(0)
+    assert torch.allclose(ff.embed(learn, imgs, tta=tta), manual, atol=1e-5)
+    assert not torch.allclose(ff.embed(learn, imgs, tta=2), manual, atol=1e-4)   # the rotated views count
