@@ -47,8 +47,9 @@ def parse(argv=None):
     p.add_argument('--elastic', type=float, default=0.0, help='ff.Elastic batch transform of this magnitude (px) in '
                    'training (0: off)')
     p.add_argument('--pool', default='flatten', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
-    p.add_argument('--tta', type=int, default=2, help='test-time augmentation: average embeddings over the image and its '
-                                                      'shifts by N px left/right/up/down (0: none)')
+    p.add_argument('--tta', type=int, default=3, help='test-time augmentation: average embeddings over the image and its '
+                   'shifts by N px left/right/up/down (0: none). 3 px was chosen on held-out *training* characters '
+                   '(14-way, 1,400 trials: 0.79%% error against 1.14%% at 2 px and 1.00%% at 4 px)')
     p.add_argument('--tta-rotate', type=float, default=0.0, help='test-time augmentation: also the views rotated by '
                    '+-DEG degrees (ff.affine_views), each with its shifts')
     p.add_argument('--tta-scale', type=float, default=0.0, help='test-time augmentation: also the views zoomed by 1+-S')

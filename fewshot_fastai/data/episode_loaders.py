@@ -182,15 +182,17 @@ class EpisodeDataLoaders(DataLoaders):
         groups = None if group is None else (lambda n: (group(n.rsplit('@', 1)[0]), n.rsplit('@', 1)[1]))
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
                                fixed=False)
-        tfms = [IntToFloatTensor(), *listify(batch_tfms)]
-        return cls._make(cf, held, EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=Pipeline(tfms)),
+        # split_idx 0: fastai's random transforms (Rotate, Zoom, Flip, ff.Elastic...) act on training batches only, and a
+        # Pipeline without a split_idx skips them all (a plain DataLoader, unlike TfmdDL, does not set it)
+        tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)], split_idx=0)
+        return cls._make(cf, held, EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
                          xv, yv, valid_n_way or n_way, k_shot, n_query, valid_episodes, seed, img_cls, device)
 
     @classmethod
     def _make(cls, cf, held, train_dl, xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device):
         "Loaders of `train_dl` and fixed validation episodes of the held-out images `xv` (labels `yv`)"
         valid = EpisodeDataset(xv, EpisodeSampler(yv, n_way, k_shot, n_query, valid_episodes, seed, names=cf.classes), fixed=True)
-        dls = cls(train_dl, EpisodeDL(valid, bs=None, after_batch=Pipeline([IntToFloatTensor()])),
+        dls = cls(train_dl, EpisodeDL(valid, bs=None, after_batch=Pipeline([IntToFloatTensor()], split_idx=1)),
                   device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
         dls.n_inp, dls.img_cls, dls.size = 2, img_cls, xv.shape[-2:]
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
@@ -280,7 +282,7 @@ class ClassifierDataLoaders(EpisodeDataLoaders):
         classes = sorted(set(yt))
         index = {c: i for i, c in enumerate(classes)}
         train = ClassBatches(xt, [index[l] for l in yt], bs)
-        tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)])
+        tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)], split_idx=0)   # training batches (see above)
         n_way = min(valid_n_way, len(held)) if held else valid_n_way
         res = cls._make(cf, held, _ClassBatchDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
                         xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device)
