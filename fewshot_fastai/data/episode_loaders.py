@@ -182,8 +182,8 @@ class EpisodeDataLoaders(DataLoaders):
         groups = None if group is None else (lambda n: (group(n.rsplit('@', 1)[0]), n.rsplit('@', 1)[1]))
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
                                fixed=False)
-        # split_idx 0: fastai's random transforms (Rotate, Zoom, Flip, ff.Elastic...) act on training batches only, and a
-        # Pipeline without a split_idx skips them all (a plain DataLoader, unlike TfmdDL, does not set it)
+        # split_idx 0: the training pipeline. Without it (a plain DataLoader, unlike TfmdDL, does not set one) fastai skips
+        # every transform marked training-only (split_idx 0: Brightness, Contrast, ff.Elastic); its affine ones ran anyway
         tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)], split_idx=0)
         return cls._make(cf, held, EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
                          xv, yv, valid_n_way or n_way, k_shot, n_query, valid_episodes, seed, img_cls, device)
