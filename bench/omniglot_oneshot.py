@@ -225,7 +225,8 @@ def main(argv=None):
     for method in (['protonet', 'siamese'] if a.method == 'compare' else [a.method]):
         if a.load:   # evaluation-time levers on a model trained once (epochs/minutes: those of its --save run)
             learn = ff.load_model(a.load)
-            epochs, secs = (lambda m: (m.get('epochs'), m.get('seconds', 0)))(json.loads((Path(a.load)/'bench.json').read_text()))
+            saved = json.loads((Path(a.load)/'bench.json').read_text())
+            epochs, secs = saved.get('epochs'), saved.get('seconds', 0)
         else:
             epochs = epochs_for(a, cf, method, a.minutes) if a.minutes else a.epochs
             set_seed(a.seed)
@@ -238,6 +239,7 @@ def main(argv=None):
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
                    strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
                    **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
+                   **({'trained_with': saved['argv']} if a.load else {}),   # the training flags are those of the --save run
                    **evaluate(a, learn, unseen, runs, own_runs, 0))
         if a.tta or a.tta_rotate or a.tta_scale:   # the same model, evaluated again on views of every image
             tta = tta_of(a)
