@@ -10,7 +10,8 @@ __all__ = ['Elastic']
 class Elastic(RandTransform):
     """Elastic distortion of every training image by its own smooth random displacement field, as a fastai batch
     transform (`batch_tfms=[ff.Elastic()]`; training batches only). The field is Gaussian noise on a coarse
-    `grid` x `grid` lattice, upsampled bicubically to the image and scaled to at most about `magnitude` pixels:
+    `grid` x `grid` lattice, upsampled bicubically to the image and scaled so that its displacements are about `magnitude` pixels (their
+    standard deviation at the grid points):
     the stroke wobble a different hand gives a character, which affine transforms cannot make.
     fastai has only global warps (`Warp`, `Rotate`, `Zoom`) and torchvision's `ElasticTransform` draws one field
     per call (a batch would share it) and blurs a full-size field, so the field is made here, per image."""
