@@ -14,7 +14,7 @@ from .losses import ContrastiveLoss, pair_loss, same_probability
 from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate, fit_logistic, calibration_error
 from .learner import siamese_learner, SiameseLearner
 from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores, SupportSet, shift_views, flip_views, affine_views, tta_views, one_to_one
-from .data.strokes import omniglot_strokes, read_strokes, render_strokes, perturb_strokes, stroke_file, StrokeImages, with_strokes
+from .data.strokes import omniglot_strokes, read_strokes, render_strokes, perturb_strokes, drop_hidden_taps, stroke_file, StrokeImages, with_strokes
 from .learner import episodic_learner, EpisodicLearner, classifier_learner
 from .data.episodes import EpisodeSampler, Episode, drawer_of
 from .data.episode_loaders import EpisodeDataLoaders, ClassifierDataLoaders, ClassBatches
@@ -39,7 +39,7 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error',
            'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one',
-           'omniglot_strokes', 'read_strokes', 'render_strokes', 'perturb_strokes', 'stroke_file', 'StrokeImages', 'with_strokes', 'Elastic', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
+           'omniglot_strokes', 'read_strokes', 'render_strokes', 'perturb_strokes', 'drop_hidden_taps', 'stroke_file', 'StrokeImages', 'with_strokes', 'Elastic', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'ClassifierDataLoaders', 'ClassBatches', 'classifier_learner', 'CosineClassifier', 'lake_runs', 'load_runs', 'write_runs',
            'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
            'CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
