@@ -35,6 +35,8 @@ def parse(argv=None):
     p.add_argument('--n-query', type=int, default=5)
     p.add_argument('--within-alphabet', action='store_true', help='train on within-alphabet episodes (protonet)')
     p.add_argument('--size', type=int, default=40)
+    p.add_argument('--rotations', type=int, default=4, choices=[1, 4, 8], help='training classes per character: its '
+                   'rotations by 90 degrees (4), and their mirror images (8)')
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
     p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
@@ -105,12 +107,12 @@ def train(a, cf, method, epochs, cbs=None):
         train_cf = ff.with_strokes(cf, dirs[0] if a.strokes else None, p=a.strokes, n_compounds=a.compounds, seed=a.seed)
     if method == 'classifier':
         dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=a.size, bs=a.bs, img_cls=PILImageBW, valid_classes=hold,
-                                                         valid_n_way=min(20, len(hold)), rotations=4, batch_tfms=aug)
+                                                         valid_n_way=min(20, len(hold)), rotations=a.rotations, batch_tfms=aug)
         learn = ff.classifier_learner(dls, a.arch, head=a.head, normalize=not a.no_normalize, pool=a.pool, **enc_kw)
     elif method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
-                                                      episodes_per_epoch=a.episodes_per_epoch, rotations=4, batch_tfms=aug,
+                                                      episodes_per_epoch=a.episodes_per_epoch, rotations=a.rotations, batch_tfms=aug,
                                                       group=ff.alphabet_of if a.within_alphabet else None)
         learn = ff.episodic_learner(dls, a.arch, pool=a.pool, model_kwargs=dict(normalize=True) if a.normalize else None, **enc_kw)
     else:
@@ -237,7 +239,7 @@ def main(argv=None):
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
-                   strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
+                   rotations=a.rotations, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
                    **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
                    **({'trained_with': saved['argv']} if a.load else {}),   # the training flags are those of the --save run
                    **evaluate(a, learn, unseen, runs, own_runs, 0))

@@ -18,6 +18,9 @@ CASES = [
     ('EpisodeDataLoaders size', lambda p, cf, l: ff.EpisodeDataLoaders.from_class_folder(cf, size=0), 'size=0'),
     ('EpisodeDataLoaders episodes', lambda p, cf, l: ff.EpisodeDataLoaders.from_class_folder(cf, episodes_per_epoch=0), 'episodes_per_epoch=0'),
     ('EpisodeDataLoaders rotations', lambda p, cf, l: ff.EpisodeDataLoaders.from_class_folder(cf, rotations=-4), 'rotations=-4'),
+    # 5 would repeat the unrotated view as a second class
+    ('EpisodeDataLoaders rotations 5', lambda p, cf, l: ff.EpisodeDataLoaders.from_class_folder(cf, rotations=5), 'rotations=5'),
+    ('ClassifierDataLoaders rotations', lambda p, cf, l: ff.ClassifierDataLoaders.from_class_folder(cf, rotations=6), 'rotations=6'),
     ('EpisodeDataLoaders n_way', lambda p, cf, l: ff.EpisodeDataLoaders.from_class_folder(cf, n_way=0), 'n_way=0'),
     ('EpisodeSampler k_shot', lambda p, cf, l: ff.EpisodeSampler(cf.labels, k_shot=-1), 'k_shot=-1'),
     ('siamese_learner emb_dim', lambda p, cf, l: ff.siamese_learner(l.dls, ff.conv4, head='contrastive', emb_dim=0), 'emb_dim=0'),

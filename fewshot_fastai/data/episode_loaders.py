@@ -27,8 +27,8 @@ def image_tensor(images, size, img_cls=PILImage) -> torch.Tensor:
 class LazyImageTensor:
     """What `image_tensor` makes, decoded at access: `x[idx]` -> (len(idx),C,H,W) uint8 for indices, slices or index
     tensors, over the images at positions `base` of `images` (e.g. a `LazyImages`), followed by their rotations by
-    90, 180, 270 degrees when `rotations=4` (index `k*len(base) + j` is image `base[j]` rotated k times, as `_rotated`
-    orders them). `invert`: white <-> black."""
+    90, 180, 270 degrees when `rotations=4` (index `k*len(base) + j` is view k of image `base[j]`, as `_rotated`
+    orders them; views 4-7 of `rotations=8` are the mirror images, rotated). `invert`: white <-> black."""
     def __init__(self, images, size, img_cls=PILImage, rotations:int=1, base=None, invert:bool=False):
         self.images, self.img_cls, self.rotations, self.invert = images, img_cls, rotations, invert
         self.size = (size, size) if isinstance(size, int) else tuple(size)
@@ -42,7 +42,7 @@ class LazyImageTensor:
         if self.invert:
             from PIL import ImageOps
             im = ImageOps.invert(im.convert(self.img_cls._open_args['mode']))
-        return torch.rot90(image_tensor([im], self.size, self.img_cls)[0], (i % len(self))//n, dims=(-2, -1))
+        return _view(image_tensor([im], self.size, self.img_cls)[0], (i % len(self))//n)
     def __getitem__(self, idx):
         if isinstance(idx, int): return self._one(idx)
         if isinstance(idx, slice): idx = range(*idx.indices(len(self)))
@@ -125,9 +125,24 @@ class EpisodeDL(DataLoader):
         fig.tight_layout()
         return fig
 
+def _view(x:torch.Tensor, k:int) -> torch.Tensor:
+    "View `k` of images `x` (...,H,W): k = 0..3 rotates by 90*k degrees, k = 4..7 also mirrors (left-right) first"
+    return torch.rot90(x.flip(-1) if k >= 4 else x, k % 4, dims=(-2, -1))
+
+def _view_name(k:int) -> str:
+    "Suffix of view `k`'s class name: '90' for a rotation, 'm90' for a mirrored one"
+    return f'{"m" if k >= 4 else ""}{90*(k % 4)}'
+
+def check_rotations(where:str, rotations) -> int:
+    "1, 2, 3, 4 rotations by 90 degrees, or 8 (the 4 rotations and their mirror images): other counts would repeat a view"
+    if isinstance(rotations, bool) or rotations not in (1, 2, 3, 4, 8):
+        raise ValueError(f'{where}: rotations={rotations!r}; use 1-4 (rotations by 90 degrees as new classes) or 8 '
+                         '(the 4 rotations and their mirror images)')
+    return rotations
+
 def _rotated(x:torch.Tensor, labels, rotations:int):
-    "Rotations by multiples of 90 degrees as new classes (Omniglot practice): x (M,...) -> (M*r,...)"
-    xs = [torch.rot90(x, k, dims=(-2, -1)) for k in range(rotations)]
+    "Rotations by multiples of 90 degrees (and mirror images, with 8) as new classes (Omniglot practice): x (M,...) -> (M*r,...)"
+    xs = [_view(x, k) for k in range(rotations)]
     return torch.cat(xs), [l*rotations + k for k in range(rotations) for l in labels]
 
 def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes):
@@ -145,7 +160,7 @@ def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes):
         x = image_tensor(cf.images, size, img_cls)
         xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
         xv = x[va]
-    names = {l*rotations + k: f'{cf.classes[l]}@{90*k}' for l in range(len(cf.classes)) for k in range(rotations)}
+    names = {l*rotations + k: f'{cf.classes[l]}@{_view_name(k)}' for l in range(len(cf.classes)) for k in range(rotations)}
     return held, xt, yt, xv, [cf.labels[i] for i in va], names
 
 class EpisodeDataLoaders(DataLoaders):
@@ -163,7 +178,7 @@ class EpisodeDataLoaders(DataLoaders):
         episodes_per_epoch:int=100, # training episodes per epoch
         valid_episodes:int=50, # fixed validation episodes
         valid_n_way:int|None=None, # classes per validation episode (default: `n_way`, capped at the classes there are)
-        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes
+        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes (8: and their mirror images)
         img_cls=PILImage, # `PILImage` or `PILImageBW`
         batch_tfms=None, # fastai batch transforms for training episodes
         valid_classes=None, # explicit validation labels (list) or a predicate
@@ -175,8 +190,9 @@ class EpisodeDataLoaders(DataLoaders):
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
         new classes. `group` (label -> group, e.g. `alphabet_of`) makes every training episode draw its classes
         from one group (and one rotation): harder negatives, like Lake's within-alphabet test episodes."""
-        for arg, v in [('episodes_per_epoch', episodes_per_epoch), ('valid_episodes', valid_episodes), ('rotations', rotations)]:
+        for arg, v in [('episodes_per_epoch', episodes_per_epoch), ('valid_episodes', valid_episodes)]:
             check_int('EpisodeDataLoaders', arg, v)
+        check_rotations('EpisodeDataLoaders', rotations)
         for v in ((size,) if isinstance(size, int) else tuple(size)): check_int('EpisodeDataLoaders', 'size', v)
         held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes)
         groups = None if group is None else (lambda n: (group(n.rsplit('@', 1)[0]), n.rsplit('@', 1)[1]))
@@ -268,7 +284,7 @@ class ClassifierDataLoaders(EpisodeDataLoaders):
         k_shot:int=1, # support images per class in the validation episodes
         n_query:int=5, # query images per class in the validation episodes
         valid_episodes:int=50, # fixed validation episodes
-        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes
+        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes (8: and their mirror images)
         img_cls=PILImage, # `PILImage` or `PILImageBW`
         batch_tfms=None, # fastai batch transforms for training batches
         valid_classes=None, # explicit validation labels (list) or a predicate
@@ -277,7 +293,7 @@ class ClassifierDataLoaders(EpisodeDataLoaders):
     ):
         """Classifier batches of the training classes, N-way episodes of the held-out ones (split as in
         `EpisodeDataLoaders.from_class_folder`, with which it shares every argument of the same name)"""
-        check_int('ClassifierDataLoaders', 'rotations', rotations)
+        check_rotations('ClassifierDataLoaders', rotations)
         held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes)
         classes = sorted(set(yt))
         index = {c: i for i, c in enumerate(classes)}

@@ -74,3 +74,23 @@ def test_corrupt_file_named_at_first_use_or_verify(omni_small, tmp_path):
     with pytest.raises(ValueError, match=f'{bad.name}: not a readable image'): cf.verify()
     with pytest.raises(ValueError, match=bad.name): cf.images[cf.files.index(bad)]
     with pytest.raises(ValueError, match=bad.name): ff.decoded_bytes([bad])
+
+def test_rotations_and_mirror_images_as_classes(omni_small):
+    """rotations=8: each training character gives 8 classes, its 4 rotations and their mirror images, the same in the
+    eager and the lazy path; every view of an (asymmetric) drawing differs from the other 7"""
+    from fewshot_fastai.data.episode_loaders import _split
+    cf, lz = ff.ClassFolder(omni_small), ff.ClassFolder(omni_small, lazy=True)
+    held, xt, yt, _, _, names = _split(cf, 28, PILImageBW, 8, 0.25, 0, None)
+    _, lt, lyt, _, _, _ = _split(lz, 28, PILImageBW, 8, 0.25, 0, None)
+    n = len(xt)//8
+    assert len(xt) == len(lt) == 8*n and yt == lyt and len(set(yt)) == 8*(len(cf.classes) - len(held))
+    assert torch.equal(xt[:], lt[:])
+    img = xt[0]
+    assert torch.equal(xt[n], img.rot90(1, (-2, -1))) and torch.equal(xt[4*n], img.flip(-1))
+    assert torch.equal(xt[6*n], img.flip(-1).rot90(2, (-2, -1))) and torch.equal(xt[6*n], img.flip(-2))
+    assert len({xt[k*n].numpy().tobytes() for k in range(8)}) == 8
+    assert {names[yt[k*n]].rsplit('@', 1)[1] for k in range(8)} == {'0', '90', '180', '270', 'm0', 'm90', 'm180', 'm270'}
+    set_seed(0)
+    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=5, n_query=2,
+                                                  episodes_per_epoch=4, valid_episodes=3, rotations=8)
+    assert dls.one_batch()[0].shape == (15, 1, 28, 28)
