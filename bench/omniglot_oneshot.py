@@ -40,6 +40,7 @@ def parse(argv=None):
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
     p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
+    p.add_argument('--pool-first', action='store_true', help='Conv4 blocks pool before BN and ReLU (cheaper steps)')
     p.add_argument('--depth', type=int, default=10, help='WRN depth (--arch wrn)')
     p.add_argument('--widen', type=int, default=2, help='WRN width multiplier (--arch wrn)')
     p.add_argument('--strokes', type=float, default=0.0, help='probability that a training image is replaced by a new '
@@ -98,7 +99,7 @@ def train(a, cf, method, epochs, cbs=None):
     "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
     aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)] + ([ff.Elastic(a.elastic)] if a.elastic else [])
     hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
-    enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
+    enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden, pool_first=a.pool_first), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
                   pretrained=a.pretrained)
     train_cf = cf
     if method in ('protonet', 'classifier') and (a.strokes or a.compounds):
@@ -239,7 +240,7 @@ def main(argv=None):
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
-                   rotations=a.rotations, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
+                   rotations=a.rotations, pool_first=a.pool_first, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
                    **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
                    **({'trained_with': saved['argv']} if a.load else {}),   # the training flags are those of the --save run
                    **evaluate(a, learn, unseen, runs, own_runs, 0))

@@ -38,3 +38,27 @@ def test_registry_and_learners(omni_dls, omni_small):
     assert 0 <= elearn.recorder.values[-1][-1] <= 1
     maps = ff.similarity_maps(learn, a[:2], b[:2])   # Grad-CAM on the last spatial block of ResNet-12
     assert maps.a.shape == (2, 28, 28) and torch.isfinite(maps.a).all()
+
+
+def test_conv4_pool_first_same_function_in_eval():
+    """pool_first (conv, maxpool, BN, ReLU) has the same parameters and output shape as Conv4; with the same weights and
+    BN scales > 0 it computes the same thing in eval mode (max commutes with an increasing per-channel map)"""
+    torch.manual_seed(0)
+    a, b = ff.conv4(1, hidden=16), ff.conv4(1, hidden=16, pool_first=True)
+    assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+    for m in a.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 2); m.bias.data.normal_(); m.running_mean.normal_(); m.running_var.uniform_(0.5, 2)
+    for pa, pb in zip(list(a.parameters()) + list(a.buffers()), list(b.parameters()) + list(b.buffers())):
+        pb.data.copy_(pa.data)   # the same layers in another order: copy by position (the state_dict keys differ)
+    x = torch.rand(3, 1, 40, 40)
+    ya, yb = a.eval()(x), b.eval()(x)
+    assert ya.shape == yb.shape == (3, 16, 2, 2) and torch.allclose(ya, yb, atol=1e-5)
+    for m in b.modules():   # a negative BN scale turns max into min: then the two differ, as they should
+        if isinstance(m, torch.nn.BatchNorm2d): m.weight.data.neg_()
+    for m in a.modules():
+        if isinstance(m, torch.nn.BatchNorm2d): m.weight.data.neg_()
+    assert not torch.allclose(a(x), b(x), atol=1e-3)
+    # in training the BN statistics are those of the pooled maps: another function, still trainable
+    y = b.train()(x); y.sum().backward()
+    assert all(p.grad is not None for p in b.parameters())
