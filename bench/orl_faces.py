@@ -24,6 +24,9 @@ p.add_argument('--tta', type=int, default=0, help='test-time augmentation: embed
 p.add_argument('--flip', action='store_true', help='left-right mirror images: in training (fastai Flip) and at test time '
                '(ff.flip_views, combined with --tta shifts)')
 p.add_argument('--n-way', type=int, default=10, help='classes per training episode (protonet)')
+p.add_argument('--pool-first', action='store_true', help='conv4: each block pools before its BN and ReLU')
+p.add_argument('--brightness', type=float, default=0.2, help='fastai Brightness(max_lighting) in training (0: none; '
+               'rows measured before commit 134f8ad ran without it: the loaders skipped training-only transforms)')
 a = p.parse_args()
 warnings.filterwarnings('ignore', category=FutureWarning)
 
@@ -32,8 +35,10 @@ subjects = cf.classes[:]
 random.Random(a.seed).shuffle(subjects)
 folds = [subjects[i::a.folds] for i in range(a.folds)]
 img_cls = PILImage if a.pretrained else PILImageBW
-aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75), Brightness(0.2, p=0.5)] + ([Flip(p=0.5)] if a.flip else [])
+aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75)] + ([Brightness(a.brightness, p=0.5)] if a.brightness else []) + ([Flip(p=0.5)] if a.flip else [])
 tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
+enc_kw = dict(pool_first=True) if a.pool_first else None
+if a.pool_first and a.arch != 'conv4': raise SystemExit('--pool-first: only with --arch conv4')
 eers, minutes = [], []
 for k, test_subjects in enumerate(folds):
     set_seed(a.seed + k)
@@ -44,16 +49,16 @@ for k, test_subjects in enumerate(folds):
         dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls,
                                                          valid_classes=hold, valid_n_way=len(hold), k_shot=3, n_query=3,
                                                          batch_tfms=aug)
-        learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained)
+        learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw)
     elif a.method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=tuple(a.size), img_cls=img_cls, valid_classes=hold,
                                                       n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
                                                       episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
-        learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained)
+        learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw)
     else:
         dls = ff.SiameseDataLoaders.from_class_folder(train_cf, valid_classes=hold, seed=a.seed, img_cls=img_cls,
                                                       item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
-        learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained)
+        learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
     t = time.time()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr)
     minutes.append((time.time() - t)/60)
@@ -66,7 +71,7 @@ for k, test_subjects in enumerate(folds):
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {100*eer:.2f}% over {len(scores)} pairs '
           f'({int((lbl[i] == lbl[j]).sum())} same), trained {minutes[-1]:.1f} min', flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
-           size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
+           size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
            eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))
