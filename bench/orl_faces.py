@@ -24,10 +24,12 @@ p.add_argument('--tta', type=int, default=0, help='test-time augmentation: embed
 p.add_argument('--flip', action='store_true', help='left-right mirror images: in training (fastai Flip) and at test time '
                '(ff.flip_views, combined with --tta shifts)')
 p.add_argument('--n-way', type=int, default=10, help='classes per training episode (protonet)')
+p.add_argument('--margin', type=float, default=0.0, help='classifier: CosFace additive margin (ff.AdditiveMargin) in training')
 p.add_argument('--pool-first', action='store_true', help='conv4: each block pools before its BN and ReLU')
 p.add_argument('--brightness', type=float, default=0.2, help='fastai Brightness(max_lighting) in training (0: none; '
                'rows measured before commit 134f8ad ran without it: the loaders skipped training-only transforms)')
 a = p.parse_args()
+if a.margin and a.method != 'classifier': raise SystemExit('--margin: only with --method classifier')
 warnings.filterwarnings('ignore', category=FutureWarning)
 
 cf = ff.ClassFolder(ff.orl_faces())
@@ -60,7 +62,8 @@ for k, test_subjects in enumerate(folds):
                                                       item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
         learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
     t = time.time()
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr)
+    cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
     minutes.append((time.time() - t)/60)
     emb = ff.embed(learn, test_cf.images, tta=tta)
     i, j = torch.triu_indices(len(emb), len(emb), 1)
@@ -71,7 +74,7 @@ for k, test_subjects in enumerate(folds):
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {100*eer:.2f}% over {len(scores)} pairs '
           f'({int((lbl[i] == lbl[j]).sum())} same), trained {minutes[-1]:.1f} min', flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
-           size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
+           size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
            eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))

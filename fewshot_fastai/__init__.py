@@ -22,6 +22,7 @@ from .data.augment import Elastic
 from .data.runs import lake_runs, load_runs, write_runs
 from .models.protonet import ProtoNet, CosineClassifier
 from .callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
+from .callbacks.margin import AdditiveMargin
 from .interpret.cam import CamResult, cam, cam_result, grad_cam, similarity_maps, PairMaps, last_conv_layer
 from .interpret.verbs import pair_top_losses, episode_top_losses
 from .interpret.show import cam_bbox, show_cam, show_pair_cam, show_cams, CAMCallback
@@ -47,4 +48,4 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'frechet_distance',
            'FrechetFeatures', 'lite0_features', 'generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan',
-           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx']
+           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx', 'AdditiveMargin']

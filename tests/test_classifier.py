@@ -101,3 +101,29 @@ def test_channels_last_gives_the_same_answers_and_trains(cls_dls):
     assert not torch.allclose(before, after)   # it trained
     learn.model.to(memory_format=torch.channels_last)
     assert torch.allclose(ff.embed(learn, imgs), after, atol=1e-5)   # same answers in either memory format
+
+def test_additive_margin_on_training_batches_only(cls_dls, omni_small):
+    "CosFace margin: training logits lose exactly margin*scale at the target; validation episodes are untouched"
+    from fastai.callback.core import Callback
+    seen = collections.defaultdict(list)
+    class Grab(Callback):
+        def __init__(self, order, tag): self.order, self.tag = order, tag
+        def after_pred(self): seen[(self.tag, self.training)].append((self.learn.pred.detach().clone(), self.learn.yb[0].clone()))
+    set_seed(0)
+    learn = ff.classifier_learner(cls_dls, 'conv4')
+    cb = ff.AdditiveMargin(0.3)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 3e-3, cbs=[Grab(0, 'before'), cb, Grab(2, 'after')])
+    scale = float(learn.model.classifier.scale)   # after the last step; compare with the last training batch's scale
+    for (b, y), (a, _) in zip(seen[('before', True)], seen[('after', True)]):
+        diff = b - a
+        assert torch.allclose(diff.gather(1, y[:, None]).squeeze(1), diff.gather(1, y[:, None]).squeeze(1)[0].expand(len(y)))
+        assert float(diff.abs().sum() - diff.gather(1, y[:, None]).abs().sum()) < 1e-4   # only the target's logit moves
+    last = seen[('before', True)][-1][0] - seen[('after', True)][-1][0]
+    assert 0.3*scale*0.9 < float(last.max()) < 0.3*scale*1.1
+    assert all(torch.equal(b, a) for (b, _), (a, _) in zip(seen[('before', False)], seen[('after', False)]))
+    assert learn.recorder.values[-1][2] > 0.4   # 5-way accuracy on held-out characters after 2 epochs; chance is 0.2
+    with pytest.raises(ValueError, match='margin=1.5'): ff.AdditiveMargin(1.5)
+    edls = ff.EpisodeDataLoaders.from_class_folder(ff.ClassFolder(omni_small), size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=5)
+    with pytest.raises(TypeError, match='cosine classifier'):
+        plain = ff.episodic_learner(edls, 'conv4')
+        with plain.no_bar(), plain.no_logging(): plain.fit(1, cbs=ff.AdditiveMargin())
