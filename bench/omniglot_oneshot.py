@@ -35,12 +35,13 @@ def parse(argv=None):
     p.add_argument('--n-query', type=int, default=5)
     p.add_argument('--within-alphabet', action='store_true', help='train on within-alphabet episodes (protonet)')
     p.add_argument('--size', type=int, default=40)
-    p.add_argument('--rotations', type=int, default=4, choices=[1, 4, 8], help='training classes per character: its '
+    p.add_argument('--rotations', type=int, default=8, choices=[1, 4, 8], help='training classes per character: its '
                    'rotations by 90 degrees (4), and their mirror images (8)')
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
     p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
     p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
-    p.add_argument('--pool-first', action='store_true', help='Conv4 blocks pool before BN and ReLU (cheaper steps)')
+    p.add_argument('--pool-first', action=argparse.BooleanOptionalAction, default=True,
+                   help='Conv4 blocks pool before BN and ReLU (cheaper steps); --no-pool-first: the classic block order')
     p.add_argument('--depth', type=int, default=10, help='WRN depth (--arch wrn)')
     p.add_argument('--widen', type=int, default=2, help='WRN width multiplier (--arch wrn)')
     p.add_argument('--strokes', type=float, default=0.0, help='probability that a training image is replaced by a new '
