@@ -188,7 +188,7 @@ class EpisodeDataLoaders(DataLoaders):
     ):
         """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
-        new classes. `group` (label -> group, e.g. `alphabet_of`) makes every training episode draw its classes
+        new classes (`rotations=8`: and their mirror images). `group` (label -> group, e.g. `alphabet_of`) makes every training episode draw its classes
         from one group (and one rotation): harder negatives, like Lake's within-alphabet test episodes."""
         for arg, v in [('episodes_per_epoch', episodes_per_epoch), ('valid_episodes', valid_episodes)]:
             check_int('EpisodeDataLoaders', arg, v)
