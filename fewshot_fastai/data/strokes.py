@@ -126,8 +126,7 @@ def drop_hidden_taps(
     def hidden(k):
         others = [o for j, o in enumerate(strokes) if j != k and not is_tap[j]]
         return bool(others) and min(np.linalg.norm(o - strokes[k][0], axis=1).min() for o in others) < reach
-    keep = [st for k, st in enumerate(strokes) if not (is_tap[k] and hidden(k))]
-    return keep
+    return [st for k, st in enumerate(strokes) if not (is_tap[k] and hidden(k))]
 
 
 def perturb_strokes(
