@@ -7,9 +7,12 @@
            --batches batches.
   loop:    our fastai training loop against a plain PyTorch loop over the same model, DataLoader and optimizer
            (Adam, same settings), siamese and episodic, interleaved epochs, medians of the per-epoch ratios.
+  gpu:     single-GPU training throughput (images/s, training phase only) in float32, with `to_fp16()` and with
+           `to_bf16()`, siamese and episodic, for the small Conv4 set-up of `procs` (28 px) and a larger one
+           (ResNet-12 at 84 px); needs CUDA.
   procs:   training throughput with 1 vs 2 processes (torchrun, gloo, fastai's distrib_ctx) on this machine.
            On 2 cores this measures the overhead of distribution, not a speed-up.
-Usage: python bench/scale.py [--part all|loading|loop|procs] [--images 50000]; last line: one JSON object."""
+Usage: python bench/scale.py [--part all|loading|loop|procs|gpu] [--images 50000]; last line: one JSON object."""
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, warnings
 from pathlib import Path
 
@@ -142,19 +145,44 @@ def part_procs(a):
         out[kind] = dict(one=rows[0], two=rows[1], ratio_2_over_1=round(rows[1]['images_per_s']/rows[0]['images_per_s'], 3))
     return dict(procs=out, note='2 CPU cores: the ratio measures the cost of distribution, not a speed-up')
 
+def part_gpu(a):
+    "Single-GPU training throughput, float32 vs fastai's mixed precision (CUDA only: fastai's MixedPrecision needs it)"
+    import torch
+    if not torch.cuda.is_available(): return dict(gpu='no CUDA device')
+    sys.path.insert(0, str(HERE))
+    from scale_train import build, TrainClock
+    import fewshot_fastai as ff
+    data, rows = ff.omniglot('background_small1'), []
+    setups = [dict(size=28, arch='conv4', bs=64, n_way=20), dict(size=84, arch='resnet12', bs=128, n_way=20)]
+    for setup in setups:
+        for kind in ('siamese', 'episodic'):
+            for prec in ('fp32', 'to_fp16', 'to_bf16'):
+                learn = build(kind, data, workers=4 if kind == 'siamese' else 0, **setup)
+                if prec != 'fp32': learn = getattr(learn, prec)()
+                clock = TrainClock(); learn.add_cb(clock)
+                with learn.no_bar(), learn.no_logging(): learn.fit(a.gpu_epochs, 1e-3)
+                torch.cuda.synchronize()
+                secs, items = sum(clock.times[1:]), sum(clock.items[1:])   # the first epoch is warm-up
+                rows.append(dict(kind=kind, arch=setup['arch'], size=setup['size'], precision=prec,
+                                 images_per_s=round(items/secs, 1), final_loss=round(float(learn.recorder.losses[-1]), 4)))
+                print(rows[-1], flush=True)
+    return dict(gpu=rows, device=torch.cuda.get_device_name())
+
 if __name__ == '__main__':
     warnings.filterwarnings('ignore')
     if len(sys.argv) > 1 and sys.argv[1] == '--child':
         loading_child(sys.argv[2], bool(int(sys.argv[3])), int(sys.argv[4]), int(sys.argv[5])); sys.exit()
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--part', default='all', choices=['all', 'loading', 'loop', 'procs'])
+    p.add_argument('--part', default='all', choices=['all', 'loading', 'loop', 'procs', 'gpu'])
     p.add_argument('--images', type=int, default=50_000)
     p.add_argument('--batches', type=int, default=20)
     p.add_argument('--loop-epochs', type=int, default=5)
+    p.add_argument('--gpu-epochs', type=int, default=3)
     a = p.parse_args()
     import torch
     res = dict(cpus=os.cpu_count(), cuda=torch.cuda.is_available())
     if a.part in ('all', 'loading'): res.update(part_loading(a))
     if a.part in ('all', 'loop'): res.update(part_loop(a))
     if a.part in ('all', 'procs'): res.update(part_procs(a))
+    if a.part in ('all', 'gpu'): res.update(part_gpu(a))
     print(json.dumps(res))

@@ -19,16 +19,16 @@ class TrainClock(Callback):
         if self.training: self.n += sum(len(t) for t in self.learn.xb if t.ndim == 4)   # images: both of a pair, all of an episode
     def after_train(self): self.times.append(time.perf_counter() - self.t); self.items.append(self.n)
 
-def build(kind, data):
+def build(kind, data, size=28, arch='conv4', bs=64, n_way=20, workers=0):
     set_seed(0)
     if kind == 'siamese':
-        dls = ff.SiameseDataLoaders.from_folder(data, valid_pct=0.2, seed=0, item_tfms=Resize(28), bs=64,
-                                                img_cls=PILImageBW, num_workers=0)
-        return ff.siamese_learner(dls, ff.conv4, head='contrastive')
+        dls = ff.SiameseDataLoaders.from_folder(data, valid_pct=0.2, seed=0, item_tfms=Resize(size), bs=bs,
+                                                img_cls=PILImageBW, num_workers=workers)
+        return ff.siamese_learner(dls, arch, head='contrastive')
     cf = ff.ClassFolder(data)
-    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.2, n_way=20, n_query=5,
+    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=size, img_cls=PILImageBW, valid_pct=0.2, n_way=n_way, n_query=5,
                                                   episodes_per_epoch=40, valid_episodes=5)
-    return ff.episodic_learner(dls, 'conv4')
+    return ff.episodic_learner(dls, arch)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__)

@@ -13,7 +13,7 @@ from .models.protonet import prototypes
 from .distrib import unwrap_model
 from .checks import check_int
 
-__all__ = ['shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
+__all__ = ['model_device', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
 
 def _through_valid(dls, items) -> tuple:
@@ -23,6 +23,14 @@ def _through_valid(dls, items) -> tuple:
     items = [dl.after_item(type(t)(to_image(x, img_cls) for x in t)) for t in items]
     # to the device first: batch transforms such as a pretrained encoder's Normalize keep their stats there
     return dl.after_batch(to_device(dl.create_batch(items), dls.device))
+
+def model_device(model) -> torch.device:
+    """The device of `model`'s parameters (the CPU for a model without any): where its inputs must go. fastai's
+    `Learner._set_device` sends a batch to the model's device too, so a learner whose `dls` sit on a GPU but whose
+    model is still on the CPU (built, not yet fitted; or moved there) works; the `dls`' batch transforms still run on
+    `dls.device`, where their state lives."""
+    p = next(unwrap_model(model).parameters(), None)
+    return p.device if p is not None else torch.device('cpu')
 
 def pair_batch(dls, pairs) -> tuple:
     "A batch `(a, b)` for the model from `(a, b)` image pairs, through `dls`' validation transforms"
@@ -108,17 +116,20 @@ def embed(
     if progress: steps = progress_bar(steps, leave=False)
     with torch.no_grad():
         model = unwrap_model(learn.model)   # the model's own methods, also while DDP wraps it during fit
+        dev = model_device(model)
         for i in steps:
-            x = TensorImage(image_batch(learn.dls, images[i:i+bs]))
+            x = TensorImage(image_batch(learn.dls, images[i:i+bs]).to(dev))
             views = tta_views(x.as_subclass(torch.Tensor), tta)
             out.append(torch.stack([model.encode(v).float() for v in views]).mean(0))
     return torch.cat(out).as_subclass(torch.Tensor) if out else torch.empty(0)   # plain, not fastai's TensorImage
 
 def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
     "`learn.model.similarity` of every query embedding with every support embedding: (Q,D),(S,D) -> (Q,S)"
-    q, s = len(eq), len(es)
+    q, s, model = len(eq), len(es), unwrap_model(learn.model)
+    dev = model_device(model)   # embeddings made elsewhere (stored, ONNX, another device) go to the model's device
+    eq, es = eq.to(dev), es.to(dev)
     with torch.no_grad():
-        return unwrap_model(learn.model).similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
+        return model.similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
 
 def class_scores(sim:torch.Tensor, support_labels, n_classes:int) -> torch.Tensor:
     "Per-class mean of query x support scores (Q,S) -> (Q,n_classes); K>1 shots are averaged"
@@ -263,9 +274,10 @@ def predict_pairs(
     check_int('predict_pairs', 'bs', bs)
     pairs, out = list(pairs), []
     learn.model.eval()
+    dev = model_device(learn.model)
     with torch.no_grad():
         for i in range(0, len(pairs), bs):
-            a, b = pair_batch(learn.dls, pairs[i:i+bs])
+            a, b = (t.to(dev) for t in pair_batch(learn.dls, pairs[i:i+bs]))
             out.append(same_probability(learn.loss_func, learn.model(TensorImage(a), TensorImage(b))).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 

@@ -7,6 +7,14 @@ import pytest
 DATA = os.environ.get('FEWSHOT_DATA')
 
 @pytest.fixture(scope='session', autouse=True)
+def _full_float32():
+    "On a CUDA GPU, float32 convolutions and matmuls in full precision: PyTorch's default TF32 rounds to ~1e-3, and the\n    tests compare answers (batched vs one by one, GPU vs CPU after export) at 1e-5"
+    import torch
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+
+@pytest.fixture(scope='session', autouse=True)
 def _cache(tmp_path_factory):
     os.environ['FEWSHOT_CACHE'] = str(tmp_path_factory.mktemp('cache'))
     warnings.filterwarnings('ignore', category=FutureWarning)  # torch.jit deprecation noise from timm

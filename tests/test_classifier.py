@@ -92,15 +92,15 @@ def test_channels_last_gives_the_same_answers_and_trains(cls_dls):
     set_seed(0)
     learn = ff.classifier_learner(cls_dls, 'conv4', pool='flatten')
     imgs = [cls_dls.valid.dataset.x[i] for i in range(8)]
-    before = ff.embed(learn, imgs)
+    before = ff.embed(learn, imgs).cpu()   # the model sits on the CPU until fit moves it to the dls' device
     learn.to_channelslast(use_amp=False)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     assert learn.model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
     learn.model.to(memory_format=torch.contiguous_format)
-    after = ff.embed(learn, imgs)
+    after = ff.embed(learn, imgs).cpu()
     assert not torch.allclose(before, after)   # it trained
     learn.model.to(memory_format=torch.channels_last)
-    assert torch.allclose(ff.embed(learn, imgs), after, atol=1e-5)   # same answers in either memory format
+    assert torch.allclose(ff.embed(learn, imgs).cpu(), after, atol=1e-5)   # same answers in either memory format
 
 def test_additive_margin_on_training_batches_only(cls_dls, omni_small):
     "CosFace margin: training logits lose exactly margin*scale at the target; validation episodes are untouched"

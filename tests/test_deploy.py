@@ -52,7 +52,7 @@ def test_episodic_and_pretrained_round_trip(omni_small, omni_dls, unseen, tmp_pa
     folder = ff.save_model(plearn, tmp_path/'lite0')
     assert json.loads((folder/'config.json').read_text())['image']['normalize']['mean'] == pytest.approx([0.485, 0.456, 0.406])
     p2 = ff.load_model(folder)
-    assert torch.allclose(ff.embed(plearn, q[:4]), ff.embed(p2, q[:4]), atol=1e-5)
+    assert torch.allclose(ff.embed(plearn, q[:4]).cpu(), ff.embed(p2, q[:4]).cpu(), atol=1e-5)   # plearn unfitted: its model is still on the CPU
 
 def test_onnx_matches_the_model(omni_dls, unseen, tmp_path):
     ort = pytest.importorskip('onnxruntime')   # the `deploy` extra; make test installs it
@@ -66,11 +66,11 @@ def test_onnx_matches_the_model(omni_dls, unseen, tmp_path):
     x = ff.inference.image_batch(learn.dls, q)
     e_onnx = torch.from_numpy(enc.run(None, {'images': x.cpu().numpy()})[0])     # a batch of 30: dynamic axis
     e_ref = ff.embed(learn, q)
-    assert e_onnx.shape == e_ref.shape and (e_onnx - e_ref).abs().max() < 1e-4
+    assert e_onnx.shape == e_ref.shape and (e_onnx - e_ref.cpu()).abs().max() < 1e-4
     head = ort.InferenceSession(str(files[1]), providers=['CPUExecutionProvider'])
     out = head.run(None, {'ea': e_onnx[:5].numpy(), 'eb': e_onnx[5:10].numpy()})[0]
     with torch.no_grad(): ref = learn.model.compare(e_ref[:5], e_ref[5:10])
-    assert np.abs(out - ref.numpy()).max() < 1e-4
+    assert np.abs(out - ref.cpu().numpy()).max() < 1e-4
     # classify with ONNX embeddings gives the model's labels
     sup = {c: fs[:1] for c, fs in unseen.items()}
     es = torch.from_numpy(enc.run(None, {'images': ff.inference.image_batch(learn.dls, [v[0] for v in sup.values()]).cpu().numpy()})[0])

@@ -76,3 +76,30 @@ def test_cam_on_gpu():
     res = ff.cam_result(model, ff.imagenet_batch([data.chelsea()]).cuda())
     assert res.method == 'cam' and res.target.tolist() == [285] and res.maps.device.type == 'cuda'
     plt.close('all')
+
+def test_unfitted_learner_model_on_cpu_dls_on_gpu(omni_small, unseen_of):
+    """A learner built on a GPU machine but not fitted keeps its model on the CPU while its `dls` sit on the GPU
+    (fastai moves the model in `before_fit`). As fastai's own `_set_device` does, every entry point sends its batch
+    to the model's device; the answers equal those of the same model on the GPU."""
+    dls = ff.SiameseDataLoaders.from_folder(omni_small, valid_pct=0.25, seed=0, item_tfms=Resize(28), bs=16,
+                                            img_cls=PILImageBW, num_workers=0)
+    set_seed(0)
+    learn = ff.siamese_learner(dls, ff.conv4, head='l1')
+    assert dls.device.type == 'cuda' and next(learn.model.parameters()).device.type == 'cpu'
+    unseen = unseen_of(dls)
+    files = unseen.files[::9]
+    pairs = list(zip(files[:-1], files[1:]))
+    sup = {c: [f for f, l in zip(unseen.files, unseen.label_names()) if l == c][:1] for c in unseen.classes}
+    eps = ff.EpisodeSampler(unseen.labels, 3, 1, 2, 4, seed=0).episodes()
+    def answers():
+        return (ff.embed(learn, files, tta=1).cpu(), ff.predict_pairs(learn, pairs), ff.classify(learn, files, sup, progress=False)[0],
+                ff.episode_accuracy(learn, unseen.images, eps)['accuracy'], ff.naive_episode_accuracy(learn, unseen.images, eps)['accuracy'])
+    on_cpu = answers()
+    assert on_cpu[0].device.type == 'cpu'
+    # embeddings kept on the CPU (stored, or from ONNX) score against the model wherever it is
+    s_cpu = ff.inference.similarity(learn, on_cpu[0][:3], on_cpu[0][3:6])
+    learn.model.cuda()
+    on_gpu = answers()
+    assert torch.allclose(on_cpu[0], on_gpu[0], atol=1e-4) and torch.allclose(on_cpu[1], on_gpu[1], atol=1e-4)
+    assert on_cpu[2:] == on_gpu[2:]
+    assert torch.allclose(ff.inference.similarity(learn, on_cpu[0][:3], on_cpu[0][3:6]).cpu(), s_cpu.cpu(), atol=1e-4)

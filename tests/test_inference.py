@@ -39,7 +39,7 @@ def test_export_load_learner_same_predictions(trained, tmp_path):
     trained.export(tmp_path/'siamese.pkl')
     assert (tmp_path/'siamese.pkl').stat().st_size < 5e6     # the model, not the dataset
     learn2 = load_learner(tmp_path/'siamese.pkl')
-    assert torch.allclose(ff.predict_pairs(learn2, pairs), before, atol=1e-6)
+    assert torch.allclose(ff.predict_pairs(learn2, pairs), before, atol=1e-5)   # learn2 on the CPU: GPU rounding
     assert learn2.loss_func.thresh == trained.loss_func.thresh
 
 def test_bad_inputs(trained, tmp_path):

@@ -92,7 +92,7 @@ def test_fine_tune_freezes_then_unfreezes_pretrained_encoder(omni_small):
     before = learn.model.encoder.conv_stem.weight.clone()
     with learn.no_bar(), learn.no_logging(): learn.fine_tune(1, 1e-3)
     assert all(p.requires_grad for p in learn.model.encoder.parameters())
-    assert not torch.equal(before, learn.model.encoder.conv_stem.weight)  # encoder trained after unfreezing
+    assert not torch.equal(before, learn.model.encoder.conv_stem.weight.to(before.device))  # encoder trained after unfreezing
     assert len(learn.opt.param_groups) == 2
 
 def test_lr_find_and_show_results(omni_dls):
@@ -102,7 +102,7 @@ def test_lr_find_and_show_results(omni_dls):
     lrs, losses = learn.recorder.lrs, [float(l) for l in learn.recorder.losses]
     assert len(lrs) == len(losses) == 12 and lrs[0] == pytest.approx(1e-6) and lrs == sorted(lrs) and lrs[-1] < 1
     assert 1e-6 <= res.valley <= 1 and all(np.isfinite(losses))   # a suggestion inside the scanned range
-    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))   # weights restored afterwards
+    assert all(torch.equal(a, b.to(a.device)) for a, b in zip(before, learn.model.parameters()))   # weights restored afterwards
     learn.show_results(max_n=4)
     titles = [ax.get_title() for ax in plt.gcf().axes if ax.get_title()]
     assert len(titles) == 4 and all(t.startswith('pred: ') and '\ntruth: ' in t for t in titles)

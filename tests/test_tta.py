@@ -19,7 +19,7 @@ def test_embed_tta_is_the_mean_over_views(omni_dls, omni_small):
     learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
     imgs = sorted(omni_small.rglob('*.png'))[:3]
     e0, e2 = ff.embed(learn, imgs), ff.embed(learn, imgs, tta=2)
-    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor)
+    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor).to(ff.inference.model_device(learn.model))
     with torch.no_grad(): manual = torch.stack([learn.model.encode(v) for v in ff.shift_views(x, 2)]).mean(0)
     assert torch.allclose(e2, manual, atol=1e-5) and not torch.allclose(e0, e2, atol=1e-4)
     assert torch.allclose(e0, learn.model.encode(x).detach(), atol=1e-5)
@@ -33,7 +33,7 @@ def test_flip_views_and_callable_tta(omni_dls, omni_small):
     assert len(v2) == 10 and torch.equal(v2[5], x.flip(-1)) and torch.equal(v2[6][..., 1:], x.flip(-1)[..., :-1])
     learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
     imgs = sorted(omni_small.rglob('*.png'))[:3]
-    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor)
+    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor).to(ff.inference.model_device(learn.model))
     learn.model.eval()
     with torch.no_grad(): manual = (learn.model.encode(x) + learn.model.encode(x.flip(-1)))/2
     assert torch.allclose(ff.embed(learn, imgs, tta=ff.flip_views), manual, atol=1e-5)
@@ -91,7 +91,7 @@ def test_affine_views_as_tta(omni_dls, omni_small):
     from functools import partial
     learn = ff.siamese_learner(omni_dls, ff.conv4, head='contrastive')
     imgs = sorted(omni_small.rglob('*.png'))[:3]
-    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor)
+    x = ff.inference.image_batch(learn.dls, imgs).as_subclass(torch.Tensor).to(ff.inference.model_device(learn.model))
     learn.model.eval()
     tta = partial(ff.affine_views, degrees=(-5, 0, 5), px=2)
     with torch.no_grad(): manual = torch.stack([learn.model.encode(v) for v in tta(x)]).mean(0)

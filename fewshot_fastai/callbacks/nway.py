@@ -7,7 +7,7 @@ from fastai.callback.core import Callback
 from .columns import Column
 from ..data.episodes import EpisodeSampler, drawer_of
 from ..data.items import alphabet_of, IndexedView
-from ..inference import embed, support_scores, class_scores, image_batch
+from ..inference import embed, support_scores, class_scores, image_batch, model_device
 from ..distrib import unwrap_model
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
@@ -52,8 +52,8 @@ def naive_episode_accuracy(
         with torch.no_grad():
             for i in range(0, len(pairs), bs):
                 chunk = pairs[i:i+bs]
-                a, b = (image_batch(learn.dls, [p[k] for p in chunk]) for k in (0, 1))
                 m = unwrap_model(learn.model)
+                a, b = (image_batch(learn.dls, [p[k] for p in chunk]).to(model_device(m)) for k in (0, 1))
                 sims.append(m.similarity(m.encode(a), m.encode(b)).float())
                 passes += 2*len(a)
         sim = torch.cat(sims).view(len(e.query), len(e.support))
