@@ -34,7 +34,7 @@ def parse(argv=None):
     p.add_argument('--n-way', type=int, default=30, help='training episodes (protonet)')
     p.add_argument('--n-query', type=int, default=5)
     p.add_argument('--within-alphabet', action='store_true', help='train on within-alphabet episodes (protonet)')
-    p.add_argument('--size', type=int, default=40)
+    p.add_argument('--size', type=int, default=32, help='image size (px); 32 is the smallest that keeps 2x2 final Conv4 maps')
     p.add_argument('--rotations', type=int, default=8, choices=[1, 4, 8], help='training classes per character: its '
                    'rotations by 90 degrees (4), and their mirror images (8)')
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
@@ -48,7 +48,7 @@ def parse(argv=None):
                    'perturbed drawing from its pen strokes (ff.with_strokes; 0: off)')
     p.add_argument('--compounds', type=int, default=0, help='new training classes: ink unions of two characters of one '
                    'alphabet, drawer by drawer (ff.with_strokes)')
-    p.add_argument('--elastic', type=float, default=0.0, help='ff.Elastic batch transform of this magnitude (px) in '
+    p.add_argument('--elastic', type=float, default=1.5, help='ff.Elastic batch transform of this magnitude (px) in '
                    'training (0: off)')
     p.add_argument('--pool', default='flatten', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
     p.add_argument('--tta', type=int, default=3, help='test-time augmentation: average embeddings over the image and its '
