@@ -46,14 +46,15 @@ def naive_episode_accuracy(
     siamese forward, two encoder passes per pair. Same scores; for speed comparisons."""
     t, passes, correct, total = time.time(), 0, 0, 0
     learn.model.eval()
+    m = unwrap_model(learn.model)
+    dev = model_device(m)
     for e in episodes:
         pairs = [(images[q], images[s]) for q in e.query for s in e.support]
         sims = []
         with torch.no_grad():
             for i in range(0, len(pairs), bs):
                 chunk = pairs[i:i+bs]
-                m = unwrap_model(learn.model)
-                a, b = (image_batch(learn.dls, [p[k] for p in chunk]).to(model_device(m)) for k in (0, 1))
+                a, b = (image_batch(learn.dls, [p[k] for p in chunk]).to(dev) for k in (0, 1))
                 sims.append(m.similarity(m.encode(a), m.encode(b)).float())
                 passes += 2*len(a)
         sim = torch.cat(sims).view(len(e.query), len(e.support))
