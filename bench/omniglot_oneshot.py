@@ -39,7 +39,10 @@ def parse(argv=None):
                    'rotations by 90 degrees (4), and their mirror images (8)')
     p.add_argument('--arch', default='conv4', help="encoder: conv4, efficientnet_lite0, a fastai/timm name")
     p.add_argument('--pretrained', action='store_true', help='ImageNet weights (efficientnet_lite0 has them offline)')
-    p.add_argument('--hidden', type=int, default=64, help='Conv4 width')
+    p.add_argument('--hidden', type=lambda v: tuple(int(x) for x in v.split(',')) if ',' in v else int(v), default=64,
+                   help='Conv4 width, or one width per block: 32,64,64,64')
+    p.add_argument('--strided', type=lambda v: tuple(int(x) for x in v.split(',') if x), default=(),
+                   help='Conv4 blocks (0-3, comma-separated) whose conv runs at stride 2 in place of the max-pool')
     p.add_argument('--pool-first', action=argparse.BooleanOptionalAction, default=True,
                    help='Conv4 blocks pool before BN and ReLU (cheaper steps); --no-pool-first: the classic block order')
     p.add_argument('--depth', type=int, default=10, help='WRN depth (--arch wrn)')
@@ -100,7 +103,7 @@ def train(a, cf, method, epochs, cbs=None):
     "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
     aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)] + ([ff.Elastic(a.elastic)] if a.elastic else [])
     hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
-    enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden, pool_first=a.pool_first), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
+    enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden, pool_first=a.pool_first, strided=a.strided), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
                   pretrained=a.pretrained)
     train_cf = cf
     if method in ('protonet', 'classifier') and (a.strokes or a.compounds):
@@ -241,7 +244,7 @@ def main(argv=None):
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
-                   rotations=a.rotations, pool_first=a.pool_first, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
+                   rotations=a.rotations, pool_first=a.pool_first, hidden=a.hidden, strided=a.strided, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
                    **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
                    **({'trained_with': saved['argv']} if a.load else {}),   # the training flags are those of the --save run
                    **evaluate(a, learn, unseen, runs, own_runs, 0))

@@ -62,3 +62,32 @@ def test_conv4_pool_first_same_function_in_eval():
     # in training the BN statistics are those of the pooled maps: another function, still trainable
     y = b.train()(x); y.sum().backward()
     assert all(p.grad is not None for p in b.parameters())
+
+def test_conv4_widths_and_strided_blocks(omni_small, tmp_path):
+    """Per-block widths and stride-2 blocks: the output shape of Conv4, the conv multiply-adds of the strided/narrow
+    blocks cut as documented, bad arguments named; a learner with them saves and loads (JSON turns tuples into lists)"""
+    x = torch.rand(2, 1, 32, 32)
+    base = ff.conv4(1, pool_first=True)
+    for kw in [dict(strided=(1,)), dict(strided=(0, 1)), dict(hidden=(32, 64, 64, 64)), dict(hidden=[16, 24, 32, 48])]:
+        net = ff.conv4(1, pool_first=True, **kw)
+        w = kw.get('hidden', (64,)*4)
+        assert net(x).shape == (2, w[-1], 2, 2) and net.nf == w[-1]
+        assert [m.out_channels for m in net if isinstance(m, torch.nn.Conv2d)] == list(w)
+    def conv_macs(net):   # multiply-adds of the convolutions, from the shapes each one produces
+        macs, hooks = [], [m.register_forward_hook(lambda m, i, o: macs.append(o[0].numel()*m.in_channels*9))
+                           for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        net(x); [h.remove() for h in hooks]
+        return macs
+    full, strided = conv_macs(base), conv_macs(ff.conv4(1, pool_first=True, strided=(1,)))
+    assert strided[1]*4 == full[1] and strided[0] == full[0] and strided[2:] == full[2:]
+    assert conv_macs(ff.conv4(1, hidden=(32, 64, 64, 64)))[1]*2 == full[1]
+    with pytest.raises(ValueError, match='hidden'): ff.conv4(1, hidden=(32, 64))
+    with pytest.raises(ValueError, match='strided'): ff.conv4(1, strided=(4,))
+    cf = ff.ClassFolder(omni_small)
+    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=32, img_cls=PILImageBW, n_way=3, n_query=1, valid_n_way=3,
+                                                  episodes_per_epoch=2, valid_episodes=1, device='cpu')
+    learn = ff.episodic_learner(dls, 'conv4', encoder_kwargs=dict(hidden=(16, 32, 32, 32), strided=(1,), pool_first=True))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    ff.save_model(learn, tmp_path/'m')
+    files = cf.files[:4]
+    assert torch.allclose(ff.embed(learn, files), ff.embed(ff.load_model(tmp_path/'m'), files), atol=1e-5)
