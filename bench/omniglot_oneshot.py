@@ -67,6 +67,8 @@ def parse(argv=None):
     p.add_argument('--eval-episodes', type=int, default=100, help='per unseen alphabet')
     p.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder")
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--ensemble', type=int, default=1, help='train this many models (seeds SEED, SEED+1, ...), each for '
+                   '1/N of the epochs (or budget), and classify with all of them (ff.ensemble_learner)')
     p.add_argument('--save', default=None, help='folder: save the trained model there (ff.save_model)')
     p.add_argument('--load', default=None, help='folder written by --save: evaluate that model, no training')
     return p.parse_args(argv)
@@ -231,20 +233,29 @@ def main(argv=None):
     out = []
     for method in (['protonet', 'siamese'] if a.method == 'compare' else [a.method]):
         if a.load:   # evaluation-time levers on a model trained once (epochs/minutes: those of its --save run)
-            learn = ff.load_model(a.load)
             saved = json.loads((Path(a.load)/'bench.json').read_text())
+            members = sorted(Path(a.load).glob('member*'))
+            learn = ff.ensemble_learner([ff.load_model(d) for d in members]) if members else ff.load_model(a.load)
             epochs, secs = saved.get('epochs'), saved.get('seconds', 0)
         else:
             epochs = epochs_for(a, cf, method, a.minutes) if a.minutes else a.epochs
-            set_seed(a.seed)
-            learn, secs = train(a, cf, method, epochs)
-            if a.save:
-                ff.save_model(learn, a.save)
-                (Path(a.save)/'bench.json').write_text(json.dumps(dict(epochs=epochs, seconds=secs, argv=vars(a))))
+            if a.ensemble > 1:   # each member gets its share of the epochs, its own seed (and held-out characters)
+                members, secs = [], 0
+                for i in range(a.ensemble):
+                    set_seed(a.seed + i)
+                    m, s = train(argparse.Namespace(**{**vars(a), 'seed': a.seed + i}), cf, method, max(1, epochs//a.ensemble))
+                    members.append(m); secs += s
+                    if a.save: ff.save_model(m, Path(a.save)/f'member{i}')
+                learn = ff.ensemble_learner(members)
+            else:
+                set_seed(a.seed)
+                learn, secs = train(a, cf, method, epochs)
+                if a.save: ff.save_model(learn, a.save)
+            if a.save: (Path(a.save)/'bench.json').write_text(json.dumps(dict(epochs=epochs, seconds=secs, argv=vars(a))))
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
-                   rotations=a.rotations, pool_first=a.pool_first, hidden=a.hidden, strided=a.strided, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
+                   rotations=a.rotations, pool_first=a.pool_first, hidden=a.hidden, strided=a.strided, ensemble=a.ensemble, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
                    **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
                    **({'trained_with': saved['argv']} if a.load else {}),   # the training flags are those of the --save run
                    **evaluate(a, learn, unseen, runs, own_runs, 0))

@@ -15,12 +15,12 @@ from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equ
 from .learner import siamese_learner, SiameseLearner
 from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores, SupportSet, shift_views, flip_views, affine_views, tta_views, one_to_one
 from .data.strokes import omniglot_strokes, read_strokes, render_strokes, perturb_strokes, drop_hidden_taps, stroke_file, StrokeImages, with_strokes
-from .learner import episodic_learner, EpisodicLearner, classifier_learner
+from .learner import episodic_learner, EpisodicLearner, classifier_learner, ensemble_learner
 from .data.episodes import EpisodeSampler, Episode, drawer_of
 from .data.episode_loaders import EpisodeDataLoaders, ClassifierDataLoaders, ClassBatches
 from .data.augment import Elastic
 from .data.runs import lake_runs, load_runs, write_runs
-from .models.protonet import ProtoNet, CosineClassifier
+from .models.protonet import ProtoNet, CosineClassifier, EnsembleEncoder
 from .callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
 from .callbacks.margin import AdditiveMargin
 from .interpret.cam import CamResult, cam, cam_result, grad_cam, similarity_maps, PairMaps, last_conv_layer
@@ -42,7 +42,7 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one',
            'omniglot_strokes', 'read_strokes', 'render_strokes', 'perturb_strokes', 'drop_hidden_taps', 'stroke_file', 'StrokeImages', 'with_strokes', 'Elastic', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'ClassifierDataLoaders', 'ClassBatches', 'classifier_learner', 'CosineClassifier', 'lake_runs', 'load_runs', 'write_runs',
-           'ProtoNet', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
+           'ProtoNet', 'EnsembleEncoder', 'ensemble_learner', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
            'CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
            'cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback',
            'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',

@@ -56,6 +56,9 @@ def save_model(
     from safetensors.torch import save_file
     cfg = getattr(learn, 'fewshot_config', None)
     if cfg is None: raise ValueError('save_model: this Learner was not made by ff.siamese_learner / ff.episodic_learner')
+    if cfg.get('members'):
+        raise ValueError('save_model: an ensemble; save each member with ff.save_model and rebuild it with '
+                         'ff.ensemble_learner([ff.load_model(d) for d in folders])')
     if cfg['arch'] is None:
         raise ValueError('save_model: the encoder was passed as a module, not a name; JSON cannot rebuild it (use learn.export)')
     path = Path(path)

@@ -10,14 +10,14 @@ from fastai.vision.core import imagenet_stats
 from .models.encoders import create_encoder, encoder_features, arch_name
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
-from .models.protonet import ProtoNet
+from .models.protonet import ProtoNet, EnsembleEncoder
 from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
 from .distrib import distrib_callbacks
 from .checks import check_int, check_positive
 import torch
 
-__all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner', 'classifier_learner']
+__all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner', 'classifier_learner', 'ensemble_learner']
 
 def _batch_shape(dls):
     "(channels, height, width) of the images in `dls`"
@@ -168,4 +168,31 @@ def classifier_learner(
     learn = episodic_learner(dls, encoder, n_in=n_in, pool=pool, metrics=metrics, model_kwargs=mk, **kwargs)
     # the encoder was made here from a name: record it, so that `save_model` can rebuild it
     if not isinstance(arch, nn.Module): learn.fewshot_config.update(arch=arch_name(arch), encoder_kwargs=encoder_kwargs or {})
+    return learn
+
+def ensemble_learner(
+    learners, # trained episodic / classifier learners (or `ff.load_model` ones) that take the same images
+    dls=None, # the DataLoaders of the result; default: those of the first learner
+) -> 'EpisodicLearner':
+    """An `EpisodicLearner` whose embeddings are those of all `learners` side by side (`EnsembleEncoder`): a query's
+    score for a class is the sum of the members' prototype logits. `classify`, `episode_accuracy`, `SupportSet`,
+    `embed` and TTA work on it unchanged. Members trained with different seeds for a share of a budget each can beat
+    one model trained for all of it (see the README's results); the members are not copied, so keep them unchanged."""
+    from .distrib import unwrap_model
+    learners = list(learners)
+    if not learners: raise ValueError('ensemble_learner: no learners')
+    models = [unwrap_model(l.model) for l in learners]
+    bad = [i for i, m in enumerate(models) if not isinstance(m, ProtoNet)]
+    if bad: raise TypeError(f'ensemble_learner: learners {bad} are not episodic/classifier learners (their model is no ProtoNet)')
+    cfgs = [getattr(l, 'fewshot_config', None) or {} for l in learners]
+    for key in ('n_in', 'size'):
+        vals = [c.get(key) for c in cfgs]
+        if any(v is not None and v != vals[0] for v in vals):
+            raise ValueError(f'ensemble_learner: the learners take different images ({key}: {vals}); each member must see the same input')
+    dls = learners[0].dls if dls is None else dls
+    device = next(models[0].parameters()).device
+    model = ProtoNet(EnsembleEncoder(models).to(device), pool='flatten')
+    learn = EpisodicLearner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=[])
+    learn.fewshot_config = dict(kind='episodic', arch=None, pool='flatten', n_in=cfgs[0].get('n_in'), encoder_kwargs={},
+                                size=cfgs[0].get('size'), members=len(models))
     return learn

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from fastai.layers import Flatten
 
-__all__ = ['ProtoNet', 'CosineClassifier', 'prototypes', 'sq_distances']
+__all__ = ['ProtoNet', 'CosineClassifier', 'EnsembleEncoder', 'prototypes', 'sq_distances']
 
 def prototypes(emb:torch.Tensor, labels:torch.Tensor, n_classes:int|None=None) -> torch.Tensor:
     "Mean embedding of each class, in float32 whatever the autocast dtype: (S,D), (S,) -> (N,D)"
@@ -97,3 +97,23 @@ class ProtoNet(nn.Module):
         protos = prototypes(e[:n], support_labels)
         d = sq_distances(e[n:], protos)
         return -self.scale*d if self.normalize else -d
+
+class EnsembleEncoder(nn.Module):
+    """The embeddings of several trained few-shot models side by side: (B,C,H,W) -> (B, D_1+...+D_k).
+    Squared Euclidean distances between such embeddings are the sums of the members' distances, so a `ProtoNet` over
+    it scores each class with the sum of the members' logits (-d^2): an ensemble that needs no new training."""
+    def __init__(
+        self,
+        members, # models with `encode` (ProtoNet, SiameseModel), each taking the same images
+    ):
+        super().__init__()
+        bad = [i for i, m in enumerate(members) if not hasattr(m, 'encode')]
+        if bad: raise TypeError(f'EnsembleEncoder: members {bad} have no `encode` method (use ProtoNet or SiameseModel models)')
+        if len(members) < 1: raise ValueError('EnsembleEncoder: no members')
+        self.members = nn.ModuleList(members)
+    def forward(
+        self,
+        x, # images, (B,C,H,W)
+    ):
+        "(B, sum of the members' embedding sizes), float32"
+        return torch.cat([m.encode(x).float().flatten(1) for m in self.members], dim=-1)
