@@ -175,7 +175,7 @@ def ensemble_learner(
     dls=None, # the DataLoaders of the result; default: those of the first learner
 ) -> 'EpisodicLearner':
     """An `EpisodicLearner` whose embeddings are those of all `learners` side by side (`EnsembleEncoder`): a query's
-    score for a class is the sum of the members' prototype logits. `classify`, `episode_accuracy`, `SupportSet`,
+    score for a class is the sum of the members' prototype scores (-d^2; see `EnsembleEncoder`). `classify`, `episode_accuracy`, `SupportSet`,
     `embed` and TTA work on it unchanged. Members trained with different seeds for a share of a budget each can beat
     one model trained for all of it (see the README's results); the members are not copied, so keep them unchanged."""
     from .distrib import unwrap_model

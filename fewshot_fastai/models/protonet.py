@@ -101,7 +101,8 @@ class ProtoNet(nn.Module):
 class EnsembleEncoder(nn.Module):
     """The embeddings of several trained few-shot models side by side: (B,C,H,W) -> (B, D_1+...+D_k).
     Squared Euclidean distances between such embeddings are the sums of the members' distances, so a `ProtoNet` over
-    it scores each class with the sum of the members' logits (-d^2): an ensemble that needs no new training."""
+    it scores each class with the sum of the members' -d^2 (their logits, for members without `normalize`; members
+    that L2-normalise contribute distances in [0, 4]): an ensemble that needs no new training."""
     def __init__(
         self,
         members, # models with `encode` (ProtoNet, SiameseModel), each taking the same images
