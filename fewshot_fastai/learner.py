@@ -13,7 +13,7 @@ from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet, EnsembleEncoder
 from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
-from .distrib import distrib_callbacks
+from .distrib import distrib_callbacks, unwrap_model
 from .checks import check_int, check_positive
 import torch
 
@@ -178,7 +178,6 @@ def ensemble_learner(
     score for a class is the sum of the members' prototype scores (-d^2; see `EnsembleEncoder`). `classify`, `episode_accuracy`, `SupportSet`,
     `embed` and TTA work on it unchanged. Members trained with different seeds for a share of a budget each can beat
     one model trained for all of it (see the README's results); the members are not copied, so keep them unchanged."""
-    from .distrib import unwrap_model
     learners = list(learners)
     if not learners: raise ValueError('ensemble_learner: no learners')
     models = [unwrap_model(l.model) for l in learners]
