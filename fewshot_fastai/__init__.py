@@ -19,6 +19,7 @@ from .learner import episodic_learner, EpisodicLearner, classifier_learner, ense
 from .data.episodes import EpisodeSampler, Episode, drawer_of
 from .data.episode_loaders import EpisodeDataLoaders, ClassifierDataLoaders, ClassBatches
 from .data.augment import Elastic
+from .data.ink import ink_center, InkCenter
 from .data.runs import lake_runs, load_runs, write_runs
 from .models.protonet import ProtoNet, CosineClassifier, EnsembleEncoder
 from .callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
@@ -40,7 +41,7 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error',
            'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one',
-           'omniglot_strokes', 'read_strokes', 'render_strokes', 'perturb_strokes', 'drop_hidden_taps', 'stroke_file', 'StrokeImages', 'with_strokes', 'Elastic', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
+           'omniglot_strokes', 'read_strokes', 'render_strokes', 'perturb_strokes', 'drop_hidden_taps', 'stroke_file', 'StrokeImages', 'with_strokes', 'Elastic', 'ink_center', 'InkCenter', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'ClassifierDataLoaders', 'ClassBatches', 'classifier_learner', 'CosineClassifier', 'lake_runs', 'load_runs', 'write_runs',
            'ProtoNet', 'EnsembleEncoder', 'ensemble_learner', 'NWayEval', 'episode_accuracy', 'naive_episode_accuracy',
            'CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',

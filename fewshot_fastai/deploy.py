@@ -12,6 +12,7 @@ from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
 from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler, plain_dl
 from .data.episode_loaders import EpisodeDataLoaders, EpisodeDataset, EpisodeDL
+from .data.ink import InkCenter
 from .models.encoders import create_encoder, encoder_features
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
@@ -34,10 +35,17 @@ def _valid_tfms(learn) -> dict:
         out['mode'] = find_pair_sampler(dls).img_cls._open_args['mode']
         for t in plain_dl(dls.valid).after_item.fs:
             if isinstance(t, Resize): out['resize'] = dict(size=list(t.size), method=str(t.method), pad_mode=str(t.pad_mode))
+            elif isinstance(t, InkCenter): out['ink_center'] = t.config()
             elif not isinstance(t, (PairSampler, ToTensor)) and getattr(t, 'split_idx', None) != 0:
                 raise ValueError(f'save_model: validation item transform {type(t).__name__} cannot be saved as JSON '
-                                 '(Resize is); use learn.export for this learner')
-    else: out['mode'] = dls.img_cls._open_args['mode']
+                                 '(Resize and InkCenter are); use learn.export for this learner')
+    else:
+        out['mode'] = dls.img_cls._open_args['mode']
+        prep = getattr(dls, 'prep', None)
+        if isinstance(prep, InkCenter): out['ink_center'] = prep.config()
+        elif prep is not None:
+            raise ValueError(f'save_model: the loaders\' prep {prep!r} cannot be saved as JSON (ff.InkCenter can); '
+                             'use learn.export for this learner')
     for t in plain_dl(dls.valid).after_batch.fs:
         if isinstance(t, Normalize): out['normalize'] = dict(mean=t.mean.flatten().tolist(), std=t.std.flatten().tolist())
         elif not isinstance(t, IntToFloatTensor) and getattr(t, 'split_idx', None) != 0:
@@ -85,6 +93,7 @@ def _pair_dls(image:dict, bs:int=64):
     "Empty pair DataLoaders that prepare new images as the saved learner's validation loader did"
     img_cls = _IMG[image['mode']]
     items = [PairSampler(None, [], [], img_cls)]
+    if 'ink_center' in image: items.append(InkCenter(**image['ink_center']))
     if 'resize' in image:
         r = image['resize']
         items.append(Resize(tuple(r['size']), method=r['method'], pad_mode=r['pad_mode']))
@@ -103,6 +112,7 @@ def _episode_dls(image:dict, size):
     dls = EpisodeDataLoaders(*(EpisodeDL(ds, bs=None, after_batch=Pipeline(_batch_tfms(image))) for _ in range(2)),
                              device=default_device())
     dls.n_inp, dls.img_cls, dls.size = 2, img_cls, torch.Size(size)
+    dls.prep = InkCenter(**image['ink_center']) if 'ink_center' in image else None
     return dls
 
 def load_model(

@@ -18,19 +18,23 @@ from .pairs import held_out_classes, plain_dl
 __all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
            'ClassifierDataLoaders']
 
-def image_tensor(images, size, img_cls=PILImage) -> torch.Tensor:
-    "Decoded PIL `images` converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"
+def image_tensor(images, size, img_cls=PILImage, prep=None) -> torch.Tensor:
+    """Decoded PIL `images`, each through `prep` first (a PIL -> PIL callable such as `ff.InkCenter()`; None: as they
+    are), converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"""
     size = (size, size) if isinstance(size, int) else tuple(size)
     mode = img_cls._open_args['mode']
+    # as `img_cls` first: a fastai Transform's result keeps its input's type, which a PNG file's class cannot hold
+    if prep is not None: images = (prep(img_cls.create(im.convert(mode))) for im in images)
     return torch.stack([image2tensor(im.convert(mode).resize(size[::-1], resample=2)) for im in images])
 
 class LazyImageTensor:
     """What `image_tensor` makes, decoded at access: `x[idx]` -> (len(idx),C,H,W) uint8 for indices, slices or index
     tensors, over the images at positions `base` of `images` (e.g. a `LazyImages`), followed by their rotations by
     90, 180, 270 degrees when `rotations=4` (index `k*len(base) + j` is view k of image `base[j]`, as `_rotated`
-    orders them; views 4-7 of `rotations=8` are the mirror images, rotated). `invert`: white <-> black."""
-    def __init__(self, images, size, img_cls=PILImage, rotations:int=1, base=None, invert:bool=False):
-        self.images, self.img_cls, self.rotations, self.invert = images, img_cls, rotations, invert
+    orders them; views 4-7 of `rotations=8` are the mirror images, rotated). `invert`: white <-> black; `prep`: as in
+    `image_tensor`, after `invert`."""
+    def __init__(self, images, size, img_cls=PILImage, rotations:int=1, base=None, invert:bool=False, prep=None):
+        self.images, self.img_cls, self.rotations, self.invert, self.prep = images, img_cls, rotations, invert, prep
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.base = list(range(len(images))) if base is None else list(base)
         self.shape = (len(self), 1 if img_cls._open_args['mode'] == 'L' else 3, *self.size)
@@ -42,7 +46,7 @@ class LazyImageTensor:
         if self.invert:
             from PIL import ImageOps
             im = ImageOps.invert(im.convert(self.img_cls._open_args['mode']))
-        return _view(image_tensor([im], self.size, self.img_cls)[0], (i % len(self))//n)
+        return _view(image_tensor([im], self.size, self.img_cls, self.prep)[0], (i % len(self))//n)
     def __getitem__(self, idx):
         if isinstance(idx, int): return self._one(idx)
         if isinstance(idx, slice): idx = range(*idx.indices(len(self)))
@@ -145,7 +149,7 @@ def _rotated(x:torch.Tensor, labels, rotations:int):
     xs = [_view(x, k) for k in range(rotations)]
     return torch.cat(xs), [l*rotations + k for k in range(rotations) for l in labels]
 
-def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes):
+def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes, prep=None):
     """(held-out class names, training images, their labels, validation images, their labels, names of the training
     labels) of `cf`: training images with their rotations as new classes (label `l*rotations + k`)"""
     held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
@@ -153,11 +157,11 @@ def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes):
     va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
     if isinstance(cf.images, LazyImages):   # decoded and resized per episode, in the DataLoader's workers
         # validation never sees re-drawn images (`StrokeImages.originals`)
-        xv = LazyImageTensor(getattr(cf.images, 'originals', cf.images), size, img_cls, base=va)
-        xt = LazyImageTensor(cf.images, size, img_cls, rotations, base=tr)
+        xv = LazyImageTensor(getattr(cf.images, 'originals', cf.images), size, img_cls, base=va, prep=prep)
+        xt = LazyImageTensor(cf.images, size, img_cls, rotations, base=tr, prep=prep)
         yt = [cf.labels[i]*rotations + k for k in range(rotations) for i in tr]
     else:
-        x = image_tensor(cf.images, size, img_cls)
+        x = image_tensor(cf.images, size, img_cls, prep)
         xt, yt = _rotated(x[tr], [cf.labels[i] for i in tr], rotations)
         xv = x[va]
     names = {l*rotations + k: f'{cf.classes[l]}@{_view_name(k)}' for l in range(len(cf.classes)) for k in range(rotations)}
@@ -185,6 +189,7 @@ class EpisodeDataLoaders(DataLoaders):
         group=None, # split whole groups of classes, e.g. `alphabet_of`
         device=None, # where batches go (default: fastai's `default_device()`)
         num_workers:int=0, # worker processes preparing training episodes (e.g. 1 to draw `StrokeImages` beside training)
+        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.InkCenter()`)
     ):
         """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
@@ -194,7 +199,7 @@ class EpisodeDataLoaders(DataLoaders):
             check_int('EpisodeDataLoaders', arg, v)
         check_rotations('EpisodeDataLoaders', rotations)
         for v in ((size,) if isinstance(size, int) else tuple(size)): check_int('EpisodeDataLoaders', 'size', v)
-        held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes)
+        held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes, prep)
         groups = None if group is None else (lambda n: (group(n.rsplit('@', 1)[0]), n.rsplit('@', 1)[1]))
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
                                fixed=False)
@@ -202,30 +207,30 @@ class EpisodeDataLoaders(DataLoaders):
         # every transform marked training-only (split_idx 0: Brightness, Contrast, ff.Elastic); its affine ones ran anyway
         tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)], split_idx=0)
         return cls._make(cf, held, EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
-                         xv, yv, valid_n_way or n_way, k_shot, n_query, valid_episodes, seed, img_cls, device)
+                         xv, yv, valid_n_way or n_way, k_shot, n_query, valid_episodes, seed, img_cls, device, prep)
 
     @classmethod
-    def _make(cls, cf, held, train_dl, xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device):
+    def _make(cls, cf, held, train_dl, xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device, prep=None):
         "Loaders of `train_dl` and fixed validation episodes of the held-out images `xv` (labels `yv`)"
         valid = EpisodeDataset(xv, EpisodeSampler(yv, n_way, k_shot, n_query, valid_episodes, seed, names=cf.classes), fixed=True)
         dls = cls(train_dl, EpisodeDL(valid, bs=None, after_batch=Pipeline([IntToFloatTensor()], split_idx=1)),
                   device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
-        dls.n_inp, dls.img_cls, dls.size = 2, img_cls, xv.shape[-2:]
+        dls.n_inp, dls.img_cls, dls.size, dls.prep = 2, img_cls, xv.shape[-2:], prep
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
         return dls
 
     def new_empty(self):
         "Empty loaders that still know how to prepare new images (for `export`/`load_learner`)"
         res = super().new_empty()
-        res.n_inp, res.img_cls, res.size = self.n_inp, self.img_cls, self.size
+        res.n_inp, res.img_cls, res.size, res.prep = self.n_inp, self.img_cls, self.size, getattr(self, 'prep', None)
         return res
 
     def image_batch(
         self,
         images, # images: paths, PIL images or tensors
     ) -> torch.Tensor:
-        "A batch (B,C,H,W) of new images (paths, PIL, tensors), resized and through the validation batch transforms"
-        x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls)
+        "A batch (B,C,H,W) of new images (paths, PIL, tensors), through `prep`, resized and through the validation batch transforms"
+        x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls, getattr(self, 'prep', None))
         return plain_dl(self.valid).after_batch(TensorImage(x.to(self.device)))
 
 class ClassBatches:
@@ -290,22 +295,23 @@ class ClassifierDataLoaders(EpisodeDataLoaders):
         valid_classes=None, # explicit validation labels (list) or a predicate
         device=None, # where batches go (default: fastai's `default_device()`)
         num_workers:int=0, # worker processes preparing training batches
+        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.InkCenter()`)
     ):
         """Classifier batches of the training classes, N-way episodes of the held-out ones (split as in
         `EpisodeDataLoaders.from_class_folder`, with which it shares every argument of the same name)"""
         check_rotations('ClassifierDataLoaders', rotations)
-        held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes)
+        held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes, prep)
         classes = sorted(set(yt))
         index = {c: i for i, c in enumerate(classes)}
         train = ClassBatches(xt, [index[l] for l in yt], bs)
         tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)], split_idx=0)   # training batches (see above)
         n_way = min(valid_n_way, len(held)) if held else valid_n_way
         res = cls._make(cf, held, _ClassBatchDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
-                        xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device)
+                        xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device, prep)
         res.c, res.vocab = len(classes), [names[c] for c in classes]
         res._episode_kw = dict(cf=cf, size=size, valid_pct=valid_pct, seed=seed, k_shot=k_shot, valid_episodes=valid_episodes,
                                rotations=rotations, img_cls=img_cls, batch_tfms=batch_tfms, valid_classes=valid_classes,
-                               device=device, valid_n_way=n_way)
+                               device=device, valid_n_way=n_way, prep=prep)
         return res
 
     def episodes(
