@@ -53,6 +53,9 @@ def parse(argv=None):
                    'alphabet, drawer by drawer (ff.with_strokes)')
     p.add_argument('--elastic', type=float, default=1.5, help='ff.Elastic batch transform of this magnitude (px) in '
                    'training (0: off)')
+    p.add_argument('--ink-center', type=float, default=0.0, help='ff.InkCenter(fill): every image (training, support, '
+                   'query) moved so that its centre of ink mass is in the middle and scaled so that its ink box spans '
+                   'this share of the side; 0: off')
     p.add_argument('--pool', default='flatten', choices=['avg', 'flatten'], help='protonet embedding of the final maps')
     p.add_argument('--tta', type=int, default=3, help='test-time augmentation: average embeddings over the image and its '
                    'shifts by N px left/right/up/down (0: none). 3 px was chosen on held-out *training* characters '
@@ -108,23 +111,24 @@ def train(a, cf, method, epochs, cbs=None):
     enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden, pool_first=a.pool_first, strided=a.strided), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
                   pretrained=a.pretrained)
     train_cf = cf
+    prep = ff.InkCenter(a.ink_center) if a.ink_center else None
     if method in ('protonet', 'classifier') and (a.strokes or a.compounds):
         dirs = strokes_for(a)
         if len(dirs) != 1: raise SystemExit('--strokes/--compounds: train on one background set')
         train_cf = ff.with_strokes(cf, dirs[0] if a.strokes else None, p=a.strokes, n_compounds=a.compounds, seed=a.seed)
     if method == 'classifier':
         dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=a.size, bs=a.bs, img_cls=PILImageBW, valid_classes=hold,
-                                                         valid_n_way=min(20, len(hold)), rotations=a.rotations, batch_tfms=aug)
+                                                         valid_n_way=min(20, len(hold)), rotations=a.rotations, batch_tfms=aug, prep=prep)
         learn = ff.classifier_learner(dls, a.arch, head=a.head, normalize=not a.no_normalize, pool=a.pool, **enc_kw)
     elif method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
                                                       n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=a.rotations, batch_tfms=aug,
-                                                      group=ff.alphabet_of if a.within_alphabet else None)
+                                                      group=ff.alphabet_of if a.within_alphabet else None, prep=prep)
         learn = ff.episodic_learner(dls, a.arch, pool=a.pool, model_kwargs=dict(normalize=True) if a.normalize else None, **enc_kw)
     else:
         dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=hold, seed=a.seed, img_cls=PILImageBW,
-                                                      item_tfms=Resize(a.size), batch_tfms=aug, bs=64)
+                                                      item_tfms=[prep, Resize(a.size)] if prep else Resize(a.size), batch_tfms=aug, bs=64)
         learn = ff.siamese_learner(dls, a.arch, head='contrastive', **enc_kw)
     if a.channels_last: learn.to_channelslast(use_amp=False)
     t = time.time()
@@ -255,7 +259,7 @@ def main(argv=None):
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
-                   rotations=a.rotations, pool_first=a.pool_first, hidden=a.hidden, strided=a.strided, ensemble=a.ensemble, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
+                   rotations=a.rotations, pool_first=a.pool_first, hidden=a.hidden, strided=a.strided, ensemble=a.ensemble, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, ink_center=a.ink_center, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
                    **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
                    **({'trained_with': saved['argv']} if a.load else {}),   # the training flags are those of the --save run
                    **evaluate(a, learn, unseen, runs, own_runs, 0))

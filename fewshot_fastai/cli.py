@@ -89,6 +89,9 @@ def _parser():
     t.add_argument('--episodes', type=int, default=50, help='N-way validation episodes')
     t.add_argument('--episodes-per-epoch', type=int, default=100)
     t.add_argument('--rgb', dest='grey', action='store_false', help='colour images (default: greyscale)')
+    t.add_argument('--ink-center', type=float, default=0.0, metavar='FILL', help='drawings: move each image\'s '
+                   'centre of ink to the middle and scale its ink to FILL of the side (ff.InkCenter; e.g. 0.8), '
+                   'in training and in every later use of the model; 0: off')
     t.add_argument('--seed', type=int, default=0)
     e = sub.add_parser('eval', help='N-way K-shot accuracy of MODEL on DATA, with a 95%% confidence interval')
     e.add_argument('model'); e.add_argument('data')

@@ -48,20 +48,22 @@ def train(a) -> dict:
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     cf = ff.ClassFolder(a.data)
     img_cls = _img_cls(a.grey)
+    if not 0 <= a.ink_center <= 1: raise UserError(f'--ink-center {a.ink_center}: use a share of the side in (0, 1], or 0 for none')
+    prep = ff.InkCenter(a.ink_center) if a.ink_center else None
     held = ff.data.pairs.held_out_classes(cf.classes, a.valid_pct, a.seed)
     unseen = cf.subset(lambda c: c in held)
     n_way = min(a.n_way, len(unseen.classes))
     if n_way < 2: raise UserError(f'--valid-pct {a.valid_pct} holds out {len(unseen.classes)} class(es): N-way evaluation needs 2')
     nway = ff.NWayEval(unseen.images, unseen.labels, n_way=n_way, n_episodes=a.episodes, seed=a.seed, name=f'{n_way}way_1shot')
     if a.method == 'siamese':
-        dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=held, seed=a.seed, item_tfms=Resize(a.size),
+        dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=held, seed=a.seed, item_tfms=[prep, Resize(a.size)] if prep else Resize(a.size),
                                                       img_cls=img_cls, bs=a.bs)
         learn = ff.siamese_learner(dls, a.arch, head=a.head, cbs=nway)
     else:
         dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=a.size, img_cls=img_cls, valid_classes=held, seed=a.seed,
                                                       n_way=min(a.n_way, len(cf.classes) - len(held)), n_query=a.n_query,
                                                       episodes_per_epoch=a.episodes_per_epoch, valid_episodes=20,
-                                                      valid_n_way=n_way)
+                                                      valid_n_way=n_way, prep=prep)
         learn = ff.episodic_learner(dls, a.arch, cbs=nway)
     t = time.time()
     if a.minutes is not None:
@@ -81,7 +83,7 @@ def train(a) -> dict:
     onnx = []
     try: onnx = [str(p) for p in ff.export_onnx(learn, out/'model'/'encoder.onnx')]
     except ImportError as e: print(f'ONNX skipped ({e}); pip install "fewshot_fastai[deploy]"', file=sys.stderr)
-    res = dict(method=a.method, arch=a.arch, size=a.size, classes=len(cf.classes), valid_classes=sorted(held),
+    res = dict(method=a.method, arch=a.arch, size=a.size, ink_center=a.ink_center, classes=len(cf.classes), valid_classes=sorted(held),
                epochs=n_epochs, train_seconds=round(secs, 1),
                final=dict(zip(names, [round(float(v), 4) for v in final])), onnx=onnx,
                outputs=sorted({p.name for p in out.iterdir()} | {'metrics.json'}))

@@ -61,9 +61,25 @@ def test_eval_classify_verify_round_trip(trained, omni_small, tmp_path):
     r = run('cam', trained, queries[0][0], '--support', sup, '--out', tmp_path/'cams', '--json')
     assert r.returncode == 0 and Path(json.loads(r.stdout)[0]['png']).is_file()
 
+def test_train_with_ink_center_keeps_it_in_the_model(omni_small, tmp_path):
+    out = tmp_path/'ink'
+    r = run('train', omni_small, '--out', out, '--epochs', 1, '--episodes-per-epoch', 5, '--episodes', 5, '--ink-center', 0.75)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out/'model'/'config.json').read_text())['image']['ink_center']['fill'] == 0.75
+    import fewshot_fastai as ff
+    learn = ff.load_model(out/'model')
+    f = sorted(omni_small.rglob('*.png'))[0]
+    # the saved model prepares a new image as ink_center + resize does: what training saw
+    x = learn.dls.image_batch([f])[0, 0].cpu()
+    from PIL import Image
+    import numpy as np
+    ref = ff.ink_center(Image.open(f), fill=0.75).resize((28, 28), 2)
+    assert np.abs(x.numpy()*255 - np.asarray(ref, float)).max() <= 1
+
 @pytest.mark.parametrize('args,msg', [
     (['train', 'NOPE', '--out', 'x'], 'NOPE: no such folder'),
     (['train', '{data}', '--out', 'x', '--method', 'knn'], "argument --method: invalid choice: 'knn'"),
+    (['train', '{data}', '--out', 'x', '--ink-center', '2'], '--ink-center 2.0'),
     (['eval', '{tmp}', '{data}'], 'not a model folder'),
     (['eval', '{model}', '{data}', '--n-way', '99'], '--n-way 99'),
     (['classify', '{model}', 'missing.png', '--support', '{data}'], 'missing.png: no such file or folder'),
