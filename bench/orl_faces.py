@@ -30,6 +30,8 @@ p.add_argument('--pool-first', action=argparse.BooleanOptionalAction, default=Tr
                help='conv4: each block pools before its BN and ReLU (--no-pool-first: the classic order)')
 p.add_argument('--brightness', type=float, default=0.2, help='fastai Brightness(max_lighting) in training (0: none; '
                'rows measured before commit 134f8ad ran without it: the loaders skipped training-only transforms)')
+p.add_argument('--cohort-top', type=int, default=50, help='AS-norm: each image\'s closest cohort images (the EERs '
+               'with ff.score_norm are reported beside the raw one; cohort: the training subjects\' images)')
 a = p.parse_args()
 if a.margin and a.method != 'classifier': raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
 warnings.filterwarnings('ignore', category=FutureWarning)
@@ -44,6 +46,19 @@ tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
 enc_kw = dict(pool_first=True) if a.pool_first else None
 if a.pool_first and a.arch != 'conv4': raise SystemExit('--pool-first: only with --arch conv4 (--no-pool-first for the others)')
 eers, minutes = [], []
+normed = {'snorm': [], 'asnorm': []}   # test EERs with ff.score_norm: all cohort scores / the top --cohort-top
+held = {'raw': [], 'snorm': [], 'asnorm': []}   # the same three on the held-out *training* subjects (for choosing)
+
+def fold_eers(emb, labels, cohort):
+    "Raw, S-norm and AS-norm EERs (percent) over every pair of `emb`, with cohort embeddings `cohort`"
+    i, j = torch.triu_indices(len(emb), len(emb), 1)
+    lbl = torch.tensor(labels)
+    same = lbl[i] == lbl[j]
+    raw = ff.inference.similarity(learn, emb, emb)
+    c = ff.inference.similarity(learn, emb, cohort)
+    out = {'raw': raw, 'snorm': ff.score_norm(raw, c, c), 'asnorm': ff.score_norm(raw, c, c, top=a.cohort_top)}
+    return {k: 100*ff.equal_error_rate(v[i, j], same) for k, v in out.items()}, len(i), int(same.sum())
+
 for k, test_subjects in enumerate(folds):
     set_seed(a.seed + k)
     train_cf = cf.subset(lambda c: c not in set(test_subjects))
@@ -67,16 +82,21 @@ for k, test_subjects in enumerate(folds):
     cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
     minutes.append((time.time() - t)/60)
-    emb = ff.embed(learn, test_cf.images, tta=tta)
-    i, j = torch.triu_indices(len(emb), len(emb), 1)
-    scores = ff.inference.similarity(learn, emb, emb)[i, j]
-    lbl = torch.tensor(test_cf.labels)
-    eer = ff.equal_error_rate(scores, lbl[i] == lbl[j])
-    eers.append(100*eer)
-    print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {100*eer:.2f}% over {len(scores)} pairs '
-          f'({int((lbl[i] == lbl[j]).sum())} same), trained {minutes[-1]:.1f} min', flush=True)
+    fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
+    cohort = ff.embed(learn, fit_cf.images, tta=tta)
+    e, n_pairs, n_same = fold_eers(ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort)
+    eers.append(e['raw']); normed['snorm'].append(e['snorm']); normed['asnorm'].append(e['asnorm'])
+    hold_cf = train_cf.subset(lambda c: c in set(hold))
+    h, _, _ = fold_eers(ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
+    for key in held: held[key].append(h[key])
+    print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {e["raw"]:.2f}% over {n_pairs} pairs ({n_same} same); '
+          f'S-norm {e["snorm"]:.2f}%, AS-norm {e["asnorm"]:.2f}%; held-out training subjects: raw {h["raw"]:.2f} / '
+          f'S-norm {h["snorm"]:.2f} / AS-norm {h["asnorm"]:.2f}%; trained {minutes[-1]:.1f} min', flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
            size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
-           eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
+           eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers], cohort_top=a.cohort_top,
+           **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
+           **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
+           held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()},
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))

@@ -11,7 +11,7 @@ from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch
 from .models.heads import ConcatHead, L1Head, DistanceHead, CosineHead
 from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
-from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate, fit_logistic, calibration_error
+from .callbacks.threshold import PairAccuracy, FitThreshold, best_threshold, equal_error_rate, fit_logistic, calibration_error, score_norm
 from .learner import siamese_learner, SiameseLearner
 from .inference import predict_pair, predict_pairs, to_image, classify, embed, support_scores, SupportSet, shift_views, flip_views, affine_views, tta_views, one_to_one
 from .data.strokes import omniglot_strokes, read_strokes, render_strokes, perturb_strokes, drop_hidden_taps, stroke_file, StrokeImages, with_strokes
@@ -39,7 +39,7 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
            'koch_net', 'conv4', 'wrn', 'resnet12', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
-           'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error',
+           'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error', 'score_norm',
            'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one',
            'omniglot_strokes', 'read_strokes', 'render_strokes', 'perturb_strokes', 'drop_hidden_taps', 'stroke_file', 'StrokeImages', 'with_strokes', 'Elastic', 'ink_center', 'InkCenter', 'episodic_learner', 'EpisodicLearner', 'pair_top_losses', 'episode_top_losses',
            'EpisodeSampler', 'Episode', 'drawer_of', 'EpisodeDataLoaders', 'ClassifierDataLoaders', 'ClassBatches', 'classifier_learner', 'CosineClassifier', 'lake_runs', 'load_runs', 'write_runs',

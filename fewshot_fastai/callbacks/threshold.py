@@ -3,7 +3,7 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import Metric
 
-__all__ = ['PairAccuracy', 'best_threshold', 'fit_logistic', 'equal_error_rate', 'calibration_error', 'FitThreshold']
+__all__ = ['PairAccuracy', 'best_threshold', 'fit_logistic', 'equal_error_rate', 'calibration_error', 'score_norm', 'FitThreshold']
 
 class PairAccuracy(Metric):
     """Accuracy of same/different predictions, `loss_func.decodes(loss_func.activation(out))` as in fastai. Outputs are kept until the end of
@@ -61,6 +61,32 @@ def equal_error_rate(
     frr = 1 - y.cumsum(0)/n_same
     k = int((far - frr).abs().argmin())
     return float((far[k] + frr[k])/2)
+
+def score_norm(
+    scores:torch.Tensor, # verification scores of every a against every b, higher for more similar, (A,B)
+    cohort_a:torch.Tensor, # scores of each a against the cohort (e.g. images of the training identities), (A,C)
+    cohort_b:torch.Tensor, # scores of each b against the same cohort, (B,C)
+    top:int|None=None, # only each item's `top` highest cohort scores (adaptive S-norm); None: all of them
+) -> torch.Tensor:
+    """Symmetric score normalisation (S-norm): each score becomes the mean of its z-scores against the two sides'
+    cohort scores, `((s - mu_a)/sd_a + (s - mu_b)/sd_b)/2`, so that a face (or drawing) that resembles everything
+    no longer passes every threshold; `top` keeps each item's closest impostors (AS-norm). The cohort must hold
+    none of the identities compared. float32, (A,B). Speaker verification's standard; neither fastai nor
+    torchmetrics has it, hence here."""
+    if scores.ndim != 2: raise ValueError(f'score_norm: scores must be (A,B), got shape {tuple(scores.shape)}')
+    for name, c, n in (('cohort_a', cohort_a, scores.shape[0]), ('cohort_b', cohort_b, scores.shape[1])):
+        if c.ndim != 2 or c.shape[0] != n: raise ValueError(f'score_norm: {name} must be ({n},C), got shape {tuple(c.shape)}')
+        if c.shape[1] < 2: raise ValueError(f'score_norm: {name} has {c.shape[1]} cohort score(s): at least 2 are needed')
+    if cohort_a.shape[1] != cohort_b.shape[1]:
+        raise ValueError(f'score_norm: cohort_a has {cohort_a.shape[1]} cohort scores per item, cohort_b {cohort_b.shape[1]}')
+    if top is not None and top < 2: raise ValueError(f'score_norm: top={top} must be >= 2 (or None for all)')
+    def stats(c):
+        c = c.float()
+        if top is not None: c = c.topk(min(top, c.shape[1]), dim=1).values
+        return c.mean(1), c.std(1).clamp_min(1e-12)
+    (ma, sa), (mb, sb) = stats(cohort_a), stats(cohort_b)
+    s = scores.float()
+    return ((s - ma[:, None])/sa[:, None] + (s - mb[None])/sb[None])/2
 
 def fit_logistic(
     dist:torch.Tensor, # distances, (N,)
