@@ -49,7 +49,7 @@ eers, minutes = [], []
 normed = {'snorm': [], 'asnorm': []}   # test EERs with ff.score_norm: all cohort scores / the top --cohort-top
 held = {'raw': [], 'snorm': [], 'asnorm': []}   # the same three on the held-out *training* subjects (for choosing)
 
-def fold_eers(emb, labels, cohort):
+def fold_eers(learn, emb, labels, cohort):
     "Raw, S-norm and AS-norm EERs (percent) over every pair of `emb`, with cohort embeddings `cohort`"
     i, j = torch.triu_indices(len(emb), len(emb), 1)
     lbl = torch.tensor(labels)
@@ -84,10 +84,10 @@ for k, test_subjects in enumerate(folds):
     minutes.append((time.time() - t)/60)
     fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
     cohort = ff.embed(learn, fit_cf.images, tta=tta)
-    e, n_pairs, n_same = fold_eers(ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort)
+    e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort)
     eers.append(e['raw']); normed['snorm'].append(e['snorm']); normed['asnorm'].append(e['asnorm'])
     hold_cf = train_cf.subset(lambda c: c in set(hold))
-    h, _, _ = fold_eers(ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
+    h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
     for key in held: held[key].append(h[key])
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {e["raw"]:.2f}% over {n_pairs} pairs ({n_same} same); '
           f'S-norm {e["snorm"]:.2f}%, AS-norm {e["asnorm"]:.2f}%; held-out training subjects: raw {h["raw"]:.2f} / '

@@ -27,7 +27,7 @@ def ink_center(
     _check('ink_center', fill, ink, threshold)
     mode = 'RGB' if im.mode in ('RGB', 'RGBA', 'CMYK', 'YCbCr', 'HSV', 'LAB') else 'L'
     src = im.convert(mode)
-    grey = np.asarray(im.convert('L'))
+    grey = np.asarray(src if mode == 'L' else im.convert('L'))   # one conversion for greyscale input
     mask = grey < threshold if ink == 'dark' else grey >= threshold
     ys, xs = np.nonzero(mask)
     if not len(ys): return src
