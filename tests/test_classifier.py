@@ -127,3 +127,23 @@ def test_additive_margin_on_training_batches_only(cls_dls, omni_small):
     with pytest.raises(TypeError, match='cosine classifier'):
         plain = ff.episodic_learner(edls, 'conv4')
         with plain.no_bar(), plain.no_logging(): plain.fit(1, cbs=ff.AdditiveMargin())
+
+@pytest.mark.parametrize('lazy', [False, True])
+def test_valid_pct_zero_trains_on_every_class(omni_small, lazy):
+    "valid_pct=0, as fastai's RandomSplitter(0): every character trains, there are no validation episodes, fit runs"
+    cf = ff.ClassFolder(omni_small, lazy=lazy)
+    dls = ff.ClassifierDataLoaders.from_class_folder(cf, size=28, bs=32, img_cls=PILImageBW, valid_pct=0, rotations=4)
+    assert dls.valid_classes == [] and dls.train_classes == cf.classes and dls.c == 4*len(cf.classes)
+    assert len(dls.valid) == 0 and tuple(dls.size) == (28, 28)
+    with pytest.raises(ValueError, match='valid_pct'):   # a pair split still needs held-out classes
+        ff.SiameseDataLoaders.from_class_folder(cf, valid_pct=0)
+    set_seed(0)
+    learn = ff.classifier_learner(dls, 'conv4')
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    train_loss, valid_loss, acc = learn.recorder.values[-1]
+    assert train_loss > 0 and valid_loss is None and acc is None
+    # the episodes of fine-tuning keep the split: all classes train
+    eps = dls.episodes(n_way=5, n_query=2, episodes_per_epoch=2)
+    assert eps.valid_classes == [] and len(eps.valid) == 0 and len(eps.train) == 2
+    # new images are still prepared as in training, and embedded
+    assert ff.embed(learn, cf.images[:3]).shape[0] == 3

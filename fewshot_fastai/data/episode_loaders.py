@@ -152,7 +152,9 @@ def _rotated(x:torch.Tensor, labels, rotations:int):
 def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes, prep=None):
     """(held-out class names, training images, their labels, validation images, their labels, names of the training
     labels) of `cf`: training images with their rotations as new classes (label `l*rotations + k`)"""
-    held = held_out_classes(cf.classes, valid_pct, seed, valid_classes)
+    # valid_pct=0 without valid_classes: every class trains and there are no validation episodes, as with fastai's
+    # RandomSplitter(0) (held_out_classes refuses an empty split: a pair learner cannot validate without held-out classes)
+    held = set() if valid_pct == 0 and valid_classes is None else held_out_classes(cf.classes, valid_pct, seed, valid_classes)
     tr = [i for i, l in enumerate(cf.labels) if cf.classes[l] not in held]
     va = [i for i, l in enumerate(cf.labels) if cf.classes[l] in held]
     if isinstance(cf.images, LazyImages):   # decoded and resized per episode, in the DataLoader's workers
@@ -174,7 +176,7 @@ class EpisodeDataLoaders(DataLoaders):
         cls,
         cf, # a scanned `ClassFolder`
         size=28, # images are resized to `size` x `size`
-        valid_pct:float=0.2, # share of classes (or groups) held out for validation
+        valid_pct:float=0.2, # share of classes (or groups) held out for validation (0: train on all, no validation episodes)
         seed:int=0, # seed of the split and of the fixed validation episodes
         n_way:int=20, # classes per training episode
         k_shot:int=1, # support images per class
@@ -212,7 +214,8 @@ class EpisodeDataLoaders(DataLoaders):
     @classmethod
     def _make(cls, cf, held, train_dl, xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device, prep=None):
         "Loaders of `train_dl` and fixed validation episodes of the held-out images `xv` (labels `yv`)"
-        valid = EpisodeDataset(xv, EpisodeSampler(yv, n_way, k_shot, n_query, valid_episodes, seed, names=cf.classes), fixed=True)
+        valid = EpisodeDataset(xv, EpisodeSampler(yv, n_way, k_shot, n_query, valid_episodes, seed, names=cf.classes), fixed=True) \
+            if held else EpisodeDataset.empty(xv)   # valid_pct=0: an empty validation set (fastai then reports no valid loss)
         dls = cls(train_dl, EpisodeDL(valid, bs=None, after_batch=Pipeline([IntToFloatTensor()], split_idx=1)),
                   device=default_device() if device is None else device)   # as DataBlock's loaders: the GPU when there is one
         dls.n_inp, dls.img_cls, dls.size, dls.prep = 2, img_cls, xv.shape[-2:], prep
@@ -283,7 +286,7 @@ class ClassifierDataLoaders(EpisodeDataLoaders):
         cf, # a scanned `ClassFolder`
         size=28, # images are resized to `size` x `size`
         bs:int=128, # images per training batch
-        valid_pct:float=0.2, # share of classes (or groups) held out for validation
+        valid_pct:float=0.2, # share of classes (or groups) held out for validation (0: train on all, no validation episodes)
         seed:int=0, # seed of the split and of the fixed validation episodes
         valid_n_way:int=20, # classes per validation episode (capped at the classes there are)
         k_shot:int=1, # support images per class in the validation episodes
