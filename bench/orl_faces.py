@@ -5,7 +5,7 @@ with a CosFace margin of 0.1, pool-first blocks, mirror images in training and a
 import argparse, json, random, time, warnings
 import torch
 from functools import partial
-from fastai.vision.all import PILImageBW, PILImage, Resize, Rotate, Zoom, Brightness, Flip, set_seed
+from fastai.vision.all import PILImageBW, PILImage, Resize, Rotate, Zoom, Brightness, Flip, RandomErasing, set_seed
 import fewshot_fastai as ff
 
 p = argparse.ArgumentParser(description=__doc__)
@@ -32,6 +32,12 @@ p.add_argument('--brightness', type=float, default=0.2, help='fastai Brightness(
                'rows measured before commit 134f8ad ran without it: the loaders skipped training-only transforms)')
 p.add_argument('--cohort-top', type=int, default=50, help='AS-norm: each image\'s closest cohort images (the EERs '
                'with ff.score_norm are reported beside the raw one; cohort: the training subjects\' images)')
+p.add_argument('--hold', type=float, default=0.15, help='share of the training subjects held out to monitor training '
+               '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
+p.add_argument('--ensemble', type=int, default=1, help='train this many models per fold (seeds differ) and score with all '
+               'of them (ff.ensemble_learner: the members\' similarities summed)')
+p.add_argument('--hidden', type=int, default=64, help='Conv4 channels')
+p.add_argument('--erase', type=float, default=0, help="fastai RandomErasing(p) in training (0: none)")
 a = p.parse_args()
 if a.margin and a.method != 'classifier': raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
 warnings.filterwarnings('ignore', category=FutureWarning)
@@ -41,10 +47,13 @@ subjects = cf.classes[:]
 random.Random(a.seed).shuffle(subjects)
 folds = [subjects[i::a.folds] for i in range(a.folds)]
 img_cls = PILImage if a.pretrained else PILImageBW
-aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75)] + ([Brightness(a.brightness, p=0.5)] if a.brightness else []) + ([Flip(p=0.5)] if a.flip else [])
+aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75)] + ([Brightness(a.brightness, p=0.5)] if a.brightness else []) + ([Flip(p=0.5)] if a.flip else []) + ([RandomErasing(p=a.erase, max_count=1)] if a.erase else [])
 tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
-enc_kw = dict(pool_first=True) if a.pool_first else None
+enc_kw = {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.pool_first and a.arch != 'conv4': raise SystemExit('--pool-first: only with --arch conv4 (--no-pool-first for the others)')
+if a.hidden != 64 and a.arch != 'conv4': raise SystemExit('--hidden: only with --arch conv4')
+if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
+if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
 eers, minutes = [], []
 normed = {'snorm': [], 'asnorm': []}   # test EERs with ff.score_norm: all cohort scores / the top --cohort-top
 held = {'raw': [], 'snorm': [], 'asnorm': []}   # the same three on the held-out *training* subjects (for choosing)
@@ -63,40 +72,49 @@ for k, test_subjects in enumerate(folds):
     set_seed(a.seed + k)
     train_cf = cf.subset(lambda c: c not in set(test_subjects))
     test_cf = cf.subset(lambda c: c in set(test_subjects))
-    hold = ff.class_split(train_cf.classes, 0.15, a.seed)  # monitoring only, from the training subjects
-    if a.method == 'classifier':
-        dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls,
-                                                         valid_classes=hold, valid_n_way=len(hold), k_shot=3, n_query=3,
-                                                         batch_tfms=aug)
-        learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw)
-    elif a.method == 'protonet':
-        dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=tuple(a.size), img_cls=img_cls, valid_classes=hold,
-                                                      n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
-                                                      episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
-        learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw)
-    else:
-        dls = ff.SiameseDataLoaders.from_class_folder(train_cf, valid_classes=hold, seed=a.seed, img_cls=img_cls,
-                                                      item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
-        learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
-    t = time.time()
-    cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
+    # held-out training subjects: monitoring only (and the set to choose levers on); --hold 0 trains on all
+    hold = ff.class_split(train_cf.classes, a.hold, a.seed) if a.hold else set()
+    split = {'valid_classes': sorted(hold)} if hold else {'valid_pct': 0}
+    members, t = [], time.time()
+    for m in range(a.ensemble):
+        set_seed(a.seed + k + 1000*m)   # member 0: the seed of a single model
+        if a.method == 'classifier':
+            dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
+                                                             valid_n_way=max(2, len(hold)), k_shot=3, n_query=3, batch_tfms=aug)
+            learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw)
+        elif a.method == 'protonet':
+            dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=tuple(a.size), img_cls=img_cls, **split,
+                                                          n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=max(2, len(hold)),
+                                                          episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
+            learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw)
+        else:
+            if not hold: raise SystemExit('--method siamese needs held-out subjects (--hold > 0)')
+            dls = ff.SiameseDataLoaders.from_class_folder(train_cf, valid_classes=sorted(hold), seed=a.seed, img_cls=img_cls,
+                                                          item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
+            learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
+        cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
+        members.append(learn)
+    learn = ff.ensemble_learner(members) if len(members) > 1 else members[0]
     minutes.append((time.time() - t)/60)
     fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
     cohort = ff.embed(learn, fit_cf.images, tta=tta)
     e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort)
     eers.append(e['raw']); normed['snorm'].append(e['snorm']); normed['asnorm'].append(e['asnorm'])
-    hold_cf = train_cf.subset(lambda c: c in set(hold))
-    h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
-    for key in held: held[key].append(h[key])
+    if hold:
+        hold_cf = train_cf.subset(lambda c: c in set(hold))
+        h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
+        for key in held: held[key].append(h[key])
+    mon = (f'raw {h["raw"]:.2f} / S-norm {h["snorm"]:.2f} / AS-norm {h["asnorm"]:.2f}%') if hold else 'none (--hold 0)'
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {e["raw"]:.2f}% over {n_pairs} pairs ({n_same} same); '
-          f'S-norm {e["snorm"]:.2f}%, AS-norm {e["asnorm"]:.2f}%; held-out training subjects: raw {h["raw"]:.2f} / '
-          f'S-norm {h["snorm"]:.2f} / AS-norm {h["asnorm"]:.2f}%; trained {minutes[-1]:.1f} min', flush=True)
+          f'S-norm {e["snorm"]:.2f}%, AS-norm {e["asnorm"]:.2f}%; held-out training subjects: {mon}; '
+          f'trained {minutes[-1]:.1f} min', flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
            size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
            eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers], cohort_top=a.cohort_top,
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
-           held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()},
+           held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
+           hold=a.hold, ensemble=a.ensemble, hidden=a.hidden, erase=a.erase,
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))
