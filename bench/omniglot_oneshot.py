@@ -72,6 +72,8 @@ def parse(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--ensemble', type=int, default=1, help='train this many models (seeds SEED, SEED+1, ...), each for '
                    '1/N of the epochs (or budget), and classify with all of them (ff.ensemble_learner)')
+    p.add_argument('--hold', type=float, default=0.1, help='share of the training characters held out for validation '
+                   'episodes during training (monitoring only); 0: train on all of them (valid_pct=0)')
     p.add_argument('--save', default=None, help='folder: save the trained model there (ff.save_model)')
     p.add_argument('--load', default=None, help='folder written by --save: evaluate that model, no training')
     return p.parse_args(argv)
@@ -107,7 +109,9 @@ def strokes_for(a):
 def train(a, cf, method, epochs, cbs=None):
     "A trained Learner whose model has `encode`/`similarity`, on the training characters only"
     aug = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)] + ([ff.Elastic(a.elastic)] if a.elastic else [])
-    hold = ff.class_split(cf.classes, 0.1, a.seed)   # monitoring only: held-out *training* characters
+    # monitoring only: held-out *training* characters (validation episodes each epoch); --hold 0 trains on all of them
+    hold = sorted(ff.class_split(cf.classes, a.hold, a.seed)) if a.hold else []
+    split = {'valid_classes': hold} if hold else {'valid_pct': 0}
     enc_kw = dict(encoder_kwargs={'conv4': dict(hidden=a.hidden, pool_first=a.pool_first, strided=a.strided), 'wrn': dict(depth=a.depth, widen=a.widen)}.get(a.arch),
                   pretrained=a.pretrained)
     train_cf = cf
@@ -117,16 +121,17 @@ def train(a, cf, method, epochs, cbs=None):
         if len(dirs) != 1: raise SystemExit('--strokes/--compounds: train on one background set')
         train_cf = ff.with_strokes(cf, dirs[0] if a.strokes else None, p=a.strokes, n_compounds=a.compounds, seed=a.seed)
     if method == 'classifier':
-        dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=a.size, bs=a.bs, img_cls=PILImageBW, valid_classes=hold,
-                                                         valid_n_way=min(20, len(hold)), rotations=a.rotations, batch_tfms=aug, prep=prep)
+        dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=a.size, bs=a.bs, img_cls=PILImageBW, **split,
+                                                         valid_n_way=max(2, min(20, len(hold))), rotations=a.rotations, batch_tfms=aug, prep=prep)
         learn = ff.classifier_learner(dls, a.arch, head=a.head, normalize=not a.no_normalize, pool=a.pool, **enc_kw)
     elif method == 'protonet':
-        dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=a.size, img_cls=PILImageBW, valid_classes=hold,
-                                                      n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
+        dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=a.size, img_cls=PILImageBW, **split,
+                                                      n_way=a.n_way, n_query=a.n_query, valid_n_way=max(2, min(20, len(hold))),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=a.rotations, batch_tfms=aug,
                                                       group=ff.alphabet_of if a.within_alphabet else None, prep=prep)
         learn = ff.episodic_learner(dls, a.arch, pool=a.pool, model_kwargs=dict(normalize=True) if a.normalize else None, **enc_kw)
     else:
+        if not hold: raise SystemExit('--method siamese needs held-out characters (--hold > 0)')
         dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=hold, seed=a.seed, img_cls=PILImageBW,
                                                       item_tfms=[prep, Resize(a.size)] if prep else Resize(a.size), batch_tfms=aug, bs=64)
         learn = ff.siamese_learner(dls, a.arch, head='contrastive', **enc_kw)
@@ -259,7 +264,7 @@ def main(argv=None):
         print(f'{method}: {epochs} epochs in {secs/60:.1f} min')
         res = dict(train=a.train, method=method, within_alphabet=a.within_alphabet, train_minutes=round(secs/60, 2),
                    epochs=epochs, size=a.size, arch=a.arch, pretrained=a.pretrained, pool=a.pool, tta=a.tta, tta_rotate=a.tta_rotate, tta_scale=a.tta_scale,
-                   rotations=a.rotations, pool_first=a.pool_first, hidden=a.hidden, strided=a.strided, ensemble=a.ensemble, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, ink_center=a.ink_center, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
+                   rotations=a.rotations, pool_first=a.pool_first, hidden=a.hidden, strided=a.strided, ensemble=a.ensemble, hold=a.hold, strokes=a.strokes, compounds=a.compounds, elastic=a.elastic, ink_center=a.ink_center, normalize=(not a.no_normalize) if method == 'classifier' else a.normalize, lr=a.lr, channels_last=a.channels_last,
                    **({'head': a.head, 'bs': a.bs, 'finetune': a.finetune} if method == 'classifier' else {}),
                    **({'trained_with': saved['argv']} if a.load else {}),   # the training flags are those of the --save run
                    **evaluate(a, learn, unseen, runs, own_runs, 0))
