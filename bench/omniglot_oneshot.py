@@ -72,7 +72,7 @@ def parse(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--ensemble', type=int, default=1, help='train this many models (seeds SEED, SEED+1, ...), each for '
                    '1/N of the epochs (or budget), and classify with all of them (ff.ensemble_learner)')
-    p.add_argument('--hold', type=float, default=0.1, help='share of the training characters held out for validation '
+    p.add_argument('--hold', type=float, default=0.0, help='share of the training characters held out for validation '
                    'episodes during training (monitoring only); 0: train on all of them (valid_pct=0)')
     p.add_argument('--save', default=None, help='folder: save the trained model there (ff.save_model)')
     p.add_argument('--load', default=None, help='folder written by --save: evaluate that model, no training')
