@@ -2,7 +2,7 @@
 other subjects, then scores every pair of the held-out subjects' images (embeddings computed once) and reports
 the equal error rate. The defaults are the best measured recipe (README): Conv4 pre-trained as a cosine classifier
 with a CosFace margin of 0.1, pool-first blocks, mirror images in training and at test time, trained on every
-training subject (--hold 0). Last line: one JSON object."""
+training subject (--hold 0), two models per fold (--ensemble 2). Last line: one JSON object."""
 import argparse, json, random, time, warnings
 import torch
 from functools import partial
@@ -35,7 +35,7 @@ p.add_argument('--cohort-top', type=int, default=50, help='AS-norm: each image\'
                'with ff.score_norm are reported beside the raw one; cohort: the training subjects\' images)')
 p.add_argument('--hold', type=float, default=0.0, help='share of the training subjects held out to monitor training '
                '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
-p.add_argument('--ensemble', type=int, default=1, help='train this many models per fold (seeds differ) and score with all '
+p.add_argument('--ensemble', type=int, default=2, help='train this many models per fold (seeds differ) and score with all '
                'of them (ff.ensemble_learner: the members\' similarities summed)')
 p.add_argument('--hidden', type=int, default=64, help='Conv4 channels')
 p.add_argument('--erase', type=float, default=0, help="fastai RandomErasing(p) in training (0: none)")
