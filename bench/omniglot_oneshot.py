@@ -122,11 +122,11 @@ def train(a, cf, method, epochs, cbs=None):
         train_cf = ff.with_strokes(cf, dirs[0] if a.strokes else None, p=a.strokes, n_compounds=a.compounds, seed=a.seed)
     if method == 'classifier':
         dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=a.size, bs=a.bs, img_cls=PILImageBW, **split,
-                                                         valid_n_way=max(2, min(20, len(hold))), rotations=a.rotations, batch_tfms=aug, prep=prep)
+                                                         valid_n_way=min(20, len(hold)), rotations=a.rotations, batch_tfms=aug, prep=prep)
         learn = ff.classifier_learner(dls, a.arch, head=a.head, normalize=not a.no_normalize, pool=a.pool, **enc_kw)
     elif method == 'protonet':
         dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=a.size, img_cls=PILImageBW, **split,
-                                                      n_way=a.n_way, n_query=a.n_query, valid_n_way=max(2, min(20, len(hold))),
+                                                      n_way=a.n_way, n_query=a.n_query, valid_n_way=min(20, len(hold)),
                                                       episodes_per_epoch=a.episodes_per_epoch, rotations=a.rotations, batch_tfms=aug,
                                                       group=ff.alphabet_of if a.within_alphabet else None, prep=prep)
         learn = ff.episodic_learner(dls, a.arch, pool=a.pool, model_kwargs=dict(normalize=True) if a.normalize else None, **enc_kw)

@@ -70,7 +70,6 @@ def fold_eers(learn, emb, labels, cohort):
     return {k: 100*ff.equal_error_rate(v[i, j], same) for k, v in out.items()}, len(i), int(same.sum())
 
 for k, test_subjects in enumerate(folds):
-    set_seed(a.seed + k)
     train_cf = cf.subset(lambda c: c not in set(test_subjects))
     test_cf = cf.subset(lambda c: c in set(test_subjects))
     # held-out training subjects: monitoring only (and the set to choose levers on); --hold 0 trains on all
@@ -81,11 +80,11 @@ for k, test_subjects in enumerate(folds):
         set_seed(a.seed + k + 1000*m)   # member 0: the seed of a single model
         if a.method == 'classifier':
             dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
-                                                             valid_n_way=max(2, len(hold)), k_shot=3, n_query=3, batch_tfms=aug)
+                                                             valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
             learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw)
         elif a.method == 'protonet':
             dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=tuple(a.size), img_cls=img_cls, **split,
-                                                          n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=max(2, len(hold)),
+                                                          n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
                                                           episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
             learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw)
         else:
