@@ -38,6 +38,9 @@ p.add_argument('--hold', type=float, default=0.0, help='share of the training su
 p.add_argument('--ensemble', type=int, default=2, help='train this many models per fold (seeds differ) and score with all '
                'of them (ff.ensemble_learner: the members\' similarities summed)')
 p.add_argument('--hidden', type=int, default=64, help='Conv4 channels')
+p.add_argument('--monitor', action=argparse.BooleanOptionalAction, default=True, help='with --hold: validation episodes '
+               'on the held-out subjects after each epoch, as the older rows ran (--no-monitor: scored once at the end only; '
+               'faster screens, since nothing reads the per-epoch figures)')
 p.add_argument('--erase', type=float, default=0, help="fastai RandomErasing(p) in training (0: none)")
 a = p.parse_args()
 if a.margin and a.method != 'classifier': raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
@@ -74,16 +77,17 @@ for k, test_subjects in enumerate(folds):
     test_cf = cf.subset(lambda c: c in set(test_subjects))
     # held-out training subjects: monitoring only (and the set to choose levers on); --hold 0 trains on all
     hold = ff.class_split(train_cf.classes, a.hold, a.seed) if a.hold else set()
-    split = {'valid_classes': sorted(hold)} if hold else {'valid_pct': 0}
+    split = {'valid_classes': sorted(hold)} if hold and a.monitor else {'valid_pct': 0}
+    data_cf = train_cf if hold and a.monitor else train_cf.subset(lambda c: c not in hold)   # --no-monitor: drop them
     members, t = [], time.time()
     for m in range(a.ensemble):
         set_seed(a.seed + k + 1000*m)   # member 0: the seed of a single model
         if a.method == 'classifier':
-            dls = ff.ClassifierDataLoaders.from_class_folder(train_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
+            dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
                                                              valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
             learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw)
         elif a.method == 'protonet':
-            dls = ff.EpisodeDataLoaders.from_class_folder(train_cf, size=tuple(a.size), img_cls=img_cls, **split,
+            dls = ff.EpisodeDataLoaders.from_class_folder(data_cf, size=tuple(a.size), img_cls=img_cls, **split,
                                                           n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
                                                           episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
             learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw)
@@ -115,6 +119,6 @@ res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretr
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
-           hold=a.hold, ensemble=a.ensemble, hidden=a.hidden, erase=a.erase,
+           hold=a.hold, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, erase=a.erase,
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))
