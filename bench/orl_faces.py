@@ -37,6 +37,8 @@ p.add_argument('--hold', type=float, default=0.0, help='share of the training su
                '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
 p.add_argument('--ensemble', type=int, default=2, help='train this many models per fold (seeds differ) and score with all '
                'of them (ff.ensemble_learner: the members\' similarities summed)')
+p.add_argument('--pool', default='avg', choices=['avg', 'flatten'], help='embedding of the encoder\'s final maps: averaged '
+               'over positions, or flattened (keeps where each feature is on the face)')
 p.add_argument('--hidden', type=int, default=64, help='Conv4 channels')
 p.add_argument('--monitor', action=argparse.BooleanOptionalAction, default=True, help='with --hold: validation episodes '
                'on the held-out subjects after each epoch, as the older rows ran (--no-monitor: scored once at the end only; '
@@ -56,6 +58,7 @@ tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
 enc_kw = {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.pool_first and a.arch != 'conv4': raise SystemExit('--pool-first: only with --arch conv4 (--no-pool-first for the others)')
 if a.hidden != 64 and a.arch != 'conv4': raise SystemExit('--hidden: only with --arch conv4')
+if a.pool != 'avg' and a.method == 'siamese': raise SystemExit('--pool: protonet or classifier only')
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
 eers, minutes = [], []
@@ -85,12 +88,12 @@ for k, test_subjects in enumerate(folds):
         if a.method == 'classifier':
             dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
                                                              valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
-            learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw)
+            learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
         elif a.method == 'protonet':
             dls = ff.EpisodeDataLoaders.from_class_folder(data_cf, size=tuple(a.size), img_cls=img_cls, **split,
                                                           n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
                                                           episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
-            learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw)
+            learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
         else:
             if not hold: raise SystemExit('--method siamese needs held-out subjects (--hold > 0)')
             dls = ff.SiameseDataLoaders.from_class_folder(train_cf, valid_classes=sorted(hold), seed=a.seed, img_cls=img_cls,
@@ -119,6 +122,6 @@ res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretr
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
-           hold=a.hold, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, erase=a.erase,
+           hold=a.hold, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase,
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
 print(json.dumps(res))
