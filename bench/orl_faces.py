@@ -61,7 +61,7 @@ if a.hidden != 64 and a.arch != 'conv4': raise SystemExit('--hidden: only with -
 if a.pool != 'avg' and a.method == 'siamese': raise SystemExit('--pool: protonet or classifier only')
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
-eers, minutes = [], []
+eers, minutes, first = [], [], []
 normed = {'snorm': [], 'asnorm': []}   # test EERs with ff.score_norm: all cohort scores / the top --cohort-top
 held = {'raw': [], 'snorm': [], 'asnorm': []}   # the same three on the held-out *training* subjects (for choosing)
 
@@ -108,6 +108,9 @@ for k, test_subjects in enumerate(folds):
     cohort = ff.embed(learn, fit_cf.images, tta=tta)
     e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort)
     eers.append(e['raw']); normed['snorm'].append(e['snorm']); normed['asnorm'].append(e['asnorm'])
+    if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
+        first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels,
+                               ff.embed(members[0], fit_cf.images, tta=tta))[0]['raw'])
     if hold:
         hold_cf = train_cf.subset(lambda c: c in set(hold))
         h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
@@ -115,7 +118,7 @@ for k, test_subjects in enumerate(folds):
     mon = (f'raw {h["raw"]:.2f} / S-norm {h["snorm"]:.2f} / AS-norm {h["asnorm"]:.2f}%') if hold else 'none (--hold 0)'
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {e["raw"]:.2f}% over {n_pairs} pairs ({n_same} same); '
           f'S-norm {e["snorm"]:.2f}%, AS-norm {e["asnorm"]:.2f}%; held-out training subjects: {mon}; '
-          f'trained {minutes[-1]:.1f} min', flush=True)
+          f'trained {minutes[-1]:.1f} min' + (f'; first member alone: EER {first[-1]:.2f}%' if first else ''), flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
            size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
            eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers], cohort_top=a.cohort_top,
@@ -123,5 +126,6 @@ res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretr
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
            hold=a.hold, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase,
-           train_minutes_per_fold=round(sum(minutes)/len(minutes), 2))
+           train_minutes_per_fold=round(sum(minutes)/len(minutes), 2),
+           **({'first_member_eer_percent': round(sum(first)/len(first), 2), 'first_member_eer_per_fold': [round(e, 2) for e in first]} if first else {}))
 print(json.dumps(res))
