@@ -2,7 +2,8 @@
 other subjects, then scores every pair of the held-out subjects' images (embeddings computed once) and reports
 the equal error rate. The defaults are the best measured recipe (README): Conv4 pre-trained as a cosine classifier
 with a CosFace margin of 0.1, pool-first blocks, mirror images in training and at test time, trained on every
-training subject (--hold 0), two models per fold (--ensemble 2). Last line: one JSON object."""
+training subject (--hold 0), two models per fold (--ensemble 2), Conv4 width 96 (--hidden 96), flattened final
+maps as the embedding (--pool flatten). Last line: one JSON object."""
 import argparse, json, random, time, warnings
 import torch
 from functools import partial
@@ -37,9 +38,9 @@ p.add_argument('--hold', type=float, default=0.0, help='share of the training su
                '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
 p.add_argument('--ensemble', type=int, default=2, help='train this many models per fold (seeds differ) and score with all '
                'of them (ff.ensemble_learner: the members\' similarities summed)')
-p.add_argument('--pool', default='avg', choices=['avg', 'flatten'], help='embedding of the encoder\'s final maps: averaged '
-               'over positions, or flattened (keeps where each feature is on the face)')
-p.add_argument('--hidden', type=int, default=64, help='Conv4 channels')
+p.add_argument('--pool', default=None, choices=['avg', 'flatten'], help='embedding of the encoder\'s final maps: averaged '
+               'over positions, or flattened (keeps where each feature is on the face); default: flatten (protonet, classifier)')
+p.add_argument('--hidden', type=int, default=None, help='Conv4 channels (default 96)')
 p.add_argument('--monitor', action=argparse.BooleanOptionalAction, default=True, help='with --hold: validation episodes '
                'on the held-out subjects after each epoch, as the older rows ran (--no-monitor: scored once at the end only; '
                'faster screens, since nothing reads the per-epoch figures)')
@@ -55,10 +56,12 @@ folds = [subjects[i::a.folds] for i in range(a.folds)]
 img_cls = PILImage if a.pretrained else PILImageBW
 aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75)] + ([Brightness(a.brightness, p=0.5)] if a.brightness else []) + ([Flip(p=0.5)] if a.flip else []) + ([RandomErasing(p=a.erase, max_count=1)] if a.erase else [])
 tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
-enc_kw = {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.pool_first and a.arch != 'conv4': raise SystemExit('--pool-first: only with --arch conv4 (--no-pool-first for the others)')
-if a.hidden != 64 and a.arch != 'conv4': raise SystemExit('--hidden: only with --arch conv4')
-if a.pool != 'avg' and a.method == 'siamese': raise SystemExit('--pool: protonet or classifier only')
+if a.hidden is not None and a.arch != 'conv4': raise SystemExit('--hidden: only with --arch conv4')
+if a.pool is not None and a.method == 'siamese': raise SystemExit('--pool: protonet or classifier only')
+if a.method != 'siamese': a.pool = a.pool or 'flatten'
+if a.arch == 'conv4': a.hidden = a.hidden or 96
+enc_kw = {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
 eers, minutes, first = [], [], []
