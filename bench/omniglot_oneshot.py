@@ -160,7 +160,7 @@ def epochs_for(a, cf, method, minutes, verbose=True):
     once its fixed part (the loader's start and the first step's warm-up: the probe epoch's time beyond its steps)
     and the validation phase (fixed episodes), and its episodes times the time of one step (measured between the
     ends of the probe's steps); the probe prints its parts. This machine's speed varies from session to session
-    (a step of the defaults took 0.27 s in one 30-min run, 0.37 s in a later session), and the epochs that fit with it."""
+    (a step of the defaults took 0.27 s in one 30-min run, 0.35-0.38 s in a later session), and the epochs that fit with it."""
     n = 20 if method == 'protonet' else None
     probe = argparse.Namespace(**{**vars(a), 'episodes_per_epoch': n or a.episodes_per_epoch, 'finetune': 0})
     timer = PhaseTimer()

@@ -59,8 +59,9 @@ tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
 if a.pool_first and a.arch != 'conv4': raise SystemExit('--pool-first: only with --arch conv4 (--no-pool-first for the others)')
 if a.hidden is not None and a.arch != 'conv4': raise SystemExit('--hidden: only with --arch conv4')
 if a.pool is not None and a.method == 'siamese': raise SystemExit('--pool: protonet or classifier only')
-if a.method != 'siamese': a.pool = a.pool or 'flatten'
-if a.arch == 'conv4': a.hidden = a.hidden or 96
+if a.method != 'siamese' and a.pool is None: a.pool = 'flatten'
+if not a.monitor and a.method == 'siamese': raise SystemExit('--no-monitor: protonet or classifier only (a pair learner validates on its held-out subjects)')
+if a.arch == 'conv4' and a.hidden is None: a.hidden = 96
 enc_kw = {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
