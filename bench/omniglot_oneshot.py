@@ -146,32 +146,25 @@ def train(a, cf, method, epochs, cbs=None):
     return learn, time.time() - t
 
 class PhaseTimer(Callback):
-    "Seconds spent in the training and in the validation phase of each epoch, and when each training step ended"
-    def before_fit(self): self.train_s, self.valid_s, self.steps = [], [], []
-    def before_train(self): self.t = time.time(); self.steps.append([])
-    def after_batch(self):
-        if self.training: self.steps[-1].append(time.time())
+    "Seconds spent in the training and in the validation phase of each epoch"
+    def before_fit(self): self.train_s, self.valid_s = [], []
+    def before_train(self): self.t = time.time()
     def after_train(self): self.train_s.append(time.time() - self.t)
     def before_validate(self): self.t = time.time()
     def after_validate(self): self.valid_s.append(time.time() - self.t)
 
-def epochs_for(a, cf, method, minutes, verbose=True):
-    """Epochs that fit `minutes`, from a timed probe epoch (of 20 training episodes for protonet). An epoch costs
-    once its fixed part (the loader's start and the first step's warm-up: the probe epoch's time beyond its steps)
-    and the validation phase (fixed episodes), and its episodes times the time of one step (measured between the
-    ends of the probe's steps); the probe prints its parts. This machine's speed varies from session to session
-    (a step of the defaults took 0.27 s in one 30-min run, 0.35-0.38 s in a later session), and the epochs that fit with it."""
+def epochs_for(a, cf, method, minutes):
+    """Epochs that fit `minutes`, from a probe epoch of 20 training episodes: the training phase scales with the
+    episodes per epoch, the validation phase (fixed episodes) does not. It prints what it timed: this machine's speed
+    varies between sessions (a step of the defaults took 0.27 s in one 30-min run, 0.33-0.38 s in a later session)"""
     n = 20 if method == 'protonet' else None
     probe = argparse.Namespace(**{**vars(a), 'episodes_per_epoch': n or a.episodes_per_epoch, 'finetune': 0})
     timer = PhaseTimer()
     train(probe, cf, method, 2, cbs=[timer])   # the second epoch is timed (the first pays for warm-up)
-    ends = timer.steps[-1]
-    step = (ends[-1] - ends[0])/(len(ends) - 1) if len(ends) > 1 else timer.train_s[-1]
-    fixed = max(0.0, timer.train_s[-1] - step*len(ends))
-    steps = a.episodes_per_epoch if n else len(ends)
-    per_epoch = fixed + step*steps + timer.valid_s[-1]
-    if verbose: print(f'probe: {step:.3f} s per step x {steps} steps + {fixed:.2f} s fixed + {timer.valid_s[-1]:.2f} s '
-                      f'validation = {per_epoch:.1f} s per epoch', flush=True)
+    tr, va = timer.train_s[-1], timer.valid_s[-1]
+    per_epoch = tr*(a.episodes_per_epoch/n if n else 1) + va
+    print('probe: ' + (f'{tr/n:.3f} s per step x {a.episodes_per_epoch} steps' if n else f'{tr:.1f} s of training')
+          + f' + {va:.2f} s validation = {per_epoch:.1f} s per epoch', flush=True)
     return max(1, math.floor(minutes*60/per_epoch))
 
 def tta_of(a):

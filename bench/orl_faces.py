@@ -69,14 +69,15 @@ eers, minutes, first = [], [], []
 normed = {'snorm': [], 'asnorm': []}   # test EERs with ff.score_norm: all cohort scores / the top --cohort-top
 held = {'raw': [], 'snorm': [], 'asnorm': []}   # the same three on the held-out *training* subjects (for choosing)
 
-def fold_eers(learn, emb, labels, cohort):
-    "Raw, S-norm and AS-norm EERs (percent) over every pair of `emb`, with cohort embeddings `cohort`"
+def fold_eers(learn, emb, labels, cohort=None):
+    "Raw EER (percent) over every pair of `emb`, and with cohort embeddings `cohort` the S-norm and AS-norm ones too"
     i, j = torch.triu_indices(len(emb), len(emb), 1)
     lbl = torch.tensor(labels)
     same = lbl[i] == lbl[j]
-    raw = ff.inference.similarity(learn, emb, emb)
-    c = ff.inference.similarity(learn, emb, cohort)
-    out = {'raw': raw, 'snorm': ff.score_norm(raw, c, c), 'asnorm': ff.score_norm(raw, c, c, top=a.cohort_top)}
+    out = {'raw': ff.inference.similarity(learn, emb, emb)}
+    if cohort is not None:
+        c = ff.inference.similarity(learn, emb, cohort)
+        out.update(snorm=ff.score_norm(out['raw'], c, c), asnorm=ff.score_norm(out['raw'], c, c, top=a.cohort_top))
     return {k: 100*ff.equal_error_rate(v[i, j], same) for k, v in out.items()}, len(i), int(same.sum())
 
 for k, test_subjects in enumerate(folds):
@@ -113,8 +114,7 @@ for k, test_subjects in enumerate(folds):
     e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort)
     eers.append(e['raw']); normed['snorm'].append(e['snorm']); normed['asnorm'].append(e['asnorm'])
     if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
-        first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels,
-                               ff.embed(members[0], fit_cf.images, tta=tta))[0]['raw'])
+        first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels)[0]['raw'])
     if hold:
         hold_cf = train_cf.subset(lambda c: c in set(hold))
         h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
