@@ -34,6 +34,8 @@ p.add_argument('--brightness', type=float, default=0.2, help='fastai Brightness(
                'rows measured before commit 134f8ad ran without it: the loaders skipped training-only transforms)')
 p.add_argument('--cohort-top', type=int, default=50, help='AS-norm: each image\'s closest cohort images (the EERs '
                'with ff.score_norm are reported beside the raw one; cohort: the training subjects\' images)')
+p.add_argument('--shrink', type=float, default=1.0, help='ff.fit_whitening\'s ridge for the whitened EERs reported beside the '
+               'raw one (cohort: the training subjects\' images; total covariance, and within-subject: WCCN)')
 p.add_argument('--hold', type=float, default=0.0, help='share of the training subjects held out to monitor training '
                '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
 p.add_argument('--ensemble', type=int, default=2, help='train this many models per fold (seeds differ) and score with all '
@@ -66,11 +68,13 @@ enc_kw = {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' e
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
 eers, minutes, first = [], [], []
-normed = {'snorm': [], 'asnorm': []}   # test EERs with ff.score_norm: all cohort scores / the top --cohort-top
-held = {'raw': [], 'snorm': [], 'asnorm': []}   # the same three on the held-out *training* subjects (for choosing)
+normed = {'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []}   # test EERs with ff.score_norm (all cohort scores / the top
+# --cohort-top) and with embeddings whitened on the cohort (ff.fit_whitening)
+held = {'raw': [], **{k: [] for k in normed}}   # the same three on the held-out *training* subjects (for choosing)
 
-def fold_eers(learn, emb, labels, cohort=None):
-    "Raw EER (percent) over every pair of `emb`, and with cohort embeddings `cohort` the S-norm and AS-norm ones too"
+def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None):
+    """Raw EER (percent) over every pair of `emb`; with cohort embeddings `cohort` (and their subjects) also the
+    S-norm and AS-norm ones and those of the embeddings whitened on the cohort (ff.fit_whitening: total, within-subject)"""
     i, j = torch.triu_indices(len(emb), len(emb), 1)
     lbl = torch.tensor(labels)
     same = lbl[i] == lbl[j]
@@ -78,6 +82,8 @@ def fold_eers(learn, emb, labels, cohort=None):
     if cohort is not None:
         c = ff.inference.similarity(learn, emb, cohort)
         out.update(snorm=ff.score_norm(out['raw'], c, c), asnorm=ff.score_norm(out['raw'], c, c, top=a.cohort_top))
+        for key, w in (('whiten', ff.fit_whitening(cohort, shrink=a.shrink)), ('wccn', ff.fit_whitening(cohort, cohort_labels, shrink=a.shrink))):
+            out[key] = ff.inference.similarity(learn, w(emb), w(emb))
     return {k: 100*ff.equal_error_rate(v[i, j], same) for k, v in out.items()}, len(i), int(same.sum())
 
 for k, test_subjects in enumerate(folds):
@@ -111,21 +117,23 @@ for k, test_subjects in enumerate(folds):
     minutes.append((time.time() - t)/60)
     fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
     cohort = ff.embed(learn, fit_cf.images, tta=tta)
-    e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort)
-    eers.append(e['raw']); normed['snorm'].append(e['snorm']); normed['asnorm'].append(e['asnorm'])
+    e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort, fit_cf.labels)
+    eers.append(e['raw'])
+    for key in normed: normed[key].append(e[key])
     if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
         first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels)[0]['raw'])
     if hold:
         hold_cf = train_cf.subset(lambda c: c in set(hold))
-        h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort)
+        h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort, fit_cf.labels)
         for key in held: held[key].append(h[key])
-    mon = (f'raw {h["raw"]:.2f} / S-norm {h["snorm"]:.2f} / AS-norm {h["asnorm"]:.2f}%') if hold else 'none (--hold 0)'
+    names = {'snorm': 'S-norm', 'asnorm': 'AS-norm', 'whiten': 'whitened', 'wccn': 'WCCN'}
+    mon = ' / '.join(f'{names.get(key, key)} {v:.2f}' for key, v in h.items()) + '%' if hold else 'none (--hold 0)'
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {e["raw"]:.2f}% over {n_pairs} pairs ({n_same} same); '
-          f'S-norm {e["snorm"]:.2f}%, AS-norm {e["asnorm"]:.2f}%; held-out training subjects: {mon}; '
+          + ', '.join(f'{names[key]} {e[key]:.2f}%' for key in normed) + f'; held-out training subjects: {mon}; '
           f'trained {minutes[-1]:.1f} min' + (f'; first member alone: EER {first[-1]:.2f}%' if first else ''), flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
            size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
-           eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers], cohort_top=a.cohort_top,
+           eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers], cohort_top=a.cohort_top, shrink=a.shrink,
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
