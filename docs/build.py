@@ -28,6 +28,7 @@ API_GROUPS = [('fewshot_fastai.data', 'data', 'Data: sources, folders, pairs, ep
               ('fewshot_fastai.callbacks', 'callbacks', 'Callbacks: thresholds, N-way evaluation'),
               ('fewshot_fastai.learner', 'learner', 'Learners'),
               ('fewshot_fastai.inference', 'inference', 'Inference: pairs, support sets, embeddings'),
+              ('fewshot_fastai.whitening', 'whitening', 'Verification: embeddings whitened on a cohort'),
               ('fewshot_fastai.interpret', 'interpret', 'Interpretation: CAM, similarity maps, top losses'),
               ('fewshot_fastai.gan', 'gan', 'GANs'),
               ('fewshot_fastai.deploy', 'deploy', 'Deployment: safetensors and ONNX'),
