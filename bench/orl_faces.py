@@ -38,6 +38,8 @@ p.add_argument('--shrink', type=float, default=1.0, help='ff.fit_whitening\'s ri
                'raw one (cohort: the training subjects\' images; total covariance, and within-subject: WCCN)')
 p.add_argument('--hold', type=float, default=0.0, help='share of the training subjects held out to monitor training '
                '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
+p.add_argument('--hold-seed', type=int, default=None, help='which training subjects --hold holds out (ff.class_split\'s '
+               'seed; default: --seed). Other values give other held-out subjects for the same test folds')
 p.add_argument('--ensemble', type=int, default=2, help='train this many models per fold (seeds differ) and score with all '
                'of them (ff.ensemble_learner: the members\' similarities summed)')
 p.add_argument('--pool', default=None, choices=['avg', 'flatten'], help='embedding of the encoder\'s final maps: averaged '
@@ -90,7 +92,7 @@ for k, test_subjects in enumerate(folds):
     train_cf = cf.subset(lambda c: c not in set(test_subjects))
     test_cf = cf.subset(lambda c: c in set(test_subjects))
     # held-out training subjects: monitoring only (and the set to choose levers on); --hold 0 trains on all
-    hold = ff.class_split(train_cf.classes, a.hold, a.seed) if a.hold else set()
+    hold = ff.class_split(train_cf.classes, a.hold, a.seed if a.hold_seed is None else a.hold_seed) if a.hold else set()
     split = {'valid_classes': sorted(hold)} if hold and a.monitor else {'valid_pct': 0}
     data_cf = train_cf if hold and a.monitor else train_cf.subset(lambda c: c not in hold)   # --no-monitor: drop them
     members, t = [], time.time()
@@ -137,7 +139,7 @@ res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretr
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
-           hold=a.hold, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase,
+           hold=a.hold, hold_seed=a.hold_seed, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase,
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2),
            **({'first_member_eer_percent': round(sum(first)/len(first), 2), 'first_member_eer_per_fold': [round(e, 2) for e in first]} if first else {}))
 print(json.dumps(res))
