@@ -48,6 +48,8 @@ p.add_argument('--hidden', type=int, default=None, help='Conv4 channels (default
 p.add_argument('--monitor', action=argparse.BooleanOptionalAction, default=True, help='with --hold: validation episodes '
                'on the held-out subjects after each epoch, as the older rows ran (--no-monitor: scored once at the end only; '
                'faster screens, since nothing reads the per-epoch figures)')
+p.add_argument('--rotate', type=float, default=8, help='fastai Rotate(max_deg) in training (p=0.75)')
+p.add_argument('--zoom', type=float, default=1.1, help='fastai Zoom(max_zoom) in training (p=0.75)')
 p.add_argument('--erase', type=float, default=0, help="fastai RandomErasing(p) in training (0: none)")
 a = p.parse_args()
 if a.margin and a.method != 'classifier': raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
@@ -58,7 +60,7 @@ subjects = cf.classes[:]
 random.Random(a.seed).shuffle(subjects)
 folds = [subjects[i::a.folds] for i in range(a.folds)]
 img_cls = PILImage if a.pretrained else PILImageBW
-aug = [Rotate(max_deg=8, p=0.75), Zoom(max_zoom=1.1, p=0.75)] + ([Brightness(a.brightness, p=0.5)] if a.brightness else []) + ([Flip(p=0.5)] if a.flip else []) + ([RandomErasing(p=a.erase, max_count=1)] if a.erase else [])
+aug = [Rotate(max_deg=a.rotate, p=0.75), Zoom(max_zoom=a.zoom, p=0.75)] + ([Brightness(a.brightness, p=0.5)] if a.brightness else []) + ([Flip(p=0.5)] if a.flip else []) + ([RandomErasing(p=a.erase, max_count=1)] if a.erase else [])
 tta = partial(ff.flip_views, px=a.tta) if a.flip else a.tta
 if a.pool_first and a.arch != 'conv4': raise SystemExit('--pool-first: only with --arch conv4 (--no-pool-first for the others)')
 if a.hidden is not None and a.arch != 'conv4': raise SystemExit('--hidden: only with --arch conv4')
@@ -139,7 +141,7 @@ res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretr
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
-           hold=a.hold, hold_seed=a.hold_seed, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase,
+           hold=a.hold, hold_seed=a.hold_seed, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase, rotate=a.rotate, zoom=a.zoom,
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2),
            **({'first_member_eer_percent': round(sum(first)/len(first), 2), 'first_member_eer_per_fold': [round(e, 2) for e in first]} if first else {}))
 print(json.dumps(res))
