@@ -74,7 +74,7 @@ if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hol
 eers, minutes, first = [], [], []
 normed = {'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []}   # test EERs with ff.score_norm (all cohort scores / the top
 # --cohort-top) and with embeddings whitened on the cohort (ff.fit_whitening)
-held = {'raw': [], **{k: [] for k in normed}}   # the same three on the held-out *training* subjects (for choosing)
+held = {'raw': [], **{k: [] for k in normed}}   # the same five on the held-out *training* subjects (for choosing)
 
 def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None):
     """Raw EER (percent) over every pair of `emb`; with cohort embeddings `cohort` (and their subjects) also the

@@ -37,7 +37,7 @@ from .gan.frechet import frechet_distance, FrechetFeatures, lite0_features
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
-           'Whitening', 'fit_whitening', 'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
+           'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
            'koch_net', 'conv4', 'wrn', 'resnet12', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error', 'score_norm',
@@ -50,4 +50,4 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'frechet_distance',
            'FrechetFeatures', 'lite0_features', 'generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan',
-           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx', 'AdditiveMargin']
+           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx', 'AdditiveMargin', 'Whitening', 'fit_whitening']

@@ -40,12 +40,15 @@ def fit_whitening(
     mean = c.mean(0)
     if labels is None: X = c - mean
     else:
-        lbl = torch.as_tensor(labels).view(-1).cpu()
-        if len(lbl) != len(c): raise ValueError(f'fit_whitening: {len(lbl)} labels for {len(c)} cohort embeddings')
+        labels = labels.view(-1).tolist() if isinstance(labels, torch.Tensor) else list(labels)
+        if len(labels) != len(c): raise ValueError(f'fit_whitening: {len(labels)} labels for {len(c)} cohort embeddings')
+        index = {l: i for i, l in enumerate(dict.fromkeys(labels))}   # any hashable identity: names or class indices
+        lbl = torch.tensor([index[l] for l in labels])
         groups = [c[lbl == u] for u in lbl.unique()]
         if all(len(g) < 2 for g in groups): raise ValueError('fit_whitening: labels: no identity has 2 or more embeddings, so there is no within-identity covariance')
         X = torch.cat([g - g.mean(0) for g in groups])
     S = X.T @ X/len(X)
     D = S.shape[0]
+    if not S.trace() > 0: raise ValueError('fit_whitening: the cohort embeddings do not vary (zero covariance): nothing to whiten')
     ev, V = torch.linalg.eigh(S + shrink*S.trace()/D*torch.eye(D, dtype=S.dtype))
     return Whitening(mean, V @ torch.diag(ev.rsqrt()) @ V.T).to(cohort.device)

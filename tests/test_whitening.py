@@ -44,7 +44,7 @@ def test_within_identity_whitening(embs):
     # the ridge: W^-2 = S + shrink * mean eigenvalue * I
     S = cov(torch.cat([c[lbl == u] - c[lbl == u].mean(0) for u in lbl.unique()]))
     ridge = S + 0.5*S.trace()/D*torch.eye(D, dtype=torch.float64)
-    W = ff.fit_whitening(c, lbl.tolist(), shrink=0.5).W.double()
+    W = ff.fit_whitening(c, [f's{int(u)}' for u in lbl], shrink=0.5).W.double()   # names work as identities too
     assert torch.allclose(W @ ridge @ W, torch.eye(D, dtype=torch.float64), atol=1e-3)
 
 def test_whitened_embeddings_score_with_the_learner(embs):
@@ -60,4 +60,5 @@ def test_bad_input_is_named(embs):
     with pytest.raises(ValueError, match='299 labels for 300'): ff.fit_whitening(c, lbl[:-1])
     with pytest.raises(ValueError, match='no identity has 2'): ff.fit_whitening(c[:5], torch.arange(5))
     with pytest.raises(ValueError, match='cohort must be'): ff.fit_whitening(c[0])
+    with pytest.raises(ValueError, match='do not vary'): ff.fit_whitening(c[:1].repeat(5, 1))
     with pytest.raises(ValueError, match=rf'must be \(N,{c.shape[1]}\)'): ff.fit_whitening(c)(e[:, :10])
