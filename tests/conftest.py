@@ -55,3 +55,14 @@ def omni_dls(omni_small):
     from fastai.vision.all import Resize, PILImageBW
     return ff.SiameseDataLoaders.from_folder(omni_small, valid_pct=0.25, seed=0, item_tfms=Resize(28), bs=32,
                                              img_cls=PILImageBW, num_workers=0)
+
+@pytest.fixture(scope='session')
+def orl_conv4(orl):
+    "An untrained Conv4 episodic learner on the real ORL faces at 28x23 (seed 0), and their ClassFolder: embeds faces for the verification tests"
+    import fewshot_fastai as ff
+    from fastai.vision.all import PILImageBW, set_seed
+    cf = ff.ClassFolder(orl)
+    set_seed(0)
+    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=(28, 23), img_cls=PILImageBW, valid_pct=0.2, n_way=5,
+                                                  n_query=2, episodes_per_epoch=2, valid_episodes=1)
+    return ff.episodic_learner(dls, 'conv4'), cf

@@ -1,17 +1,12 @@
 "ff.score_norm (S-norm / AS-norm) on scores of real ORL faces"
 import pytest
 import torch
-from fastai.vision.all import PILImageBW, set_seed
 import fewshot_fastai as ff
 
 @pytest.fixture(scope='module')
-def scores(orl):
+def scores(orl_conv4):
     "Raw scores of 3 subjects' faces against each other and against a cohort of 6 other subjects, from a Conv4"
-    cf = ff.ClassFolder(orl)
-    set_seed(0)
-    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=(28, 23), img_cls=PILImageBW, valid_pct=0.2, n_way=5,
-                                                  n_query=2, episodes_per_epoch=2, valid_episodes=1)
-    learn = ff.episodic_learner(dls, 'conv4')
+    learn, cf = orl_conv4
     test = cf.subset(lambda c: c in {'s1', 's2', 's3'})
     cohort = cf.subset(lambda c: c in {'s4', 's5', 's6', 's7', 's8', 's9'})
     e, c = ff.embed(learn, test.images), ff.embed(learn, cohort.images)

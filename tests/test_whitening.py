@@ -1,17 +1,12 @@
 "ff.fit_whitening (total-covariance ZCA and within-identity WCCN) on embeddings of real ORL faces"
 import pytest
 import torch
-from fastai.vision.all import PILImageBW, set_seed
 import fewshot_fastai as ff
 
 @pytest.fixture(scope='module')
-def embs(orl):
+def embs(orl_conv4):
     "A Conv4's embeddings (its live channels, of 64) of 30 cohort subjects' faces (300 > 64, so the covariance is full rank) and of 3 others"
-    cf = ff.ClassFolder(orl)
-    set_seed(0)
-    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=(28, 23), img_cls=PILImageBW, valid_pct=0.2, n_way=5,
-                                                  n_query=2, episodes_per_epoch=2, valid_episodes=1)
-    learn = ff.episodic_learner(dls, 'conv4')
+    learn, cf = orl_conv4
     names = sorted(cf.classes)
     cohort = cf.subset(lambda c: c in set(names[:30])); other = cf.subset(lambda c: c in set(names[30:33]))
     c, e = ff.embed(learn, cohort.images), ff.embed(learn, other.images)
