@@ -11,25 +11,27 @@ from fastai.vision.all import PILImageBW, PILImage, Resize, Rotate, Zoom, Bright
 import fewshot_fastai as ff
 
 p = argparse.ArgumentParser(description=__doc__)
-p.add_argument('--method', default='classifier', choices=['protonet', 'classifier', 'siamese'],
-               help='classifier: pre-training as a cosine classifier over the training subjects (ff.classifier_learner)')
+p.add_argument('--method', default='classifier', choices=['protonet', 'classifier', 'siamese', 'frozen'],
+               help='classifier: pre-training as a cosine classifier over the training subjects (ff.classifier_learner); '
+               'frozen: no training, ImageNet efficientnet_lite0 taps (ff.TapGrid) scored after WCCN on the training subjects')
 p.add_argument('--bs', type=int, default=32, help='classifier batch size')
 p.add_argument('--head', default='cosine', choices=['cosine', 'linear'], help='classifier head')
-p.add_argument('--arch', default='conv4')
-p.add_argument('--pretrained', action='store_true')
+p.add_argument('--arch', default=None, help='default: conv4 (efficientnet_lite0 for --method frozen)')
+p.add_argument('--pretrained', action='store_true', help='ImageNet weights (always with --method frozen)')
 p.add_argument('--folds', type=int, default=5)
 p.add_argument('--epochs', type=int, default=60)
 p.add_argument('--episodes-per-epoch', type=int, default=50)
-p.add_argument('--size', type=int, nargs=2, default=[56, 46])
+p.add_argument('--size', type=int, nargs=2, default=None, help='image rows, columns (default 56 46; 224 184 for --method frozen)')
 p.add_argument('--lr', type=float, default=3e-3)
 p.add_argument('--seed', type=int, default=0)
-p.add_argument('--tta', type=int, default=2, help='test-time augmentation: embeddings averaged over shifts by N px (0: none)')
+p.add_argument('--tta', type=int, default=None, help='test-time augmentation: embeddings averaged over shifts by N px (0: none; '
+               'default 2, 0 for --method frozen)')
 p.add_argument('--flip', action=argparse.BooleanOptionalAction, default=True, help='left-right mirror images: in training (fastai Flip) and at test time '
                '(ff.flip_views, combined with --tta shifts)')
 p.add_argument('--n-way', type=int, default=10, help='classes per training episode (protonet)')
 p.add_argument('--margin', type=float, default=0.1, help='classifier: CosFace additive margin (ff.AdditiveMargin) in training')
-p.add_argument('--pool-first', action=argparse.BooleanOptionalAction, default=True,
-               help='conv4: each block pools before its BN and ReLU (--no-pool-first: the classic order)')
+p.add_argument('--pool-first', action=argparse.BooleanOptionalAction, default=None,
+               help='conv4: each block pools before its BN and ReLU (the default; --no-pool-first: the classic order)')
 p.add_argument('--brightness', type=float, default=0.2, help='fastai Brightness(max_lighting) in training (0: none; '
                'rows measured before commit 134f8ad ran without it: the loaders skipped training-only transforms)')
 p.add_argument('--cohort-top', type=int, default=50, help='AS-norm: each image\'s closest cohort images (the EERs '
@@ -51,10 +53,24 @@ p.add_argument('--monitor', action=argparse.BooleanOptionalAction, default=True,
 p.add_argument('--rotate', type=float, default=8, help='fastai Rotate(max_deg) in training (p=0.75)')
 p.add_argument('--zoom', type=float, default=1.1, help='fastai Zoom(max_zoom) in training (p=0.75)')
 p.add_argument('--erase', type=float, default=0, help="fastai RandomErasing(p) in training (0: none)")
+p.add_argument('--taps', nargs='+', default=['blocks.4'], help='--method frozen: the layers ff.TapGrid taps')
+p.add_argument('--grid', type=int, nargs=2, default=[3, 3], help='--method frozen: the grid each tapped map is pooled to')
+p.add_argument('--score', default=None, choices=['raw', 'snorm', 'asnorm', 'whiten', 'wccn'], help='which EER is the headline '
+               '(eer_percent; all are printed): default raw, wccn for --method frozen (its embeddings are scored whitened)')
 a = p.parse_args()
-if a.margin and a.method != 'classifier': raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
+if a.margin and a.method not in ('classifier', 'frozen'): raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
 warnings.filterwarnings('ignore', category=FutureWarning)
 
+frozen = a.method == 'frozen'
+if a.arch is None: a.arch = 'efficientnet_lite0' if frozen else 'conv4'
+if a.size is None: a.size = [224, 184] if frozen else [56, 46]
+if a.tta is None: a.tta = 0 if frozen else 2
+if a.score is None: a.score = 'wccn' if frozen else 'raw'
+if a.pool_first is None: a.pool_first = a.arch == 'conv4'
+if frozen:
+    a.pretrained = True
+    if a.ensemble != 1 and '--ensemble' in ' '.join(__import__('sys').argv): raise SystemExit('--ensemble: not with --method frozen (nothing is trained)')
+    a.ensemble, a.epochs, a.margin = 1, 0, 0
 cf = ff.ClassFolder(ff.orl_faces())
 subjects = cf.classes[:]
 random.Random(a.seed).shuffle(subjects)
@@ -68,13 +84,13 @@ if a.pool is not None and a.method == 'siamese': raise SystemExit('--pool: proto
 if a.method != 'siamese' and a.pool is None: a.pool = 'flatten'
 if not a.monitor and a.method == 'siamese': raise SystemExit('--no-monitor: protonet or classifier only (a pair learner validates on its held-out subjects)')
 if a.arch == 'conv4' and a.hidden is None: a.hidden = 96
-enc_kw = {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
+enc_kw = {'taps': a.taps, 'grid': a.grid} if frozen else {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
 eers, minutes, first = [], [], []
-normed = {'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []}   # test EERs with ff.score_norm (all cohort scores / the top
+normed = {'raw': [], 'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []}   # test EERs with ff.score_norm (all cohort scores / the top
 # --cohort-top) and with embeddings whitened on the cohort (ff.fit_whitening)
-held = {'raw': [], **{k: [] for k in normed}}   # the same five on the held-out *training* subjects (for choosing)
+held = {k: [] for k in normed}   # the same five on the held-out *training* subjects (for choosing)
 
 def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None):
     """Raw EER (percent) over every pair of `emb`; with cohort embeddings `cohort` (and their subjects) also the
@@ -100,7 +116,10 @@ for k, test_subjects in enumerate(folds):
     members, t = [], time.time()
     for m in range(a.ensemble):
         set_seed(a.seed + k + 1000*m)   # member 0: the seed of a single model
-        if a.method == 'classifier':
+        if frozen:   # nothing to train: the loaders only prepare the images (size, RGB, ImageNet statistics)
+            dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, valid_pct=0)
+            learn = ff.episodic_learner(dls, a.arch, pretrained=True, encoder_kwargs=enc_kw, pool=a.pool, metrics=[])
+        elif a.method == 'classifier':
             dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
                                                              valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
             learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
@@ -115,14 +134,15 @@ for k, test_subjects in enumerate(folds):
                                                           item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
             learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
         cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
+        if not frozen:
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
         members.append(learn)
     learn = ff.ensemble_learner(members) if len(members) > 1 else members[0]
     minutes.append((time.time() - t)/60)
     fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
     cohort = ff.embed(learn, fit_cf.images, tta=tta)
     e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort, fit_cf.labels)
-    eers.append(e['raw'])
+    eers.append(e[a.score])
     for key in normed: normed[key].append(e[key])
     if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
         first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels)[0]['raw'])
@@ -132,12 +152,13 @@ for k, test_subjects in enumerate(folds):
         for key in held: held[key].append(h[key])
     names = {'snorm': 'S-norm', 'asnorm': 'AS-norm', 'whiten': 'whitened', 'wccn': 'WCCN'}
     mon = ' / '.join(f'{names.get(key, key)} {v:.2f}' for key, v in h.items()) + '%' if hold else 'none (--hold 0)'
-    print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {e["raw"]:.2f}% over {n_pairs} pairs ({n_same} same); '
-          + ', '.join(f'{names[key]} {e[key]:.2f}%' for key in normed) + f'; held-out training subjects: {mon}; '
+    print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER ({a.score}) {e[a.score]:.2f}% over {n_pairs} pairs ({n_same} same); '
+          + ', '.join(f'{names.get(key, key)} {e[key]:.2f}%' for key in normed) + f'; held-out training subjects: {mon}; '
           f'trained {minutes[-1]:.1f} min' + (f'; first member alone: EER {first[-1]:.2f}%' if first else ''), flush=True)
 res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretrained, folds=a.folds, epochs=a.epochs,
            size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
-           eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers], cohort_top=a.cohort_top, shrink=a.shrink,
+           score=a.score, eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
+           **({'taps': a.taps, 'grid': a.grid} if frozen else {}), cohort_top=a.cohort_top, shrink=a.shrink,
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,

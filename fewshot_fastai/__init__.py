@@ -7,7 +7,7 @@ from .data.sources import omniglot, orl_faces, fetch_zip, safe_extract, download
 from .data.items import ClassFolder, LazyImages, IndexedView, decoded_bytes, alphabet_of, label_of
 from .data.pairs import SiameseImage, SiameseDataLoaders, PairSampler, class_split
 from .models.backbones import wrn, resnet12
-from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch, create_encoder, resolve_arch, PretrainedUnavailable
+from .models.encoders import koch_net, conv4, efficientnet_lite0, imagenet_batch, TapGrid, create_encoder, resolve_arch, PretrainedUnavailable
 from .models.heads import ConcatHead, L1Head, DistanceHead, CosineHead
 from .models.siamese import SiameseModel, siamese_splitter
 from .losses import ContrastiveLoss, pair_loss, same_probability
@@ -38,7 +38,7 @@ from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resu
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',
            'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'alphabet_of', 'label_of', 'SiameseImage', 'SiameseDataLoaders', 'PairSampler', 'class_split',
-           'koch_net', 'conv4', 'wrn', 'resnet12', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
+           'koch_net', 'conv4', 'wrn', 'resnet12', 'efficientnet_lite0', 'imagenet_batch', 'TapGrid', 'create_encoder', 'resolve_arch', 'PretrainedUnavailable',
            'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'SiameseModel', 'siamese_splitter',
            'ContrastiveLoss', 'pair_loss', 'same_probability', 'PairAccuracy', 'FitThreshold', 'best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error', 'score_norm',
            'siamese_learner', 'SiameseLearner', 'predict_pair', 'predict_pairs', 'to_image', 'classify', 'embed', 'support_scores', 'SupportSet', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one',

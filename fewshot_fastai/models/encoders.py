@@ -5,7 +5,7 @@ from torch import nn
 from fastai.vision.learner import create_body, model_meta
 from .backbones import wrn, resnet12
 
-__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'create_encoder', 'resolve_arch', 'arch_name', 'encoder_features', 'PretrainedUnavailable']
+__all__ = ['koch_net', 'conv4', 'efficientnet_lite0', 'imagenet_batch', 'TapGrid', 'create_encoder', 'resolve_arch', 'arch_name', 'encoder_features', 'PretrainedUnavailable']
 
 class PretrainedUnavailable(RuntimeError):
     "Pretrained weights could not be fetched (typically: no internet)"
@@ -131,14 +131,55 @@ def arch_name(arch) -> str|None:
     name = getattr(arch, '__name__', None)
     return name if name is not None and not isinstance(arch, nn.Module) and resolve_arch(name) is arch else None
 
+class TapGrid(nn.Module):
+    """Mid-level features of a CNN: the outputs of its layers named in `taps`, each average-pooled to a coarse `grid`
+    and flattened, side by side: (B,C,H,W) -> (B, sum of C_i*gh*gw) vectors. An ImageNet network's middle stages
+    describe parts (eyes, mouth, textures) that transfer to new identities better than its last, ImageNet-specific
+    stage, and the grid keeps where each part is (aligned faces). torchvision's `create_feature_extractor` (torch.fx)
+    does the tapping and keeps only the computation the taps need; the grid pooling is the part written here."""
+    def __init__(
+        self,
+        model:nn.Module, # the network to tap (e.g. timm's efficientnet_lite0)
+        taps, # names of its layers, as `torchvision.models.feature_extraction.get_graph_node_names` lists them ('blocks.4')
+        grid=(3, 3), # (rows, columns) each tapped map is pooled to
+    ):
+        super().__init__()
+        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+        taps = [taps] if isinstance(taps, str) else list(taps)
+        grid = (grid, grid) if isinstance(grid, int) else tuple(grid)
+        if not taps: raise ValueError('TapGrid: taps is empty: name at least one layer')
+        if len(grid) != 2 or any(not isinstance(g, int) or g < 1 for g in grid):
+            raise ValueError(f'TapGrid: grid={grid} must be (rows, columns), positive integers')
+        # a tap names a graph node or a module (whose last node is then tapped), in training and eval mode alike
+        names = [set(n) for n in get_graph_node_names(model)]
+        bad = [t for t in taps if not all(t in n or any(m.startswith(t + '.') for m in n) for n in names)]
+        if bad:
+            some = [n for n, _ in model.named_modules() if n and n.count('.') <= 1]
+            raise ValueError(f'TapGrid: {type(model).__name__} has no layer {bad}; some of its layers: {some[:30]}')
+        self.taps, self.grid = taps, grid
+        self.body = create_feature_extractor(model, return_nodes={t: f'tap{i}' for i, t in enumerate(taps)})
+    def forward(
+        self,
+        x, # images, (B,C,H,W)
+    ):
+        "(B, sum over the taps of channels*rows*columns)"
+        out = []
+        for name, m in zip(self.taps, self.body(x).values()):
+            if m.ndim != 4: raise ValueError(f'TapGrid: layer {name!r} gives a tensor of shape {tuple(m.shape)}, not feature maps (B,C,H,W)')
+            out.append(nn.functional.adaptive_avg_pool2d(m, self.grid).flatten(1))
+        return torch.cat(out, 1)
+
 def create_encoder(
     arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4; names go through `resolve_arch`
     n_in:int=3, # input channels
     pretrained:bool=False, # ImageNet weights (offline only for `efficientnet_lite0`)
     cut=None, # where fastai's `create_body` cuts the classifier off (default: the arch's `model_meta`)
+    taps=None, # layer names: return `TapGrid` vectors of these layers (pooled to `grid`) instead of the final maps
+    grid=(3, 3), # with `taps`: the grid each tapped map is pooled to
     **kwargs,
 ) -> nn.Module:
-    "Image encoder from `arch`, returning feature maps (or vectors for `koch_net`)"
+    "Image encoder from `arch`, returning feature maps (or vectors for `koch_net`, or with `taps`)"
+    if taps is not None: return TapGrid(create_encoder(arch, n_in, pretrained, cut, **kwargs), taps, grid)
     arch = resolve_arch(arch)
     if isinstance(arch, nn.Module): return arch
     if isinstance(arch, str):
