@@ -1,9 +1,11 @@
 """ORL faces verification on subjects unseen in training: k-fold over the 40 subjects. Each fold trains on the
-other subjects, then scores every pair of the held-out subjects' images (embeddings computed once) and reports
-the equal error rate. The defaults are the best measured recipe (README): Conv4 pre-trained as a cosine classifier
-with a CosFace margin of 0.1, pool-first blocks, mirror images in training and at test time, trained on every
-training subject (--hold 0), two models per fold (--ensemble 2), Conv4 width 96 (--hidden 96), flattened final
-maps as the embedding (--pool flatten). Last line: one JSON object."""
+other subjects (or, for --method frozen, only fits a whitening on them), then scores every pair of the held-out
+subjects' images (embeddings computed once) and reports the equal error rate. The defaults are the best measured
+recipe (README): --method frozen, no training at all: ImageNet efficientnet_lite0's blocks.4 output at 224x184,
+pooled to a 3x3 grid (ff.TapGrid), mirror-image TTA, scored after within-subject whitening (WCCN, ff.fit_whitening)
+fitted on the training subjects. --method classifier gives the best trained recipe: Conv4 (width 96, pool-first,
+flattened final maps) pre-trained as a cosine classifier with a CosFace margin of 0.1, mirror images in training
+and at test time, two models per fold. Last line: one JSON object."""
 import argparse, json, random, time, warnings
 import torch
 from functools import partial
@@ -11,7 +13,7 @@ from fastai.vision.all import PILImageBW, PILImage, Resize, Rotate, Zoom, Bright
 import fewshot_fastai as ff
 
 p = argparse.ArgumentParser(description=__doc__)
-p.add_argument('--method', default='classifier', choices=['protonet', 'classifier', 'siamese', 'frozen'],
+p.add_argument('--method', default='frozen', choices=['protonet', 'classifier', 'siamese', 'frozen'],
                help='classifier: pre-training as a cosine classifier over the training subjects (ff.classifier_learner); '
                'frozen: no training, ImageNet efficientnet_lite0 taps (ff.TapGrid) scored after WCCN on the training subjects')
 p.add_argument('--bs', type=int, default=32, help='classifier batch size')
