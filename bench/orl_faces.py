@@ -44,8 +44,8 @@ p.add_argument('--hold', type=float, default=0.0, help='share of the training su
                '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
 p.add_argument('--hold-seed', type=int, default=None, help='which training subjects --hold holds out (ff.class_split\'s '
                'seed; default: --seed). Other values give other held-out subjects for the same test folds')
-p.add_argument('--ensemble', type=int, default=2, help='train this many models per fold (seeds differ) and score with all '
-               'of them (ff.ensemble_learner: the members\' similarities summed)')
+p.add_argument('--ensemble', type=int, default=None, help='train this many models per fold (seeds differ) and score with all '
+               'of them (ff.ensemble_learner: the members\' similarities summed); default 2 (1 for --method frozen)')
 p.add_argument('--pool', default=None, choices=['avg', 'flatten'], help='embedding of the encoder\'s final maps: averaged '
                'over positions, or flattened (keeps where each feature is on the face); default: flatten (protonet, classifier)')
 p.add_argument('--hidden', type=int, default=None, help='Conv4 channels (default 96)')
@@ -71,8 +71,9 @@ if a.score is None: a.score = 'wccn' if frozen else 'raw'
 if a.pool_first is None: a.pool_first = a.arch == 'conv4'
 if frozen:
     a.pretrained = True
-    if a.ensemble != 1 and '--ensemble' in ' '.join(__import__('sys').argv): raise SystemExit('--ensemble: not with --method frozen (nothing is trained)')
-    a.ensemble, a.epochs, a.margin = 1, 0, 0
+    if a.ensemble not in (None, 1): raise SystemExit('--ensemble: not with --method frozen (nothing is trained)')
+    a.epochs, a.margin = 0, 0
+if a.ensemble is None: a.ensemble = 1 if frozen else 2
 cf = ff.ClassFolder(ff.orl_faces())
 subjects = cf.classes[:]
 random.Random(a.seed).shuffle(subjects)
