@@ -95,6 +95,15 @@ normed = {'raw': [], 'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []}   # te
 # --cohort-top) and with embeddings whitened on the cohort (ff.fit_whitening)
 held = {k: [] for k in normed}   # the same five on the held-out *training* subjects (for choosing)
 
+frozen_emb = {}   # --method frozen: an image's embedding does not depend on the fold, so each file is embedded once
+def embed(learn, sub_cf):
+    "Embeddings (with the TTA) of `sub_cf`'s images, in its order"
+    if not frozen: return ff.embed(learn, sub_cf.images, tta=tta)
+    todo = [i for i, f in enumerate(sub_cf.files) if f not in frozen_emb]
+    if todo:
+        for i, e in zip(todo, ff.embed(learn, [sub_cf.images[i] for i in todo], tta=tta)): frozen_emb[sub_cf.files[i]] = e
+    return torch.stack([frozen_emb[f] for f in sub_cf.files])
+
 def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None):
     """Raw EER (percent) over every pair of `emb`; with cohort embeddings `cohort` (and their subjects) also the
     S-norm and AS-norm ones and those of the embeddings whitened on the cohort (ff.fit_whitening: total, within-subject)"""
@@ -119,9 +128,10 @@ for k, test_subjects in enumerate(folds):
     members, t = [], time.time()
     for m in range(a.ensemble):
         set_seed(a.seed + k + 1000*m)   # member 0: the seed of a single model
-        if frozen:   # nothing to train: the loaders only prepare the images (size, RGB, ImageNet statistics)
-            dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, valid_pct=0)
-            learn = ff.episodic_learner(dls, a.arch, pretrained=True, encoder_kwargs=enc_kw, pool=a.pool, metrics=[])
+        if frozen:   # nothing to train: the loaders only prepare the images (size, RGB, ImageNet statistics); built once
+            if not k:
+                dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, valid_pct=0)
+                learn = ff.episodic_learner(dls, a.arch, pretrained=True, encoder_kwargs=enc_kw, pool=a.pool, metrics=[])
         elif a.method == 'classifier':
             dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
                                                              valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
@@ -143,15 +153,15 @@ for k, test_subjects in enumerate(folds):
     learn = ff.ensemble_learner(members) if len(members) > 1 else members[0]
     minutes.append((time.time() - t)/60)
     fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
-    cohort = ff.embed(learn, fit_cf.images, tta=tta)
-    e, n_pairs, n_same = fold_eers(learn, ff.embed(learn, test_cf.images, tta=tta), test_cf.labels, cohort, fit_cf.labels)
+    cohort = embed(learn, fit_cf)
+    e, n_pairs, n_same = fold_eers(learn, embed(learn, test_cf), test_cf.labels, cohort, fit_cf.labels)
     eers.append(e[a.score])
     for key in normed: normed[key].append(e[key])
     if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
         first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels)[0]['raw'])
     if hold:
         hold_cf = train_cf.subset(lambda c: c in set(hold))
-        h, _, _ = fold_eers(learn, ff.embed(learn, hold_cf.images, tta=tta), hold_cf.labels, cohort, fit_cf.labels)
+        h, _, _ = fold_eers(learn, embed(learn, hold_cf), hold_cf.labels, cohort, fit_cf.labels)
         for key in held: held[key].append(h[key])
     names = {'snorm': 'S-norm', 'asnorm': 'AS-norm', 'whiten': 'whitened', 'wccn': 'WCCN'}
     mon = ' / '.join(f'{names.get(key, key)} {v:.2f}' for key, v in h.items()) + '%' if hold else 'none (--hold 0)'
