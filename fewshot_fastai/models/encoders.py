@@ -166,8 +166,20 @@ class TapGrid(nn.Module):
         out = []
         for name, m in zip(self.taps, self.body(x).values()):
             if m.ndim != 4: raise ValueError(f'TapGrid: layer {name!r} gives a tensor of shape {tuple(m.shape)}, not feature maps (B,C,H,W)')
-            out.append(nn.functional.adaptive_avg_pool2d(m, self.grid).flatten(1))
+            out.append(_grid_pool(m, self.grid).flatten(1))
         return torch.cat(out, 1)
+
+def _bins(n:int, g:int, like:torch.Tensor) -> torch.Tensor:
+    "(g,n) matrix whose row i averages positions floor(i*n/g) .. ceil((i+1)*n/g)-1: adaptive average pooling's bins"
+    # from Python ints, so that a trace (torch.onnx) keeps it as a constant
+    edges = [(i*n//g, -(-(i + 1)*n//g)) for i in range(g)]
+    return torch.tensor([[1/(e - s) if s <= p < e else 0. for p in range(n)] for s, e in edges], dtype=like.dtype, device=like.device)
+
+def _grid_pool(m:torch.Tensor, grid) -> torch.Tensor:
+    """`adaptive_avg_pool2d(m, grid)` as two matrix products over the same bins: torch.onnx cannot export adaptive
+    pooling when the grid does not divide the map (7x6 -> 3x3), and a bin's mean is its rows' mean of its columns' mean"""
+    H, W = m.shape[-2:]
+    return _bins(H, grid[0], m) @ m @ _bins(W, grid[1], m).T
 
 def create_encoder(
     arch, # fastai/torchvision arch (resnet18), timm name ('resnet10t'), or koch_net/conv4; names go through `resolve_arch`

@@ -58,6 +58,19 @@ def test_saved_and_loaded_without_pickle(tapped, faces, tmp_path):
     ims = faces[1].images[:3]
     assert torch.allclose(ff.embed(back, ims), ff.embed(tapped, ims), atol=1e-5)
 
+def test_grid_pooling_is_adaptive_average_pooling_and_exports_to_onnx(tapped, faces, tmp_path):
+    "The grid pooling is written as matrix products so that torch.onnx can export grids that do not divide the maps"
+    from fewshot_fastai.models.encoders import _grid_pool
+    for shape, grid in (((2, 3, 7, 6), (3, 3)), ((1, 2, 14, 12), (4, 3)), ((1, 1, 3, 2), (5, 4))):
+        x = torch.randn(shape)
+        assert torch.allclose(_grid_pool(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-6)
+    ort = pytest.importorskip('onnxruntime')
+    files = ff.export_onnx(tapped, tmp_path/'tapped.onnx')   # blocks.3/4 give 7x6 maps at 112x92: 3x3 does not divide them
+    x = ff.inference.image_batch(tapped.dls, faces[1].images[:3]).as_subclass(torch.Tensor)
+    got = ort.InferenceSession(str(files[0])).run(None, {'images': x.numpy()})[0]
+    assert got.shape == (3, (80 + 112)*9)
+    assert torch.allclose(torch.from_numpy(got), ff.embed(tapped, faces[1].images[:3]), atol=1e-4)
+
 def test_errors_name_the_layer_and_the_grid():
     with pytest.raises(ValueError, match=r"no layer \['blocks.9'\].*blocks.4"):
         ff.create_encoder('efficientnet_lite0', taps=['blocks.9'])
