@@ -156,8 +156,28 @@ class TapGrid(nn.Module):
         if bad:
             some = [n for n, _ in model.named_modules() if n and n.count('.') <= 1]
             raise ValueError(f'TapGrid: {type(model).__name__} has no layer {bad}; some of its layers: {some[:30]}')
-        self.taps, self.grid = taps, grid
-        self.body = create_feature_extractor(model, return_nodes={t: f'tap{i}' for i, t in enumerate(taps)})
+        self.taps, self.grid, self.model = taps, grid, model
+        self._trace()
+    def _trace(self):
+        # The fx module shares the model's layers (and so its parameters and buffers) but is kept out of the registered
+        # submodules: pickled (fastai's `export`), a torchvision DualGraphModule keeps only the graph of the mode it was
+        # in and silently runs training-mode BatchNorm afterwards; so `model` is what is saved, and this is re-traced.
+        from torchvision.models.feature_extraction import create_feature_extractor
+        self.__dict__['body'] = create_feature_extractor(self.model, return_nodes={t: f'tap{i}' for i, t in enumerate(self.taps)})
+        self.body.train(self.training)
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != 'body'}
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._trace()
+    def train(
+        self,
+        mode:bool=True, # training mode (False: eval)
+    ):
+        "As `nn.Module.train`, also switching the traced graph between its training and eval versions"
+        super().train(mode)
+        self.body.train(mode)
+        return self
     def forward(
         self,
         x, # images, (B,C,H,W)

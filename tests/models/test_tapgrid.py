@@ -71,6 +71,16 @@ def test_grid_pooling_is_adaptive_average_pooling_and_exports_to_onnx(tapped, fa
     assert got.shape == (3, (80 + 112)*9)
     assert torch.allclose(torch.from_numpy(got), ff.embed(tapped, faces[1].images[:3]), atol=1e-4)
 
+def test_fastai_export_and_load_learner(tapped, faces, tmp_path):
+    "Pickled in training mode (as fastai's `export` may find it), it still runs the eval graph after `load_learner`"
+    from fastai.learner import load_learner
+    tapped.model.train()
+    tapped.export(tmp_path/'tapped.pkl')
+    back = load_learner(tmp_path/'tapped.pkl')
+    ims = faces[1].images[:3]
+    assert torch.allclose(ff.embed(back, ims), ff.embed(tapped, ims), atol=1e-5)
+    assert list(back.model.state_dict()) == list(tapped.model.state_dict())
+
 def test_errors_name_the_layer_and_the_grid():
     with pytest.raises(ValueError, match=r"no layer \['blocks.9'\].*blocks.4"):
         ff.create_encoder('efficientnet_lite0', taps=['blocks.9'])
