@@ -144,7 +144,7 @@ class TapGrid(nn.Module):
         grid=(3, 3), # (rows, columns) each tapped map is pooled to
     ):
         super().__init__()
-        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+        from torchvision.models.feature_extraction import get_graph_node_names
         taps = [taps] if isinstance(taps, str) else list(taps)
         grid = (grid, grid) if isinstance(grid, int) else tuple(grid)
         if not taps: raise ValueError('TapGrid: taps is empty: name at least one layer')
