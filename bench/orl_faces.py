@@ -57,8 +57,16 @@ p.add_argument('--zoom', type=float, default=1.1, help='fastai Zoom(max_zoom) in
 p.add_argument('--erase', type=float, default=0, help="fastai RandomErasing(p) in training (0: none)")
 p.add_argument('--taps', nargs='+', default=['blocks.4'], help='--method frozen: the layers ff.TapGrid taps')
 p.add_argument('--grid', type=int, nargs=2, default=[3, 3], help='--method frozen: the grid each tapped map is pooled to')
-p.add_argument('--score', default=None, choices=['raw', 'snorm', 'asnorm', 'whiten', 'wccn'], help='which EER is the headline '
-               '(eer_percent; all are printed): default raw, wccn for --method frozen (its embeddings are scored whitened)')
+p.add_argument('--fuse', type=int, default=0, help='--method frozen: also train this many Conv4s per fold with the --method '
+               'classifier recipe (56x46 grey, width 96, pool-first, flattened maps, CosFace 0.1, flip + 2-px shift TTA; '
+               'summed as one system) and fuse their scores with the frozen WCCN scores (ff.fit_fusion: each z-normalised '
+               'on the training subjects\' impostor pairs); the headline is then the fused EER (0: no fusion)')
+p.add_argument('--fuse-weight', type=float, default=0.8, help='--fuse: the frozen system\'s weight (the Conv4s\' is 1 minus it); '
+               'the fused EERs at weights 0.5-0.9 are printed too')
+p.add_argument('--fuse-epochs', type=int, default=60, help='--fuse: the Conv4s\' training epochs')
+p.add_argument('--score', default=None, choices=['raw', 'snorm', 'asnorm', 'whiten', 'wccn', 'fuse'], help='which EER is the headline '
+               '(eer_percent; all are printed): default raw, wccn for --method frozen (its embeddings are scored whitened), '
+               'fuse with --fuse')
 a = p.parse_args()
 if a.margin and a.method not in ('classifier', 'frozen'): raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
 warnings.filterwarnings('ignore', category=FutureWarning)
@@ -67,7 +75,10 @@ frozen = a.method == 'frozen'
 if a.arch is None: a.arch = 'efficientnet_lite0' if frozen else 'conv4'
 if a.size is None: a.size = [224, 184] if frozen else [56, 46]
 if a.tta is None: a.tta = 0 if frozen else 2
-if a.score is None: a.score = 'wccn' if frozen else 'raw'
+if a.fuse and not frozen: raise SystemExit('--fuse: only with --method frozen (it fuses trained Conv4s with the frozen taps)')
+if a.fuse < 0 or not 0 <= a.fuse_weight <= 1: raise SystemExit(f'--fuse {a.fuse} --fuse-weight {a.fuse_weight}: need >= 0 and a weight in [0, 1]')
+if a.score is None: a.score = 'fuse' if a.fuse else 'wccn' if frozen else 'raw'
+if a.score == 'fuse' and not a.fuse: raise SystemExit('--score fuse: needs --fuse N (N > 0)')
 if a.pool_first is None: a.pool_first = a.arch == 'conv4'
 if frozen:
     a.pretrained = True
@@ -91,9 +102,11 @@ enc_kw = {'taps': a.taps, 'grid': a.grid} if frozen else {'pool_first': a.pool_f
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
 eers, minutes, first = [], [], []
-normed = {'raw': [], 'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []}   # test EERs with ff.score_norm (all cohort scores / the top
+normed = {'raw': [], 'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []} | ({'fuse': []} if a.fuse else {})   # test EERs with ff.score_norm (all cohort scores / the top
 # --cohort-top) and with embeddings whitened on the cohort (ff.fit_whitening)
 held = {k: [] for k in normed}   # the same five on the held-out *training* subjects (for choosing)
+FUSE_WEIGHTS = [0.5, 0.6, 0.7, 0.8, 0.9]
+by_weight, held_by_weight = {w: [] for w in FUSE_WEIGHTS}, {w: [] for w in FUSE_WEIGHTS}   # --fuse: fused EERs per frozen weight
 
 frozen_emb = {}   # --method frozen: an image's embedding does not depend on the fold, so each file is embedded once
 def embed(learn, sub_cf):
@@ -104,9 +117,11 @@ def embed(learn, sub_cf):
         for i, e in zip(todo, ff.embed(learn, [sub_cf.images[i] for i in todo], tta=tta)): frozen_emb[sub_cf.files[i]] = e
     return torch.stack([frozen_emb[f] for f in sub_cf.files])
 
-def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None):
+def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None, conv=None):
     """Raw EER (percent) over every pair of `emb`; with cohort embeddings `cohort` (and their subjects) also the
-    S-norm and AS-norm ones and those of the embeddings whitened on the cohort (ff.fit_whitening: total, within-subject)"""
+    S-norm and AS-norm ones and those of the embeddings whitened on the cohort (ff.fit_whitening: total, within-subject).
+    `conv`: (learner, its embeddings of the same images, of the cohort) of a second system (--fuse), whose raw scores
+    are fused with the WCCN ones: 'fuse' at --fuse-weight, and ('fuse', w) for each of FUSE_WEIGHTS"""
     i, j = torch.triu_indices(len(emb), len(emb), 1)
     lbl = torch.tensor(labels)
     same = lbl[i] == lbl[j]
@@ -116,6 +131,13 @@ def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None):
         out.update(snorm=ff.score_norm(out['raw'], c, c), asnorm=ff.score_norm(out['raw'], c, c, top=a.cohort_top))
         for key, w in (('whiten', ff.fit_whitening(cohort, shrink=a.shrink)), ('wccn', ff.fit_whitening(cohort, cohort_labels, shrink=a.shrink))):
             out[key] = ff.inference.similarity(learn, w(emb), w(emb))
+            if key == 'wccn': wccn_cohort = ff.inference.similarity(learn, w(cohort), w(cohort))
+        if conv is not None:
+            c_learn, c_emb, c_cohort = conv
+            cohort_scores = [wccn_cohort, ff.inference.similarity(c_learn, c_cohort, c_cohort)]
+            test_scores = (out['wccn'], ff.inference.similarity(c_learn, c_emb, c_emb))
+            for w in [a.fuse_weight] + FUSE_WEIGHTS:
+                out['fuse' if w == a.fuse_weight and 'fuse' not in out else ('fuse', w)] = ff.fit_fusion(cohort_scores, cohort_labels, [w, 1 - w])(*test_scores)
     return {k: 100*ff.equal_error_rate(v[i, j], same) for k, v in out.items()}, len(i), int(same.sum())
 
 for k, test_subjects in enumerate(folds):
@@ -151,19 +173,32 @@ for k, test_subjects in enumerate(folds):
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
         members.append(learn)
     learn = ff.ensemble_learner(members) if len(members) > 1 else members[0]
+    conv = []   # --fuse: the Conv4s, with the --method classifier recipe
+    for m in range(a.fuse):
+        set_seed(a.seed + k + 1000*m)
+        c_dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=(56, 46), bs=a.bs, img_cls=PILImageBW, **split,
+                                                           valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
+        conv.append(ff.classifier_learner(c_dls, 'conv4', head=a.head, encoder_kwargs={'pool_first': True, 'hidden': 96}, pool='flatten'))
+        with conv[-1].no_bar(), conv[-1].no_logging(): conv[-1].fit_one_cycle(a.fuse_epochs, a.lr, cbs=[ff.AdditiveMargin(0.1)])
+    conv = (ff.ensemble_learner(conv) if len(conv) > 1 else conv[0]) if conv else None
+    conv_tta = partial(ff.flip_views, px=2) if a.flip else 2
+    def conv_of(sub_cf, cohort_cf):   # (learner, embeddings of sub_cf, of cohort_cf) for fold_eers, or None
+        return (conv, ff.embed(conv, sub_cf.images, tta=conv_tta), ff.embed(conv, cohort_cf.images, tta=conv_tta)) if conv else None
     minutes.append((time.time() - t)/60)
     fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
     cohort = embed(learn, fit_cf)
-    e, n_pairs, n_same = fold_eers(learn, embed(learn, test_cf), test_cf.labels, cohort, fit_cf.labels)
+    e, n_pairs, n_same = fold_eers(learn, embed(learn, test_cf), test_cf.labels, cohort, fit_cf.labels, conv_of(test_cf, fit_cf))
+    for w in by_weight if a.fuse else []: by_weight[w].append(e.pop(('fuse', w)))
     eers.append(e[a.score])
     for key in normed: normed[key].append(e[key])
     if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
         first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels)[0]['raw'])
     if hold:
         hold_cf = train_cf.subset(lambda c: c in set(hold))
-        h, _, _ = fold_eers(learn, embed(learn, hold_cf), hold_cf.labels, cohort, fit_cf.labels)
+        h, _, _ = fold_eers(learn, embed(learn, hold_cf), hold_cf.labels, cohort, fit_cf.labels, conv_of(hold_cf, fit_cf))
+        for w in held_by_weight if a.fuse else []: held_by_weight[w].append(h.pop(('fuse', w)))
         for key in held: held[key].append(h[key])
-    names = {'snorm': 'S-norm', 'asnorm': 'AS-norm', 'whiten': 'whitened', 'wccn': 'WCCN'}
+    names = {'snorm': 'S-norm', 'asnorm': 'AS-norm', 'whiten': 'whitened', 'wccn': 'WCCN', 'fuse': 'fused'}
     mon = ' / '.join(f'{names.get(key, key)} {v:.2f}' for key, v in h.items()) + '%' if hold else 'none (--hold 0)'
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER ({a.score}) {e[a.score]:.2f}% over {n_pairs} pairs ({n_same} same); '
           + ', '.join(f'{names.get(key, key)} {e[key]:.2f}%' for key in normed) + f'; held-out training subjects: {mon}; '
@@ -172,6 +207,9 @@ res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretr
            size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
            score=a.score, eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
            **({'taps': a.taps, 'grid': a.grid} if frozen else {}), cohort_top=a.cohort_top, shrink=a.shrink,
+           **({'fuse': a.fuse, 'fuse_weight': a.fuse_weight, 'fuse_epochs': a.fuse_epochs,
+               'eer_fuse_by_weight': {w: round(sum(v)/len(v), 2) for w, v in by_weight.items()},
+               'held_out_eer_fuse_by_weight': {w: round(sum(v)/len(v), 2) for w, v in held_by_weight.items()} if a.hold else None} if a.fuse else {}),
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
            held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,

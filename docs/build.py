@@ -29,6 +29,7 @@ API_GROUPS = [('fewshot_fastai.data', 'data', 'Data: sources, folders, pairs, ep
               ('fewshot_fastai.learner', 'learner', 'Learners'),
               ('fewshot_fastai.inference', 'inference', 'Inference: pairs, support sets, embeddings'),
               ('fewshot_fastai.whitening', 'whitening', 'Verification: embeddings whitened on a cohort'),
+              ('fewshot_fastai.fusion', 'fusion', 'Verification: scores of several systems fused'),
               ('fewshot_fastai.interpret', 'interpret', 'Interpretation: CAM, similarity maps, top losses'),
               ('fewshot_fastai.gan', 'gan', 'GANs'),
               ('fewshot_fastai.deploy', 'deploy', 'Deployment: safetensors and ONNX'),
