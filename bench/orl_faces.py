@@ -42,6 +42,9 @@ p.add_argument('--shrink', type=float, default=1.0, help='ff.fit_whitening\'s ri
                'raw one (cohort: the training subjects\' images; total covariance, and within-subject: WCCN)')
 p.add_argument('--hold', type=float, default=0.0, help='share of the training subjects held out to monitor training '
                '(their EERs are printed, for choosing); 0: train on all of them (valid_pct=0), nothing to monitor')
+p.add_argument('--inner', type=int, default=0, help='nested cross-validation for choosing levers: split each fold\'s training '
+               'subjects into K parts and run K times, each holding one part out (fit on the rest); the held-out EERs (and the '
+               'test ones) are the means of the K runs. Every training subject is scored, not a --hold share (0: off)')
 p.add_argument('--hold-seed', type=int, default=None, help='which training subjects --hold holds out (ff.class_split\'s '
                'seed; default: --seed). Other values give other held-out subjects for the same test folds')
 p.add_argument('--ensemble', type=int, default=None, help='train this many models per fold (seeds differ) and score with all '
@@ -59,10 +62,14 @@ p.add_argument('--taps', nargs='+', default=['blocks.4'], help='--method frozen:
 p.add_argument('--grid', type=int, nargs=2, default=[3, 3], help='--method frozen: the grid each tapped map is pooled to')
 p.add_argument('--fuse', type=int, default=0, help='--method frozen: also train this many Conv4s per fold with the --method '
                'classifier recipe (56x46 grey, width 96, pool-first, flattened maps, CosFace 0.1, flip + 2-px shift TTA; '
-               'summed as one system) and fuse their scores with the frozen WCCN scores (ff.fit_fusion: each z-normalised '
+               'summed as one system) and fuse their scores with the frozen ones (--fuse-with; ff.fit_fusion: each z-normalised '
                'on the training subjects\' impostor pairs); the headline is then the fused EER (0: no fusion)')
 p.add_argument('--fuse-weight', type=float, default=0.8, help='--fuse: the frozen system\'s weight (the Conv4s\' is 1 minus it); '
                'the fused EERs at weights 0.5-0.9 are printed too')
+p.add_argument('--fuse-with', default=None, choices=['raw', 'whiten', 'wccn'], help='--fuse: which frozen scores are fused '
+               '(default: --score\'s, i.e. whiten)')
+p.add_argument('--only-folds', type=int, nargs='+', default=None, help='run only these folds (1-based; e.g. to split a long screen '
+               'over processes; the JSON then averages over them only)')
 p.add_argument('--fuse-epochs', type=int, default=60, help='--fuse: the Conv4s\' training epochs')
 p.add_argument('--score', default=None, choices=['raw', 'snorm', 'asnorm', 'whiten', 'wccn', 'fuse'], help='which EER is the headline '
                '(eer_percent; all are printed): default raw, wccn for --method frozen (its embeddings are scored whitened), '
@@ -79,6 +86,7 @@ if a.fuse and not frozen: raise SystemExit('--fuse: only with --method frozen (i
 if a.fuse < 0 or not 0 <= a.fuse_weight <= 1: raise SystemExit(f'--fuse {a.fuse} --fuse-weight {a.fuse_weight}: need >= 0 and a weight in [0, 1]')
 if a.score is None: a.score = 'fuse' if a.fuse else 'wccn' if frozen else 'raw'
 if a.score == 'fuse' and not a.fuse: raise SystemExit('--score fuse: needs --fuse N (N > 0)')
+if a.fuse_with is None: a.fuse_with = a.score if a.score in ('raw', 'whiten', 'wccn') else 'whiten'
 if a.pool_first is None: a.pool_first = a.arch == 'conv4'
 if frozen:
     a.pretrained = True
@@ -101,6 +109,7 @@ if a.arch == 'conv4' and a.hidden is None: a.hidden = 96
 enc_kw = {'taps': a.taps, 'grid': a.grid} if frozen else {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
+if a.inner and (a.hold or a.inner < 2): raise SystemExit(f'--inner {a.inner}: K >= 2, and not with --hold (it holds out every part in turn)')
 eers, minutes, first = [], [], []
 normed = {'raw': [], 'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []} | ({'fuse': []} if a.fuse else {})   # test EERs with ff.score_norm (all cohort scores / the top
 # --cohort-top) and with embeddings whitened on the cohort (ff.fit_whitening)
@@ -108,7 +117,7 @@ held = {k: [] for k in normed}   # the same five on the held-out *training* subj
 FUSE_WEIGHTS = [0.5, 0.6, 0.7, 0.8, 0.9]
 by_weight, held_by_weight = {w: [] for w in FUSE_WEIGHTS}, {w: [] for w in FUSE_WEIGHTS}   # --fuse: fused EERs per frozen weight
 
-frozen_emb = {}   # --method frozen: an image's embedding does not depend on the fold, so each file is embedded once
+frozen_learn, frozen_emb = None, {}   # --method frozen: an image's embedding does not depend on the fold, so each file is embedded once
 def embed(learn, sub_cf):
     "Embeddings (with the TTA) of `sub_cf`'s images, in its order"
     if not frozen: return ff.embed(learn, sub_cf.images, tta=tta)
@@ -121,7 +130,7 @@ def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None, conv=None):
     """Raw EER (percent) over every pair of `emb`; with cohort embeddings `cohort` (and their subjects) also the
     S-norm and AS-norm ones and those of the embeddings whitened on the cohort (ff.fit_whitening: total, within-subject).
     `conv`: (learner, its embeddings of the same images, of the cohort) of a second system (--fuse), whose raw scores
-    are fused with the WCCN ones: 'fuse' at --fuse-weight, and ('fuse', w) for each of FUSE_WEIGHTS"""
+    are fused with the frozen ones (--fuse-with): 'fuse' at --fuse-weight, and ('fuse', w) for each of FUSE_WEIGHTS"""
     i, j = torch.triu_indices(len(emb), len(emb), 1)
     lbl = torch.tensor(labels)
     same = lbl[i] == lbl[j]
@@ -131,75 +140,95 @@ def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None, conv=None):
         out.update(snorm=ff.score_norm(out['raw'], c, c), asnorm=ff.score_norm(out['raw'], c, c, top=a.cohort_top))
         for key, w in (('whiten', ff.fit_whitening(cohort, shrink=a.shrink)), ('wccn', ff.fit_whitening(cohort, cohort_labels, shrink=a.shrink))):
             out[key] = ff.inference.similarity(learn, w(emb), w(emb))
-            if key == 'wccn': wccn_cohort = ff.inference.similarity(learn, w(cohort), w(cohort))
+            if key == a.fuse_with: frozen_cohort = ff.inference.similarity(learn, w(cohort), w(cohort))
         if conv is not None:
             c_learn, c_emb, c_cohort = conv
-            cohort_scores = [wccn_cohort, ff.inference.similarity(c_learn, c_cohort, c_cohort)]
-            test_scores = (out['wccn'], ff.inference.similarity(c_learn, c_emb, c_emb))
+            if a.fuse_with == 'raw': frozen_cohort = ff.inference.similarity(learn, cohort, cohort)
+            cohort_scores = [frozen_cohort, ff.inference.similarity(c_learn, c_cohort, c_cohort)]
+            test_scores = (out[a.fuse_with], ff.inference.similarity(c_learn, c_emb, c_emb))
             for w in [a.fuse_weight] + FUSE_WEIGHTS:
                 out['fuse' if w == a.fuse_weight and 'fuse' not in out else ('fuse', w)] = ff.fit_fusion(cohort_scores, cohort_labels, [w, 1 - w])(*test_scores)
     return {k: 100*ff.equal_error_rate(v[i, j], same) for k, v in out.items()}, len(i), int(same.sum())
 
 for k, test_subjects in enumerate(folds):
+    if a.only_folds and k + 1 not in a.only_folds: continue
     train_cf = cf.subset(lambda c: c not in set(test_subjects))
     test_cf = cf.subset(lambda c: c in set(test_subjects))
-    # held-out training subjects: monitoring only (and the set to choose levers on); --hold 0 trains on all
-    hold = ff.class_split(train_cf.classes, a.hold, a.seed if a.hold_seed is None else a.hold_seed) if a.hold else set()
-    split = {'valid_classes': sorted(hold)} if hold and a.monitor else {'valid_pct': 0}
-    data_cf = train_cf if hold and a.monitor else train_cf.subset(lambda c: c not in hold)   # --no-monitor: drop them
-    members, t = [], time.time()
-    for m in range(a.ensemble):
-        set_seed(a.seed + k + 1000*m)   # member 0: the seed of a single model
-        if frozen:   # nothing to train: the loaders only prepare the images (size, RGB, ImageNet statistics); built once
-            if not k:
-                dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, valid_pct=0)
-                learn = ff.episodic_learner(dls, a.arch, pretrained=True, encoder_kwargs=enc_kw, pool=a.pool, metrics=[])
-        elif a.method == 'classifier':
-            dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
-                                                             valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
-            learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
-        elif a.method == 'protonet':
-            dls = ff.EpisodeDataLoaders.from_class_folder(data_cf, size=tuple(a.size), img_cls=img_cls, **split,
-                                                          n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
-                                                          episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
-            learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
-        else:
-            if not hold: raise SystemExit('--method siamese needs held-out subjects (--hold > 0)')
-            dls = ff.SiameseDataLoaders.from_class_folder(train_cf, valid_classes=sorted(hold), seed=a.seed, img_cls=img_cls,
-                                                          item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
-            learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
-        cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
-        if not frozen:
-            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
-        members.append(learn)
-    learn = ff.ensemble_learner(members) if len(members) > 1 else members[0]
-    conv = []   # --fuse: the Conv4s, with the --method classifier recipe
-    for m in range(a.fuse):
-        set_seed(a.seed + k + 1000*m)
-        c_dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=(56, 46), bs=a.bs, img_cls=PILImageBW, **split,
-                                                           valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
-        conv.append(ff.classifier_learner(c_dls, 'conv4', head=a.head, encoder_kwargs={'pool_first': True, 'hidden': 96}, pool='flatten'))
-        with conv[-1].no_bar(), conv[-1].no_logging(): conv[-1].fit_one_cycle(a.fuse_epochs, a.lr, cbs=[ff.AdditiveMargin(0.1)])
-    conv = (ff.ensemble_learner(conv) if len(conv) > 1 else conv[0]) if conv else None
-    conv_tta = partial(ff.flip_views, px=2) if a.flip else 2
-    def conv_of(sub_cf, cohort_cf):   # (learner, embeddings of sub_cf, of cohort_cf) for fold_eers, or None
-        return (conv, ff.embed(conv, sub_cf.images, tta=conv_tta), ff.embed(conv, cohort_cf.images, tta=conv_tta)) if conv else None
-    minutes.append((time.time() - t)/60)
-    fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
-    cohort = embed(learn, fit_cf)
-    e, n_pairs, n_same = fold_eers(learn, embed(learn, test_cf), test_cf.labels, cohort, fit_cf.labels, conv_of(test_cf, fit_cf))
+    # held-out training subjects (the set to choose levers on; also monitoring): --hold draws one share of them,
+    # --inner K partitions them into K parts, each held out in turn (nested cross-validation: every training subject is
+    # scored once per fold, all others fit); --hold 0: none, train on all
+    hs = a.seed if a.hold_seed is None else a.hold_seed
+    if a.inner:
+        order = sorted(train_cf.classes); random.Random(hs).shuffle(order)
+        holds = [set(order[j::a.inner]) for j in range(a.inner)]
+    else: holds = [ff.class_split(train_cf.classes, a.hold, hs) if a.hold else set()]
+    runs_e, runs_h, runs_first, trained = [], [], [], 0.0
+    for hold in holds:
+        t = time.time()
+        split = {'valid_classes': sorted(hold)} if hold and a.monitor else {'valid_pct': 0}
+        data_cf = train_cf if hold and a.monitor else train_cf.subset(lambda c: c not in hold)   # --no-monitor: drop them
+        members = []
+        for m in range(a.ensemble):
+            set_seed(a.seed + k + 1000*m)   # member 0: the seed of a single model
+            if frozen:   # nothing to train: the loaders only prepare the images (size, RGB, ImageNet statistics); built once
+                if frozen_learn is None:
+                    dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, valid_pct=0)
+                    frozen_learn = ff.episodic_learner(dls, a.arch, pretrained=True, encoder_kwargs=enc_kw, pool=a.pool, metrics=[])
+                learn = frozen_learn
+            elif a.method == 'classifier':
+                dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
+                                                                 valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
+                learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
+            elif a.method == 'protonet':
+                dls = ff.EpisodeDataLoaders.from_class_folder(data_cf, size=tuple(a.size), img_cls=img_cls, **split,
+                                                              n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
+                                                              episodes_per_epoch=a.episodes_per_epoch, batch_tfms=aug)
+                learn = ff.episodic_learner(dls, a.arch, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
+            else:
+                if not hold: raise SystemExit('--method siamese needs held-out subjects (--hold > 0)')
+                dls = ff.SiameseDataLoaders.from_class_folder(train_cf, valid_classes=sorted(hold), seed=a.seed, img_cls=img_cls,
+                                                              item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
+                learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
+            cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
+            if not frozen:
+                with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
+            members.append(learn)
+        learn = ff.ensemble_learner(members) if len(members) > 1 else members[0]
+        conv = []   # --fuse: the Conv4s, with the --method classifier recipe
+        for m in range(a.fuse):
+            set_seed(a.seed + k + 1000*m)
+            c_dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=(56, 46), bs=a.bs, img_cls=PILImageBW, **split,
+                                                               valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
+            conv.append(ff.classifier_learner(c_dls, 'conv4', head=a.head, encoder_kwargs={'pool_first': True, 'hidden': 96}, pool='flatten'))
+            with conv[-1].no_bar(), conv[-1].no_logging(): conv[-1].fit_one_cycle(a.fuse_epochs, a.lr, cbs=[ff.AdditiveMargin(0.1)])
+        conv = (ff.ensemble_learner(conv) if len(conv) > 1 else conv[0]) if conv else None
+        trained += time.time() - t
+        conv_tta = partial(ff.flip_views, px=2) if a.flip else 2
+        def conv_of(sub_cf, cohort_cf):   # (learner, embeddings of sub_cf, of cohort_cf) for fold_eers, or None
+            return (conv, ff.embed(conv, sub_cf.images, tta=conv_tta), ff.embed(conv, cohort_cf.images, tta=conv_tta)) if conv else None
+        fit_cf = train_cf.subset(lambda c: c not in set(hold))   # the subjects trained on: the score-norm cohort
+        cohort = embed(learn, fit_cf)
+        e, n_pairs, n_same = fold_eers(learn, embed(learn, test_cf), test_cf.labels, cohort, fit_cf.labels, conv_of(test_cf, fit_cf))
+        runs_e.append(e)
+        if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
+            runs_first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels)[0]['raw'])
+        if hold:
+            hold_cf = train_cf.subset(lambda c: c in set(hold))
+            h, _, _ = fold_eers(learn, embed(learn, hold_cf), hold_cf.labels, cohort, fit_cf.labels, conv_of(hold_cf, fit_cf))
+            runs_h.append(h)
+    minutes.append(trained/60/len(holds))   # training time of one model set (a mean over the --inner runs)
+    if runs_first: first.append(sum(runs_first)/len(runs_first))
+    mean = lambda runs: {key: sum(r[key] for r in runs)/len(runs) for key in runs[0]}   # over the --inner runs (one otherwise)
+    e = mean(runs_e)
     for w in by_weight if a.fuse else []: by_weight[w].append(e.pop(('fuse', w)))
     eers.append(e[a.score])
     for key in normed: normed[key].append(e[key])
-    if len(members) > 1:   # the first member alone (the single model of the same seed): a paired comparison
-        first.append(fold_eers(members[0], ff.embed(members[0], test_cf.images, tta=tta), test_cf.labels)[0]['raw'])
-    if hold:
-        hold_cf = train_cf.subset(lambda c: c in set(hold))
-        h, _, _ = fold_eers(learn, embed(learn, hold_cf), hold_cf.labels, cohort, fit_cf.labels, conv_of(hold_cf, fit_cf))
+    if runs_h:
+        h = mean(runs_h)
         for w in held_by_weight if a.fuse else []: held_by_weight[w].append(h.pop(('fuse', w)))
         for key in held: held[key].append(h[key])
     names = {'snorm': 'S-norm', 'asnorm': 'AS-norm', 'whiten': 'whitened', 'wccn': 'WCCN', 'fuse': 'fused'}
-    mon = ' / '.join(f'{names.get(key, key)} {v:.2f}' for key, v in h.items()) + '%' if hold else 'none (--hold 0)'
+    mon = ' / '.join(f'{names.get(key, key)} {v:.2f}' for key, v in h.items()) + '%' + (f' (mean of {a.inner} inner folds)' if a.inner else '') if runs_h else 'none (--hold 0)'
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER ({a.score}) {e[a.score]:.2f}% over {n_pairs} pairs ({n_same} same); '
           + ', '.join(f'{names.get(key, key)} {e[key]:.2f}%' for key in normed) + f'; held-out training subjects: {mon}; '
           f'trained {minutes[-1]:.1f} min' + (f'; first member alone: EER {first[-1]:.2f}%' if first else ''), flush=True)
@@ -207,13 +236,13 @@ res = dict(dataset='orl_faces', method=a.method, arch=a.arch, pretrained=a.pretr
            size=a.size, tta=a.tta, flip=a.flip, n_way=a.n_way, pool_first=a.pool_first, brightness=a.brightness, margin=a.margin, lr=a.lr, **({'head': a.head, 'bs': a.bs} if a.method == 'classifier' else {}),
            score=a.score, eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=[round(e, 2) for e in eers],
            **({'taps': a.taps, 'grid': a.grid} if frozen else {}), cohort_top=a.cohort_top, shrink=a.shrink,
-           **({'fuse': a.fuse, 'fuse_weight': a.fuse_weight, 'fuse_epochs': a.fuse_epochs,
+           **({'fuse': a.fuse, 'fuse_weight': a.fuse_weight, 'fuse_epochs': a.fuse_epochs, 'fuse_with': a.fuse_with,
                'eer_fuse_by_weight': {w: round(sum(v)/len(v), 2) for w, v in by_weight.items()},
-               'held_out_eer_fuse_by_weight': {w: round(sum(v)/len(v), 2) for w, v in held_by_weight.items()} if a.hold else None} if a.fuse else {}),
+               'held_out_eer_fuse_by_weight': {w: round(sum(v)/len(v), 2) for w, v in held_by_weight.items()} if a.hold or a.inner else None} if a.fuse else {}),
            **{f'eer_{k}_percent': round(sum(v)/len(v), 2) for k, v in normed.items()},
            **{f'eer_{k}_per_fold': [round(e, 2) for e in v] for k, v in normed.items()},
-           held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold else None,
-           hold=a.hold, hold_seed=a.hold_seed, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase, rotate=a.rotate, zoom=a.zoom,
+           held_out_training_subjects_eer={k: round(sum(v)/len(v), 2) for k, v in held.items()} if a.hold or a.inner else None,
+           only_folds=a.only_folds, hold=a.hold, inner=a.inner, hold_seed=a.hold_seed, monitor=a.monitor, ensemble=a.ensemble, hidden=a.hidden, pool=a.pool, erase=a.erase, rotate=a.rotate, zoom=a.zoom,
            train_minutes_per_fold=round(sum(minutes)/len(minutes), 2),
            **({'first_member_eer_percent': round(sum(first)/len(first), 2), 'first_member_eer_per_fold': [round(e, 2) for e in first]} if first else {}))
 print(json.dumps(res))
