@@ -2,10 +2,12 @@
 other subjects (or, for --method frozen, only fits a whitening on them), then scores every pair of the held-out
 subjects' images (embeddings computed once) and reports the equal error rate. The defaults are the best measured
 recipe (README): --method frozen, no training at all: ImageNet efficientnet_lite0's blocks.4 output at 224x184,
-pooled to a 3x3 grid (ff.TapGrid), mirror-image TTA, scored after within-subject whitening (WCCN, ff.fit_whitening)
-fitted on the training subjects. --method classifier gives the best trained recipe: Conv4 (width 96, pool-first,
-flattened final maps) pre-trained as a cosine classifier with a CosFace margin of 0.1, mirror images in training
-and at test time, two models per fold. Last line: one JSON object."""
+pooled to a 3x3 grid (ff.TapGrid), mirror-image TTA, scored after whitening (ff.fit_whitening, total covariance)
+fitted on the training subjects' images. Levers are chosen on the training subjects alone: --inner 4 scores every
+training subject held out from the fit (nested cross-validation), --hold a share of them. --method classifier gives
+the best trained recipe: Conv4 (width 96, pool-first, flattened final maps) pre-trained as a cosine classifier with
+a CosFace margin of 0.1, mirror images in training and at test time, two models per fold; --fuse N fuses such
+Conv4s with the frozen scores (ff.fit_fusion). Last line: one JSON object."""
 import argparse, json, random, time, warnings
 import torch
 from functools import partial
@@ -72,7 +74,8 @@ p.add_argument('--only-folds', type=int, nargs='+', default=None, help='run only
                'over processes; the JSON then averages over them only)')
 p.add_argument('--fuse-epochs', type=int, default=60, help='--fuse: the Conv4s\' training epochs')
 p.add_argument('--score', default=None, choices=['raw', 'snorm', 'asnorm', 'whiten', 'wccn', 'fuse'], help='which EER is the headline '
-               '(eer_percent; all are printed): default raw, wccn for --method frozen (its embeddings are scored whitened), '
+               '(eer_percent; all are printed): default raw, whiten for --method frozen (its embeddings are scored after total-covariance '
+               'whitening on the training subjects, chosen over WCCN by --inner 4), '
                'fuse with --fuse')
 a = p.parse_args()
 if a.margin and a.method not in ('classifier', 'frozen'): raise SystemExit('--margin: only with --method classifier (--margin 0 for the others)')
@@ -84,7 +87,7 @@ if a.size is None: a.size = [224, 184] if frozen else [56, 46]
 if a.tta is None: a.tta = 0 if frozen else 2
 if a.fuse and not frozen: raise SystemExit('--fuse: only with --method frozen (it fuses trained Conv4s with the frozen taps)')
 if a.fuse < 0 or not 0 <= a.fuse_weight <= 1: raise SystemExit(f'--fuse {a.fuse} --fuse-weight {a.fuse_weight}: need >= 0 and a weight in [0, 1]')
-if a.score is None: a.score = 'fuse' if a.fuse else 'wccn' if frozen else 'raw'
+if a.score is None: a.score = 'fuse' if a.fuse else 'whiten' if frozen else 'raw'
 if a.score == 'fuse' and not a.fuse: raise SystemExit('--score fuse: needs --fuse N (N > 0)')
 if a.fuse_with is None: a.fuse_with = a.score if a.score in ('raw', 'whiten', 'wccn') else 'whiten'
 if a.pool_first is None: a.pool_first = a.arch == 'conv4'
