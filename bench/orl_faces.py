@@ -112,6 +112,7 @@ if a.arch == 'conv4' and a.hidden is None: a.hidden = 96
 enc_kw = {'taps': a.taps, 'grid': a.grid} if frozen else {'pool_first': a.pool_first, 'hidden': a.hidden} if a.arch == 'conv4' else None
 if a.ensemble > 1 and a.method == 'siamese': raise SystemExit('--ensemble: protonet or classifier only')
 if not 0 <= a.hold < 1: raise SystemExit(f'--hold: a share in [0, 1), got {a.hold}')
+if a.only_folds and not set(a.only_folds) <= set(range(1, a.folds + 1)): raise SystemExit(f'--only-folds {a.only_folds}: folds are 1 to {a.folds}')
 if a.inner and (a.hold or a.inner < 2): raise SystemExit(f'--inner {a.inner}: K >= 2, and not with --hold (it holds out every part in turn)')
 eers, minutes, first = [], [], []
 normed = {'raw': [], 'snorm': [], 'asnorm': [], 'whiten': [], 'wccn': []} | ({'fuse': []} if a.fuse else {})   # test EERs with ff.score_norm (all cohort scores / the top
