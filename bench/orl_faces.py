@@ -142,17 +142,28 @@ def fold_eers(learn, emb, labels, cohort=None, cohort_labels=None, conv=None):
     if cohort is not None:
         c = ff.inference.similarity(learn, emb, cohort)
         out.update(snorm=ff.score_norm(out['raw'], c, c), asnorm=ff.score_norm(out['raw'], c, c, top=a.cohort_top))
-        for key, w in (('whiten', ff.fit_whitening(cohort, shrink=a.shrink)), ('wccn', ff.fit_whitening(cohort, cohort_labels, shrink=a.shrink))):
-            out[key] = ff.inference.similarity(learn, w(emb), w(emb))
-            if key == a.fuse_with: frozen_cohort = ff.inference.similarity(learn, w(cohort), w(cohort))
+        whitening = {'raw': lambda x: x, 'whiten': ff.fit_whitening(cohort, shrink=a.shrink),
+                     'wccn': ff.fit_whitening(cohort, cohort_labels, shrink=a.shrink)}
+        for key in ('whiten', 'wccn'): out[key] = ff.inference.similarity(learn, whitening[key](emb), whitening[key](emb))
         if conv is not None:
             c_learn, c_emb, c_cohort = conv
-            if a.fuse_with == 'raw': frozen_cohort = ff.inference.similarity(learn, cohort, cohort)
-            cohort_scores = [frozen_cohort, ff.inference.similarity(c_learn, c_cohort, c_cohort)]
+            wc = whitening[a.fuse_with](cohort)
+            cohort_scores = [ff.inference.similarity(learn, wc, wc), ff.inference.similarity(c_learn, c_cohort, c_cohort)]
             test_scores = (out[a.fuse_with], ff.inference.similarity(c_learn, c_emb, c_emb))
-            for w in [a.fuse_weight] + FUSE_WEIGHTS:
-                out['fuse' if w == a.fuse_weight and 'fuse' not in out else ('fuse', w)] = ff.fit_fusion(cohort_scores, cohort_labels, [w, 1 - w])(*test_scores)
+            fused = lambda w: ff.fit_fusion(cohort_scores, cohort_labels, [w, 1 - w])(*test_scores)
+            out['fuse'] = fused(a.fuse_weight)
+            out.update({('fuse', w): fused(w) for w in FUSE_WEIGHTS})
     return {k: 100*ff.equal_error_rate(v[i, j], same) for k, v in out.items()}, len(i), int(same.sum())
+
+def classifier(data_cf, split, hold, size, img_cls, arch, enc_kw, pool, pretrained=False):
+    "An untrained cosine-classifier learner over `data_cf`'s subjects (--method classifier, and the --fuse Conv4s)"
+    dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(size), bs=a.bs, img_cls=img_cls, **split,
+                                                     valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
+    return ff.classifier_learner(dls, arch, head=a.head, pretrained=pretrained, encoder_kwargs=enc_kw, pool=pool)
+
+def fit(learn, epochs, margin):
+    "One-cycle training, quietly, with a CosFace margin (ff.AdditiveMargin) when `margin`"
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, a.lr, cbs=[ff.AdditiveMargin(margin)] if margin else [])
 
 for k, test_subjects in enumerate(folds):
     if a.only_folds and k + 1 not in a.only_folds: continue
@@ -180,9 +191,7 @@ for k, test_subjects in enumerate(folds):
                     frozen_learn = ff.episodic_learner(dls, a.arch, pretrained=True, encoder_kwargs=enc_kw, pool=a.pool, metrics=[])
                 learn = frozen_learn
             elif a.method == 'classifier':
-                dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=tuple(a.size), bs=a.bs, img_cls=img_cls, **split,
-                                                                 valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
-                learn = ff.classifier_learner(dls, a.arch, head=a.head, pretrained=a.pretrained, encoder_kwargs=enc_kw, pool=a.pool)
+                learn = classifier(data_cf, split, hold, a.size, img_cls, a.arch, enc_kw, a.pool, a.pretrained)
             elif a.method == 'protonet':
                 dls = ff.EpisodeDataLoaders.from_class_folder(data_cf, size=tuple(a.size), img_cls=img_cls, **split,
                                                               n_way=a.n_way, k_shot=3, n_query=3, valid_n_way=len(hold),
@@ -193,18 +202,14 @@ for k, test_subjects in enumerate(folds):
                 dls = ff.SiameseDataLoaders.from_class_folder(train_cf, valid_classes=sorted(hold), seed=a.seed, img_cls=img_cls,
                                                               item_tfms=Resize(tuple(a.size)), batch_tfms=aug, bs=32)
                 learn = ff.siamese_learner(dls, a.arch, head='contrastive', pretrained=a.pretrained, encoder_kwargs=enc_kw)
-            cbs = [ff.AdditiveMargin(a.margin)] if a.margin else []
-            if not frozen:
-                with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, a.lr, cbs=cbs)
+            if not frozen: fit(learn, a.epochs, a.margin)
             members.append(learn)
         learn = ff.ensemble_learner(members) if len(members) > 1 else members[0]
         conv = []   # --fuse: the Conv4s, with the --method classifier recipe
         for m in range(a.fuse):
             set_seed(a.seed + k + 1000*m)
-            c_dls = ff.ClassifierDataLoaders.from_class_folder(data_cf, size=(56, 46), bs=a.bs, img_cls=PILImageBW, **split,
-                                                               valid_n_way=len(hold), k_shot=3, n_query=3, batch_tfms=aug)
-            conv.append(ff.classifier_learner(c_dls, 'conv4', head=a.head, encoder_kwargs={'pool_first': True, 'hidden': 96}, pool='flatten'))
-            with conv[-1].no_bar(), conv[-1].no_logging(): conv[-1].fit_one_cycle(a.fuse_epochs, a.lr, cbs=[ff.AdditiveMargin(0.1)])
+            conv.append(classifier(data_cf, split, hold, (56, 46), PILImageBW, 'conv4', {'pool_first': True, 'hidden': 96}, 'flatten'))
+            fit(conv[-1], a.fuse_epochs, 0.1)
         conv = (ff.ensemble_learner(conv) if len(conv) > 1 else conv[0]) if conv else None
         trained += time.time() - t
         conv_tta = partial(ff.flip_views, px=2) if a.flip else 2
