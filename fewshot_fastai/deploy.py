@@ -19,7 +19,8 @@ from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
 from .losses import pair_loss
 from .learner import SiameseLearner, EpisodicLearner
-from .inference import SupportSet
+from .inference import SupportSet, tta_from_spec
+from .whitening import Whitening
 from .distrib import unwrap_model, is_main_process
 
 __all__ = ['save_model', 'load_model', 'export_onnx']
@@ -58,8 +59,9 @@ def save_model(
     path, # a folder: model.safetensors + config.json go there
     support:SupportSet|None=None, # a `SupportSet` whose labels are saved with the model
 ) -> Path:
-    """Weights (safetensors) and a JSON of what rebuilds the model and its image preparation: arch, head, sizes,
-    channels, normalisation, the contrastive calibration, and the labels of a `support` set (stored with it).
+    """Weights (safetensors) and a JSON of what rebuilds the model and its inference configuration: arch, head, sizes,
+    channels, image preparation (normalisation, ink centring), test-time augmentation and whitening (a recipe's), the
+    contrastive calibration, and the labels of a `support` set (stored with it).
     Written from rank 0 only under DDP. -> the folder"""
     from safetensors.torch import save_file
     cfg = getattr(learn, 'fewshot_config', None)
@@ -70,11 +72,14 @@ def save_model(
     if cfg['arch'] is None:
         raise ValueError('save_model: the encoder was passed as a module, not a name; JSON cannot rebuild it (use learn.export)')
     path = Path(path)
+    if cfg.get('tta') is not None: tta_from_spec(cfg['tta'])   # refuse a spec that load_model could not apply
     config = dict(format=FORMAT, **cfg, image=_valid_tfms(learn))
     lf = learn.loss_func
     if cfg['kind'] == 'siamese' and cfg['head'] == 'contrastive':
         config['calibration'] = dict(thresh=float(lf.thresh), scale=float(lf.scale), calibrated=bool(lf.calibrated))
-    tensors = {f'model.{k}': v.detach().cpu().contiguous() for k, v in unwrap_model(learn.model).state_dict().items()}
+    model = unwrap_model(learn.model)
+    if getattr(model, 'whitening', None) is not None: config['whitening'] = len(model.whitening.mean)
+    tensors = {f'model.{k}': v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if support is not None:
         config['support_labels'] = [str(l) for l in support.labels]
         tensors.update({f'support.{i}': e.detach().cpu().contiguous() for i, e in enumerate(support.emb.values())})
@@ -143,12 +148,15 @@ def load_model(
     else:
         from fastai.losses import CrossEntropyLossFlat
         model, loss = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {})), CrossEntropyLossFlat()
+        if 'whitening' in config:   # buffers of the saved shape; load_state_dict fills them
+            d = config['whitening']
+            model.whitening = Whitening(torch.zeros(d), torch.zeros(d, d))
         dls, make = _episode_dls(config['image'], size), EpisodicLearner
     model.load_state_dict({k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')})
     kw = dict(splitter=siamese_splitter) if config['kind'] == 'siamese' else {}
     learn = make(dls, model.to(dls.device), loss_func=loss, metrics=[], **kw)
     learn.fewshot_config = {k: config[k] for k in ('kind', 'arch', 'head', 'emb_dim', 'margin', 'pool', 'n_in',
-                                                    'encoder_kwargs', 'size', 'model_kwargs') if k in config}
+                                                    'encoder_kwargs', 'size', 'model_kwargs', 'tta', 'recipe') if k in config}
     if 'support_labels' in config:
         ss = SupportSet(learn)
         ss.emb = {l: tensors[f'support.{i}'].to(dls.device) for i, l in enumerate(config['support_labels'])}
@@ -156,9 +164,11 @@ def load_model(
     return learn
 
 class _Encode(torch.nn.Module):
-    "The encoder half of a few-shot model: images -> embeddings (what `model.encode` computes)"
+    "The encoder half of a few-shot model: images -> embeddings (`model.encode`, then the model's whitening if it has one)"
     def __init__(self, model): super().__init__(); self.model = model
-    def forward(self, x): return self.model.encode(x)
+    def forward(self, x):
+        e, white = self.model.encode(x), getattr(self.model, 'whitening', None)
+        return white(e) if white is not None else e
 
 class _Compare(torch.nn.Module):
     "The pair head: two embeddings -> its output (logits or distances)"

@@ -1,5 +1,6 @@
 "Inference on new images: `predict_pair(s)`, embeddings and similarities, support-set `classify`"
 import math
+from functools import partial
 import torch
 import torch.nn.functional as F
 from fastai.learner import Learner
@@ -13,7 +14,7 @@ from .models.protonet import prototypes
 from .distrib import unwrap_model
 from .checks import check_int
 
-__all__ = ['model_device', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
+__all__ = ['model_device', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'tta_from_spec', 'learner_tta', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
 
 def _through_valid(dls, items) -> tuple:
@@ -95,20 +96,42 @@ def tta_views(
     if callable(tta): return list(tta(x))
     return shift_views(x, tta) if tta else [x]
 
+TTA_VIEWS = ('shift', 'flip', 'affine')
+
+def tta_from_spec(
+    spec:dict|None, # JSON form of a test-time augmentation: {'views': 'shift'|'flip'|'affine', 'px': int, 'degrees': [...], 'scales': [...]}; None: none
+):
+    """The `tta` argument (0 or a callable giving views) that a JSON spec describes. Recipes store their TTA this way in
+    `learn.fewshot_config['tta']`, so that `save_model` can write it and every entry point can apply it."""
+    if not spec: return 0
+    if not isinstance(spec, dict) or spec.get('views') not in TTA_VIEWS:
+        raise ValueError(f"tta spec {spec!r}: a dict whose 'views' is one of {TTA_VIEWS}")
+    px = spec.get('px', 0)
+    check_int('tta spec', 'px', px, 0)
+    if spec['views'] == 'shift': return px
+    if spec['views'] == 'flip': return partial(flip_views, px=px)
+    return partial(affine_views, degrees=tuple(spec.get('degrees', (0,))), scales=tuple(spec.get('scales', (1.,))), px=px)
+
+def learner_tta(learn):
+    "The test-time augmentation a learner carries from its recipe (`fewshot_config['tta']`), as a `tta` argument; 0: none"
+    return tta_from_spec((getattr(learn, 'fewshot_config', None) or {}).get('tta'))
+
 def _check_tta(caller:str, tta):
-    "`tta` is a non-negative int or a callable that gives views"
-    if not callable(tta): check_int(caller, 'tta', tta, 0)
+    "`tta` is None (the learner's own), a non-negative int or a callable that gives views"
+    if tta is not None and not callable(tta): check_int(caller, 'tta', tta, 0)
 
 def embed(
     learn:Learner, # a learner whose model has `encode`
     images, # images: paths, PIL images or tensors, or a lazy sequence
     bs:int=256, # images per encoder batch
     progress:bool=False, # show a progress bar
-    tta=0, # test-time augmentation: average the embeddings of each image and its `shift_views` by `tta` px, or of the views a callable gives (e.g. `flip_views`); 0: none
+    tta=None, # test-time augmentation: average the embeddings of each image and its `shift_views` by `tta` px, or of the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own (its recipe's, `learner_tta`)
 ) -> torch.Tensor:
-    """Embeddings `learn.model.encode` of `images`, each encoded once: (M,D). A sequence (list, `LazyImages`,
+    """Embeddings `learn.model.encode` of `images`, each encoded once: (M,D), averaged over the TTA views and then
+    whitened when the model carries a `whitening` (e.g. the `faces` recipe's). A sequence (list, `LazyImages`,
     `IndexedView`) is read `bs` images at a time, so a lazy gallery is never decoded all at once."""
     check_int('embed', 'bs', bs); _check_tta('embed', tta)
+    if tta is None: tta = learner_tta(learn)
     out = []
     if not (hasattr(images, '__len__') and hasattr(images, '__getitem__')): images = list(images)
     learn.model.eval()
@@ -120,7 +143,9 @@ def embed(
         for i in steps:
             x = TensorImage(image_batch(learn.dls, images[i:i+bs]).to(dev))
             views = tta_views(x.as_subclass(torch.Tensor), tta)
-            out.append(torch.stack([model.encode(v).float() for v in views]).mean(0))
+            e = torch.stack([model.encode(v).float() for v in views]).mean(0)
+            white = getattr(model, 'whitening', None)   # after the views are averaged, as it was fitted
+            out.append(white(e) if white is not None else e)
     return torch.cat(out).as_subclass(torch.Tensor) if out else torch.empty(0)   # plain, not fastai's TensorImage
 
 def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
@@ -166,7 +191,7 @@ class SupportSet:
         support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
         bs:int=256, # images per encoder batch
         mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
-        tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
+        tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
     ):
         _check_mode(mode); check_int('SupportSet', 'bs', bs); _check_tta('SupportSet', tta)
         self.learn, self.bs, self.mode, self.tta, self.emb = learn, bs, mode, tta, {}
@@ -257,7 +282,7 @@ def classify(
     bs:int=256, # images per encoder batch
     progress:bool=True, # show a progress bar
     mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
-    tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
+    tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
 ):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
     or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `mode` (see

@@ -18,7 +18,7 @@ def episode_accuracy(
     episodes, # `Episode`s (e.g. from `EpisodeSampler`)
     bs:int=256, # images per encoder batch
     mode:str='mean', # 'mean' or 'prototype' for K > 1 shots
-    tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
+    tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
 ) -> dict:
     """Accuracy over `episodes` (indices into `images`), encoding each unique image once. K>1 shots are combined
     by `mode`: 'mean' score or 'prototype' (see `support_scores`).

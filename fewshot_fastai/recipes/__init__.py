@@ -1,0 +1,9 @@
+"""Recipes: the best measured settings for a kind of data, as named functions that build the data, the learner and the
+inference configuration and train (or fit) it. `ff.recipes.names()`, `ff.recipe(name)(data, **params)`; each carries
+the figure it was measured at and the command that reproduces it (`fewshot-fastai recipes`)."""
+from .registry import Recipe, register, names, recipe, pick, overrides
+from .drawings import drawings
+from .faces import faces
+from .pairs import pairs
+
+__all__ = ['Recipe', 'register', 'names', 'recipe', 'pick', 'overrides', 'drawings', 'faces', 'pairs']

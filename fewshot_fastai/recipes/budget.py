@@ -1,0 +1,44 @@
+"Training for a number of epochs, or as many as fit in a time budget (the shared loop of the recipes)"
+import math, time
+from fastai.callback.core import Callback
+
+__all__ = ['PhaseTimer', 'fit_recipe']
+
+class PhaseTimer(Callback):
+    "Seconds spent in the training and in the validation phase of each epoch"
+    def before_fit(self): self.train_s, self.valid_s = [], []
+    def before_train(self): self.t = time.time()
+    def after_train(self): self.train_s.append(time.time() - self.t)
+    def before_validate(self): self.t = time.time()
+    def after_validate(self): self.valid_s.append(time.time() - self.t)
+
+def _epochs_in(minutes:float, probe, steps:int, probe_steps:int) -> int:
+    """Epochs of `steps` training steps that fit `minutes`, from `probe(cbs)`: a throw-away learner trained 2 epochs
+    of `probe_steps` steps (the second is timed; the first pays for warm-up). The training phase scales with the steps
+    per epoch, the validation phase does not."""
+    timer = PhaseTimer()
+    probe([timer])
+    tr, va = timer.train_s[-1], timer.valid_s[-1] if timer.valid_s else 0.
+    per_epoch = tr*steps/probe_steps + va
+    return max(1, math.floor(minutes*60/per_epoch))
+
+def fit_recipe(
+    learn, # the learner to train
+    epochs:int, # one-cycle epochs, when `minutes` is None
+    lr:float, # the one-cycle maximum learning rate
+    minutes:float|None=None, # a budget: the epochs that fit it, timed on `probe`
+    probe=None, # `probe(cbs)`: trains a throw-away copy of the recipe for 2 short epochs (with `minutes`)
+    steps:int=0, probe_steps:int=0, # training steps per epoch of the real run and of the probe
+    quiet:bool=True, # no progress bar or table
+    cbs=None, # callbacks for this fit
+) -> dict:
+    "Fit `learn` with one-cycle; -> dict(epochs, train_seconds)"
+    if minutes is not None:
+        if not minutes > 0: raise ValueError(f'minutes={minutes}: a training budget must be > 0')
+        epochs = _epochs_in(minutes, probe, steps, probe_steps)
+    if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f'epochs={epochs!r}: train at least 1 epoch')
+    t = time.time()
+    if quiet:
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, cbs=cbs)
+    else: learn.fit_one_cycle(epochs, lr, cbs=cbs)
+    return dict(epochs=epochs, train_seconds=round(time.time() - t, 1))
