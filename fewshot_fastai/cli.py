@@ -18,13 +18,15 @@ def _demo(a):
     import matplotlib.pyplot as plt
     import torch
     from fastai.learner import load_learner
-    from .recipes import omniglot_verification
+    from .recipes import recipe
+    from .data.sources import omniglot
     from .inference import predict_pairs
     from .data.pairs import find_pair_sampler
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    print(f'Training a siamese {a.arch} ({a.head} head) on Omniglot {a.train}, {a.size}px, {a.epochs} epochs; '
+    print(f'The pairs recipe: a siamese {a.arch} ({a.head} head) on Omniglot {a.train}, {a.size}px, {a.epochs} epochs; '
           'validation = pairs of characters unseen in training', flush=True)
-    learn, stats = omniglot_verification(a.train, a.size, a.head, a.arch, a.epochs, a.lr, quiet=False)
+    learn = recipe('pairs')(omniglot(a.train), epochs=a.epochs, size=a.size, head=a.head, arch=a.arch, lr=a.lr, quiet=False)
+    stats = dict(recipe='pairs', train=a.train, size=a.size, head=a.head, arch=a.arch, epochs=a.epochs, lr=a.lr, **learn.recipe_stats)
     dls = learn.dls
     dls.show_batch(max_n=6); plt.savefig(out/'pairs.png', dpi=80, bbox_inches='tight'); plt.close('all')
     learn.show_results(max_n=6); plt.savefig(out/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
@@ -68,7 +70,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser():
     p = _Parser(prog='fewshot-fastai', description='Few-shot learning on your own folders of classes (one folder of images per class).')
     sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
-    d = sub.add_parser('demo', help='train a siamese net on Omniglot, report unseen-character accuracy, write figures')
+    d = sub.add_parser('demo', help='the pairs recipe on Omniglot: unseen-character accuracy, figures, export')
     d.add_argument('--out', default='out/demo')
     d.add_argument('--train', default='background_small1')
     d.add_argument('--head', default='contrastive', choices=['contrastive', 'l1', 'concat', 'cosine'])
@@ -76,29 +78,28 @@ def _parser():
     d.add_argument('--size', type=int, default=28)
     d.add_argument('--epochs', type=int, default=int(os.environ.get('FEWSHOT_DEMO_EPOCHS', 12)))
     d.add_argument('--lr', type=float, default=3e-3)
-    t = sub.add_parser('train', help='train on DATA (one folder per class); writes the model, loss.png, results.png, metrics.json')
+    t = sub.add_parser('train', help='train (or fit) a recipe on DATA (one folder per class); writes the model, metrics.json and plots')
     t.add_argument('data'); t.add_argument('--out', required=True)
-    t.add_argument('--method', default='protonet', choices=['siamese', 'protonet'])
-    t.add_argument('--arch', default='conv4', help='conv4, koch_net, efficientnet_lite0, a torchvision or timm name')
-    t.add_argument('--head', default='contrastive', choices=['contrastive', 'l1', 'concat', 'cosine'], help='siamese head')
-    t.add_argument('--size', type=int, default=28)
-    g = t.add_mutually_exclusive_group(); g.add_argument('--epochs', type=int, default=5); g.add_argument('--minutes', type=float)
-    t.add_argument('--lr', type=float, default=3e-3); t.add_argument('--bs', type=int, default=64)
-    t.add_argument('--valid-pct', type=float, default=0.2, help='share of classes held out (unseen in training)')
-    t.add_argument('--n-way', type=int, default=5); t.add_argument('--n-query', type=int, default=5)
-    t.add_argument('--episodes', type=int, default=50, help='N-way validation episodes')
-    t.add_argument('--episodes-per-epoch', type=int, default=100)
-    t.add_argument('--rgb', dest='grey', action='store_false', help='colour images (default: greyscale)')
-    t.add_argument('--ink-center', type=float, default=0.0, metavar='FILL', help='drawings: move each image\'s '
-                   'centre of ink to the middle and scale its ink to FILL of the side (ff.InkCenter; e.g. 0.8), '
-                   'in training and in every later use of the model; 0: off')
-    t.add_argument('--seed', type=int, default=0)
-    e = sub.add_parser('eval', help='N-way K-shot accuracy of MODEL on DATA, with a 95%% confidence interval')
-    e.add_argument('model'); e.add_argument('data')
+    t.add_argument('--recipe', default=None, help='drawings, faces or pairs (`fewshot-fastai recipes` lists them); default: '
+                   'picked from the images (line drawings -> drawings, photos -> faces), and said')
+    g = t.add_mutually_exclusive_group()
+    g.add_argument('--epochs', type=int, help="the recipe's training epochs (default: the recipe's)")
+    g.add_argument('--minutes', type=float, help='a training budget: the epochs that fit it, timed on a short probe')
+    t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='overrides',
+                   help="override a recipe parameter, e.g. --set size=28 --set tta_degrees=0 (repeatable)")
+    e = sub.add_parser('eval', help='MODEL on DATA (N-way K-shot accuracy, 95%% interval, and the equal error rate over its '
+                       'pairs), or on Lake-format one-shot runs (--runs)')
+    e.add_argument('model'); e.add_argument('data', nargs='?', help='a folder of class folders the model did not train on')
+    e.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder: one-shot error per test item")
     e.add_argument('--n-way', type=int, default=5); e.add_argument('--k-shot', type=int, default=1)
     e.add_argument('--n-query', type=int, default=1); e.add_argument('--episodes', type=int, default=100)
     e.add_argument('--mode', default='mean', choices=['mean', 'prototype']); e.add_argument('--seed', type=int, default=0)
+    e.add_argument('--max-pairs-images', type=int, default=1000, help='the equal error rate is over every pair of at most '
+                   'this many images of DATA (drawn with --seed)')
     e.add_argument('--json', action='store_true')
+    r = sub.add_parser('recipes', help='the recipes: what data each is for, its measured figure and the command that reproduces it, its parameters')
+    r.add_argument('name', nargs='?', help='one recipe: also its parameters and their defaults')
+    r.add_argument('--json', action='store_true')
     c = sub.add_parser('classify', help='label QUERY images (files or folders) against a support folder')
     c.add_argument('model'); c.add_argument('queries', nargs='+'); c.add_argument('--support', required=True)
     c.add_argument('--mode', default='mean', choices=['mean', 'prototype'])
@@ -126,14 +127,15 @@ def main(argv=None):
     if a.cmd == 'demo': return _demo(a)
     from . import commands
     run = dict(train=commands.train, eval=commands.evaluate, classify=commands.classify, verify=commands.verify,
-               cam=commands.cam, similarity=commands.similarity, gan=commands.gan)[a.cmd]
+               cam=commands.cam, similarity=commands.similarity, gan=commands.gan, recipes=commands.recipes)[a.cmd]
     try:
         with contextlib.redirect_stdout(sys.stderr): res = run(a)   # progress on stderr, results on stdout
     except (commands.UserError, FileNotFoundError, NotADirectoryError, ValueError, KeyError) as err:
         msg = err.args[0] if err.args else str(err)
         print(f'fewshot-fastai {a.cmd}: error: {msg}', file=sys.stderr)
         return 2
-    if a.cmd == 'train': print(f"model, loss.png, results.png and metrics.json in {a.out}"); print(json.dumps(res))
+    if a.cmd == 'train': print(f"model and metrics.json in {a.out}"); print(json.dumps(res))
+    elif isinstance(res, str): print(res)
     else: print(commands.render(res, getattr(a, 'json', False), getattr(a, 'csv', False)))
     return 0
 

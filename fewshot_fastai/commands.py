@@ -1,6 +1,6 @@
 """The work behind `fewshot-fastai train | eval | classify | verify | cam | similarity | gan` (the parser is in
 cli.py). Each takes the parsed arguments and returns the JSON-able result it also prints or writes."""
-import csv, io, json, math, sys, time
+import csv, io, json, math, random, sys, time
 from pathlib import Path
 
 class UserError(Exception):
@@ -42,67 +42,89 @@ def _img_cls(grey:bool):
     return PILImageBW if grey else PILImage
 
 def train(a) -> dict:
-    import torch
-    from fastai.vision.augment import Resize
+    "Fit the recipe (named, or picked from the images) on DATA; write the model, metrics.json and the plots that apply"
     import fewshot_fastai as ff
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    from .recipes import recipe, pick, overrides
+    out = Path(a.out)
+    if out.exists() and not out.is_dir(): raise UserError(f'--out {out}: a file, not a folder')
+    if not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
     cf = ff.ClassFolder(a.data)
-    img_cls = _img_cls(a.grey)
-    if not 0 <= a.ink_center <= 1: raise UserError(f'--ink-center {a.ink_center}: use a share of the side in (0, 1], or 0 for none')
-    prep = ff.InkCenter(a.ink_center) if a.ink_center else None
-    held = ff.data.pairs.held_out_classes(cf.classes, a.valid_pct, a.seed)
-    unseen = cf.subset(lambda c: c in held)
-    n_way = min(a.n_way, len(unseen.classes))
-    if n_way < 2: raise UserError(f'--valid-pct {a.valid_pct} holds out {len(unseen.classes)} class(es): N-way evaluation needs 2')
-    nway = ff.NWayEval(unseen.images, unseen.labels, n_way=n_way, n_episodes=a.episodes, seed=a.seed, name=f'{n_way}way_1shot')
-    if a.method == 'siamese':
-        dls = ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=held, seed=a.seed, item_tfms=[prep, Resize(a.size)] if prep else Resize(a.size),
-                                                      img_cls=img_cls, bs=a.bs)
-        learn = ff.siamese_learner(dls, a.arch, head=a.head, cbs=nway)
-    else:
-        dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=a.size, img_cls=img_cls, valid_classes=held, seed=a.seed,
-                                                      n_way=min(a.n_way, len(cf.classes) - len(held)), n_query=a.n_query,
-                                                      episodes_per_epoch=a.episodes_per_epoch, valid_episodes=20,
-                                                      valid_n_way=n_way, prep=prep)
-        learn = ff.episodic_learner(dls, a.arch, cbs=nway)
-    t = time.time()
-    if a.minutes is not None:
-        # one epoch at a tenth of the rate times an epoch (and warms up); one-cycle then fills the rest of the budget
-        learn.fit(1, a.lr/10)
-        per = time.time() - t
-        learn.fit_one_cycle(max(1, int((a.minutes*60 - per)/per)), a.lr)
-    else: learn.fit_one_cycle(a.epochs, a.lr)
-    secs = time.time() - t
-    names, final = learn.recorder.metric_names[1:-1], learn.recorder.values[-1]   # before show_results resets them
-    n_epochs = len(learn.recorder.values) + (a.minutes is not None)   # + the timing epoch
+    name = a.recipe
+    if name is None:
+        name, why = pick(cf)
+        print(f'recipe: {name}, picked from the images ({why}); --recipe to choose another', flush=True)
+    r = recipe(name)
+    params = overrides(name, a.overrides)
+    for key in ('epochs', 'minutes'):
+        if getattr(a, key) is not None:
+            if key not in r.params(): raise UserError(f'--{key}: the {name} recipe trains nothing (its parameters: {", ".join(r.params())})')
+            params[key] = getattr(a, key)
+    if 'quiet' in r.params(): params.setdefault('quiet', False)   # fastai's progress table, on stderr
+    learn = r(cf, **params)
+    stats = getattr(learn, 'recipe_stats', {})
+    out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
-    learn.recorder.plot_loss(); plt.savefig(out/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
-    fig = learn.show_results(max_n=6)
-    plt.savefig(out/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
+    has_valid = bool(getattr(learn.dls, 'valid_classes', None))
+    names, final = (learn.recorder.metric_names[1:-1], learn.recorder.values[-1]) if stats.get('epochs') and learn.recorder.values else ([], [])
+    if stats.get('epochs'):
+        learn.recorder.plot_loss(); plt.savefig(out/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
+    if has_valid and stats.get('epochs'):
+        learn.show_results(max_n=6); plt.savefig(out/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
     ff.save_model(learn, out/'model')
     onnx = []
     try: onnx = [str(p) for p in ff.export_onnx(learn, out/'model'/'encoder.onnx')]
     except ImportError as e: print(f'ONNX skipped ({e}); pip install "fewshot_fastai[deploy]"', file=sys.stderr)
-    res = dict(method=a.method, arch=a.arch, size=a.size, ink_center=a.ink_center, classes=len(cf.classes), valid_classes=sorted(held),
-               epochs=n_epochs, train_seconds=round(secs, 1),
-               final=dict(zip(names, [round(float(v), 4) for v in final])), onnx=onnx,
+    final = {n: round(float(v), 4) for n, v in zip(names, final) if v is not None and math.isfinite(float(v))}
+    res = dict(recipe=name, params={k: (list(v) if isinstance(v, tuple) else v) for k, v in {**{k: d for k, (d, _) in r.params().items()}, **params}.items()
+                                    if k not in ('cbs', 'quiet')},
+               classes=len(cf.classes), valid_classes=sorted(getattr(learn.dls, 'valid_classes', []) or []), **stats,
+               final=final, tta=learn.fewshot_config.get('tta'), onnx=onnx,
                outputs=sorted({p.name for p in out.iterdir()} | {'metrics.json'}))
     (out/'metrics.json').write_text(json.dumps(res, indent=1))
     return res
 
 def evaluate(a) -> dict:
+    "N-way K-shot accuracy and pair EER on DATA, and/or the error on Lake-format runs"
     import fewshot_fastai as ff
+    if a.data is None and a.runs is None: raise UserError('give DATA (a folder of class folders) or --runs (Lake\'s all_runs.zip or its folder)')
     learn = _model(a.model)
-    cf = ff.ClassFolder(a.data, min_per_class=a.k_shot + 1)
-    if a.n_way > len(cf.classes): raise UserError(f'--n-way {a.n_way}: {a.data} has {len(cf.classes)} classes')
-    eps = ff.EpisodeSampler(cf.labels, a.n_way, a.k_shot, a.n_query, a.episodes, seed=a.seed).episodes()
-    res = ff.episode_accuracy(learn, cf.images, eps, mode=a.mode)
-    per = res['per_episode']
-    mean = sum(per)/len(per)
-    sd = math.sqrt(sum((p - mean)**2 for p in per)/max(1, len(per) - 1))
-    half = 1.96*sd/math.sqrt(len(per))
-    return dict(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(per), accuracy=round(res['accuracy'], 4),
-                ci95=[round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))
+    res = {}
+    if a.runs is not None:
+        if not Path(a.runs).exists(): raise UserError(f'--runs {a.runs}: no such file or folder')
+        runs = ff.load_runs(a.runs)
+        r = ff.callbacks.nway.runs_error(learn, runs)
+        res.update(runs=len(runs), runs_trials=r['trials'], runs_error=r['error'], runs_one_to_one_error=r['one_to_one_error'])
+    if a.data is not None:
+        if not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
+        cf = ff.ClassFolder(a.data, min_per_class=a.k_shot + 1)
+        if a.n_way > len(cf.classes): raise UserError(f'--n-way {a.n_way}: {a.data} has {len(cf.classes)} classes')
+        eps = ff.EpisodeSampler(cf.labels, a.n_way, a.k_shot, a.n_query, a.episodes, seed=a.seed).episodes()
+        ev = ff.episode_accuracy(learn, cf.images, eps, mode=a.mode)
+        per = ev['per_episode']
+        mean = sum(per)/len(per)
+        sd = math.sqrt(sum((p - mean)**2 for p in per)/max(1, len(per) - 1))
+        half = 1.96*sd/math.sqrt(len(per))
+        res.update(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(per), accuracy=round(ev['accuracy'], 4),
+                   ci95=[round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))
+        idx = sorted(random.Random(a.seed).sample(range(len(cf.files)), min(a.max_pairs_images, len(cf.files))))
+        v = ff.callbacks.nway.pairs_eer(learn, ff.IndexedView(cf.images, idx), [cf.labels[i] for i in idx])
+        res.update(eer=v['eer'], pairs=v['pairs'], same_pairs=v['same_pairs'])
+    res['tta'] = learn.fewshot_config.get('tta')
+    return res
+
+def recipes(a):
+    "The registered recipes (or one, with its parameters)"
+    from .recipes import names, recipe
+    if a.name is not None:
+        r = recipe(a.name)
+        if a.json: return dict(name=r.name, data=r.data, figure=r.figure, command=r.command,
+                               params={k: dict(default=list(d) if isinstance(d, tuple) else d, doc=doc) for k, (d, doc) in r.params().items()})
+        rows = [dict(parameter=k, default=repr(d), doc=doc) for k, (d, doc) in r.params().items() if k not in ('cbs',)]
+        return f'{r.name}: {r.data}\n  measured: {r.figure}\n  command:  {r.command}\n\n' + render(rows, False, False)
+    rows = [dict(recipe=n, data=recipe(n).data, measured=recipe(n).figure, command=recipe(n).command) for n in names()]
+    if a.json: return rows
+    return '\n\n'.join(f"{r['recipe']}: {r['data']}\n  measured: {r['measured']}\n  command:  {r['command']}" for r in rows) + \
+        '\n\nfewshot-fastai recipes NAME: its parameters; fewshot-fastai train DATA --recipe NAME --set KEY=VALUE overrides one'
 
 def classify(a) -> list[dict]:
     import fewshot_fastai as ff

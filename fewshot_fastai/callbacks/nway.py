@@ -7,10 +7,11 @@ from fastai.callback.core import Callback
 from .columns import Column
 from ..data.episodes import EpisodeSampler, drawer_of
 from ..data.items import alphabet_of, IndexedView
-from ..inference import embed, support_scores, class_scores, image_batch, model_device
+from ..inference import embed, support_scores, class_scores, image_batch, model_device, classify, one_to_one, similarity
+from .threshold import equal_error_rate
 from ..distrib import unwrap_model
 
-__all__ = ['episode_accuracy', 'naive_episode_accuracy', 'NWayEval']
+__all__ = ['episode_accuracy', 'naive_episode_accuracy', 'runs_error', 'pairs_eer', 'NWayEval']
 
 def episode_accuracy(
     learn, # a learner whose model has `encode` and `similarity`
@@ -61,6 +62,40 @@ def naive_episode_accuracy(
         pred = class_scores(sim, e.support_labels, e.n_way).argmax(1)
         correct += (pred.cpu() == torch.tensor(e.query_labels)).sum().item(); total += len(e.query)
     return dict(accuracy=correct/total, encoder_passes=passes, seconds=time.time() - t)
+
+def runs_error(
+    learn, # a learner whose model has `encode` and `similarity`
+    runs, # Lake-format runs (`ff.load_runs`)
+    tta=None, # test-time augmentation (see `embed`); None: the learner's own
+) -> dict:
+    """Error of Lake's one-shot protocol over `runs`: each test item is labelled alone with the class image it matches
+    best (the headline), and apart, with the one-to-one (Hungarian) assignment of each run's items to its classes.
+    -> dict(error, one_to_one_error (percent), trials)"""
+    alone, hung = [], []
+    for run in runs:
+        labels, scores = classify(learn, run.test, dict(enumerate(run.training)), progress=False, tta=tta)
+        alone += [l != t for l, t in zip(labels, run.answers)]
+        hung += [int(l) != t for l, t in zip(one_to_one(scores), run.answers)]
+    n = len(alone)
+    if not n: raise ValueError('runs_error: the runs hold no test items')
+    return dict(error=round(100*sum(alone)/n, 2), one_to_one_error=round(100*sum(hung)/n, 2), trials=n)
+
+def pairs_eer(
+    learn, # a learner whose model has `encode` and `similarity`
+    images, # images of several identities
+    labels, # the identity of each image
+    tta=None, # test-time augmentation (see `embed`); None: the learner's own
+) -> dict:
+    """Verification over every pair of `images` (each embedded once): the equal error rate of the model's scores.
+    -> dict(eer (percent), pairs, same_pairs)"""
+    lbl = torch.as_tensor(list(labels))
+    if len(lbl) < 2 or len(lbl.unique()) < 2: raise ValueError('pairs_eer: needs images of at least 2 identities')
+    e = embed(learn, images, tta=tta)
+    i, j = torch.triu_indices(len(e), len(e), 1)
+    same = lbl[i] == lbl[j]
+    if not same.any(): raise ValueError('pairs_eer: no identity has 2 images, so there is no same pair')
+    scores = similarity(learn, e, e)[i, j]
+    return dict(eer=round(100*equal_error_rate(scores, same), 2), pairs=len(i), same_pairs=int(same.sum()))
 
 class NWayEval(Callback):
     """Adds `{n_way}way_{k_shot}shot` accuracy on fixed episodes of `images`/`labels` (e.g. a `ClassFolder` of
