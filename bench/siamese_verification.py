@@ -1,22 +1,19 @@
-"""Pair verification accuracy on unseen Omniglot characters after a short CPU training run.
-Usage: python bench/siamese_verification.py [--head contrastive] [--epochs 10] [--size 28]
+"""Pair verification accuracy of the `pairs` recipe on unseen Omniglot characters after a short CPU training run.
+Usage: python bench/siamese_verification.py [--train background_small1] [--set head=l1] [--epochs 12]
 Prints the training log and, on its last line, one JSON object."""
 import argparse, json, os, warnings
 import torch
 import fewshot_fastai as ff
-from fewshot_fastai.recipes import omniglot_verification
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--train', default='background_small1')
-p.add_argument('--head', default='contrastive', choices=['contrastive', 'l1', 'concat'])
-p.add_argument('--arch', default='conv4')
-p.add_argument('--size', type=int, default=28)
-p.add_argument('--epochs', type=int, default=10)
-p.add_argument('--lr', type=float, default=3e-3)
-p.add_argument('--bs', type=int, default=64)
-p.add_argument('--no-augment', action='store_true')
+p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='overrides', help='a recipe parameter')
+p.add_argument('--epochs', type=int, default=None, help="default: the recipe's")
 a = p.parse_args()
 warnings.filterwarnings('ignore', category=FutureWarning)
-learn, stats = omniglot_verification(a.train, a.size, a.head, a.arch, a.epochs, a.lr, a.bs, augment=not a.no_augment, quiet=False)
-stats.update(torch_threads=torch.get_num_threads(), cpus=os.cpu_count(), version=ff.__version__)
+params = ff.recipes.overrides('pairs', a.overrides) | ({'epochs': a.epochs} if a.epochs else {})
+learn = ff.recipe('pairs')(ff.omniglot(a.train), quiet=False, **params)
+r = ff.recipe('pairs')
+stats = dict(train=a.train, recipe='pairs', params={k: v for k, v in {**{k: d for k, (d, _) in r.params().items()}, **params}.items() if k not in ('cbs', 'quiet')},
+             **learn.recipe_stats, torch_threads=torch.get_num_threads(), cpus=os.cpu_count(), version=ff.__version__)
 print(json.dumps(stats))

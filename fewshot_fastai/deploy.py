@@ -7,7 +7,7 @@ import torch
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.transforms import IntToFloatTensor, Normalize, ToTensor
 from fastai.torch_core import default_device
-from fastai.vision.augment import Resize
+from fastai.vision.augment import AffineCoordTfm, Resize
 from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
 from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler, plain_dl
@@ -49,7 +49,8 @@ def _valid_tfms(learn) -> dict:
                              'use learn.export for this learner')
     for t in plain_dl(dls.valid).after_batch.fs:
         if isinstance(t, Normalize): out['normalize'] = dict(mean=t.mean.flatten().tolist(), std=t.std.flatten().tolist())
-        elif not isinstance(t, IntToFloatTensor) and getattr(t, 'split_idx', None) != 0:
+        # fastai's affine transforms (Rotate, Zoom, Flip...) set split_idx per call and are the identity on validation
+        elif not isinstance(t, (IntToFloatTensor, AffineCoordTfm)) and getattr(t, 'split_idx', None) != 0:
             raise ValueError(f'save_model: validation batch transform {type(t).__name__} cannot be saved as JSON; '
                              'use learn.export for this learner')
     return out
