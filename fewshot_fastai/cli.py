@@ -42,7 +42,7 @@ def _demo(a):
     same = bool(torch.allclose(predict_pairs(learn, pairs), predict_pairs(reloaded, pairs), atol=1e-6))
     stats.update(export_roundtrip_identical=same, outputs=sorted(p.name for p in out.iterdir()))
     (out/'metrics.json').write_text(json.dumps(stats, indent=1))
-    print(f"\nPair verification accuracy on {stats['valid_classes']} unseen characters ({stats['valid_pairs']} pairs): "
+    print(f"\nPair verification accuracy on {stats['held_out_classes']} unseen characters ({stats['valid_pairs']} pairs): "
           f"{stats['verification_accuracy']:.1%} after {stats['train_seconds']:.0f}s of training")
     print(f'Export/load_learner gives identical predictions: {same}')
     print(f'Figures and model in {out}/: ' + ', '.join(stats['outputs']))

@@ -49,10 +49,7 @@ def train(a) -> dict:
     if out.exists() and not out.is_dir(): raise UserError(f'--out {out}: a file, not a folder')
     if not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
     cf = ff.ClassFolder(a.data)
-    name = a.recipe
-    if name is None:
-        name, why = pick(cf)
-        print(f'recipe: {name}, picked from the images ({why}); --recipe to choose another', flush=True)
+    name, why = (a.recipe, None) if a.recipe is not None else pick(cf)
     r = recipe(name)
     params = overrides(name, a.overrides)
     for key in ('epochs', 'minutes'):
@@ -60,7 +57,15 @@ def train(a) -> dict:
             if key not in r.params(): raise UserError(f'--{key}: the {name} recipe trains nothing (its parameters: {", ".join(r.params())})')
             params[key] = getattr(a, key)
     if 'quiet' in r.params(): params.setdefault('quiet', False)   # fastai's progress table, on stderr
+    said = []
+    def say():   # once the recipe has checked its parameters and built its learner: a mistake stays a one-line error
+        if why and not said: print(f'recipe: {name}, picked from the images ({why}); --recipe to choose another', flush=True)
+        said.append(True)
+    if 'cbs' in r.params():
+        from fastai.callback.core import Callback
+        params['cbs'] = [type('SayRecipe', (Callback,), {'before_fit': lambda self: say()})()]
     learn = r(cf, **params)
+    say()
     stats = getattr(learn, 'recipe_stats', {})
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()

@@ -44,7 +44,7 @@ def pairs(
     learn = build()
     stats = fit_recipe(learn, epochs, lr, minutes, probe, 1, 1, quiet)
     stats.update(verification_accuracy=round(float(learn.recorder.values[-1][2]), 4), valid_pairs=len(learn.dls.valid_ds),
-                 valid_classes=len(learn.dls.valid_classes))
+                 held_out_classes=len(learn.dls.valid_classes))
     learn.fewshot_config.update(recipe='pairs')
     learn.recipe_stats = stats
     return learn

@@ -94,7 +94,7 @@ def test_faces_onnx_includes_the_whitening(faced, tmp_path):
 def test_pairs_trains_a_verifier_that_round_trips(omni_small, tmp_path):
     learn = ff.recipe('pairs')(omni_small, epochs=1, bs=32)
     s = learn.recipe_stats
-    assert s['epochs'] == 1 and 0 <= s['verification_accuracy'] <= 1 and s['valid_classes'] == 5
+    assert s['epochs'] == 1 and 0 <= s['verification_accuracy'] <= 1 and s['held_out_classes'] == 5
     assert learn.fewshot_config['recipe'] == 'pairs' and 'tta' not in learn.fewshot_config
     ff.save_model(learn, tmp_path/'p')
     back = ff.load_model(tmp_path/'p')
