@@ -32,6 +32,7 @@ API_GROUPS = [('fewshot_fastai.data', 'data', 'Data: sources, folders, pairs, ep
               ('fewshot_fastai.fusion', 'fusion', 'Verification: scores of several systems fused'),
               ('fewshot_fastai.interpret', 'interpret', 'Interpretation: CAM, similarity maps, top losses'),
               ('fewshot_fastai.gan', 'gan', 'GANs'),
+              ('fewshot_fastai.recipes', 'recipes', 'Recipes: the measured settings for a kind of data'),
               ('fewshot_fastai.deploy', 'deploy', 'Deployment: safetensors and ONNX'),
               ('fewshot_fastai.distrib', 'distrib', 'Several GPUs and processes'),
               ('fewshot_fastai._version', None, None)]
@@ -67,6 +68,8 @@ def public_api():
         if name == '__version__': continue
         obj = getattr(ff, name)
         pages[page_of(obj)].append((name, obj))
+    # the recipe registry and the recipes themselves live under `ff.recipes` (the root holds only `ff.recipe`)
+    pages['recipes'] += [(f'recipes.{n}', getattr(ff.recipes, n)) for n in ff.recipes.__all__ if n != 'recipe']
     return pages
 
 
@@ -194,7 +197,7 @@ def slug_of(nb_name):
 
 def mkdocs_config(tutorials, api_pages, cfg):
     "mkdocs.yml as a dict: Material theme without web fonts, search, strict link and anchor validation"
-    nav = [{'Home': 'index.md'}, {'Tutorials': [{t: f'{s}.md'} for s, t in tutorials]},
+    nav = [{'Home': 'index.md'}, {'Tutorials': [{t: f'{s}.md'} for s, t in tutorials]}, {'Guide': 'guide.md'}, {'Benchmarks': 'benchmarks.md'},
            {'API reference': [{'Overview': 'api/index.md'}] + [{t: f'api/{p}.md'} for p, t in api_pages]}]
     return {'site_name': cfg.title, 'site_description': cfg.description, 'site_url': cfg.doc_url or None,
             # no `repo_url`: Material would ask the GitHub API for stars at every page view; a footer link instead
@@ -219,6 +222,8 @@ def build(n_workers=2):
     proc = proc_nbs(str(cfg.nbs_path), n_workers=n_workers)
     shutil.rmtree(SRC, ignore_errors=True); SRC.mkdir(parents=True)
     shutil.copy(ROOT/'docs'/'extra.css', SRC/'extra.css')
+    shutil.copy(ROOT/'docs'/'guide.md', SRC/'guide.md')            # what is in it, GPUs, processes, big folders
+    shutil.copy(ROOT/'bench'/'RESULTS.md', SRC/'benchmarks.md')     # every measured run, dated
     pages = public_api()
     names = {n: p for p, entries in pages.items() for n, _ in entries}
     names['.anchors'] = {f'{n}.{m}' for entries in pages.values() for n, o in entries if inspect.isclass(o) for m, _ in public_methods(o)}

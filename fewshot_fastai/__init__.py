@@ -53,4 +53,4 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'frechet_distance',
            'FrechetFeatures', 'lite0_features', 'generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan',
-           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx', 'AdditiveMargin', 'Whitening', 'fit_whitening', 'ScoreFusion', 'fit_fusion', 'recipes', 'recipe']
+           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx', 'AdditiveMargin', 'Whitening', 'fit_whitening', 'ScoreFusion', 'fit_fusion', 'recipe']

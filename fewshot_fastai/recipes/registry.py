@@ -16,7 +16,13 @@ class Recipe:
     data: str   # the kind of data it is for
     figure: str   # what it was measured at (see bench/RESULTS.md)
     command: str   # the command that reproduces the figure
-    def __call__(self, data, **params): return self.fn(data, **params)
+    def __call__(
+        self,
+        data, # a folder of class folders, or a `ClassFolder`
+        **params, # the recipe's parameters to override
+    ):
+        "Run the recipe on `data`: -> the fitted Learner"
+        return self.fn(data, **params)
     @property
     def doc(self) -> str: return inspect.getdoc(self.fn) or ''
     def params(self) -> dict:
@@ -24,14 +30,22 @@ class Recipe:
         docs = docments(self.fn)
         return {k: (p.default, docs.get(k) or '') for k, p in inspect.signature(self.fn).parameters.items()
                 if k != 'data' and p.kind == p.POSITIONAL_OR_KEYWORD}
-    def check(self, params:dict):
+    def check(
+        self,
+        params:dict, # {parameter: value}
+    ):
         "A one-line error for a parameter the recipe does not have"
         bad = [k for k in params if k not in self.params()]
         if bad: raise ValueError(f'recipe {self.name!r} has no parameter {bad[0]!r}; its parameters: {", ".join(self.params())}')
 
 _RECIPES: dict[str, Recipe] = {}
 
-def register(name:str, data:str, figure:str, command:str):
+def register(
+    name:str, # the recipe's name
+    data:str, # the kind of data it is for
+    figure:str, # what it was measured at
+    command:str, # the command that reproduces the figure
+):
     "Decorator: register a recipe function under `name`, with the kind of data, the measured figure and its command"
     def deco(fn):
         if name in _RECIPES: raise ValueError(f'recipe {name!r} is registered twice')
@@ -86,7 +100,10 @@ def overrides(
         out[key] = _parse(name, key, text.strip(), params[key][0])
     return out
 
-def class_folder(data, **kwargs):
+def class_folder(
+    data, # a folder of class folders, or a `ClassFolder` (returned as it is)
+    **kwargs, # `ClassFolder` arguments
+):
     "A `ClassFolder` from a folder (or one given)"
     from ..data.items import ClassFolder
     if isinstance(data, ClassFolder): return data
