@@ -105,7 +105,7 @@ def main(argv=None):
         print(f'train: {a.train} ({len(cf.classes)} characters); unseen alphabets: {list(unseen) or "none"}')
         t = time.time()
         learn = r(cf, **params)
-        stats = dict(params={k: v for k, v in {**{k: d for k, (d, _) in r.params().items()}, **params}.items() if k not in ('cbs',)},
+        stats = dict(params=r.settings(params),
                      epochs=learn.recipe_stats['epochs'], train_minutes=round(learn.recipe_stats['train_seconds']/60, 2),
                      wall_minutes=round((time.time() - t)/60, 2))
         if a.save: ff.save_model(learn, a.save)

@@ -49,7 +49,7 @@ for k, test_subjects in enumerate(folds):
     print(f'fold {k+1}/{a.folds}: subjects {test_subjects}: EER {res["eer"]:.2f}% over {res["pairs"]} pairs '
           f'({res["same_pairs"]} same); fit {res["fit_seconds"]:.0f} s'
           + (f'; held-out training subjects (mean of {a.inner} inner folds): {held[-1]:.2f}%' if inner else ''), flush=True)
-out = dict(dataset='orl_faces', recipe=a.recipe, params={k: (list(v) if isinstance(v, tuple) else v) for k, v in {**{k: d for k, (d, _) in r.params().items()}, **params}.items() if k not in ('cbs', 'quiet')},
+out = dict(dataset='orl_faces', recipe=a.recipe, params=r.settings(params),
            folds=a.folds, seed=a.seed, only_folds=a.only_folds, eer_percent=round(sum(eers)/len(eers), 2), eer_per_fold=eers,
            held_out_training_subjects_eer=round(sum(held)/len(held), 2) if held else None, inner=a.inner,
            fit_seconds_per_fold=round(sum(secs)/len(secs), 1), wall_seconds=round(time.time() - t0, 1))

@@ -12,8 +12,8 @@ p.add_argument('--epochs', type=int, default=None, help="default: the recipe's")
 a = p.parse_args()
 warnings.filterwarnings('ignore', category=FutureWarning)
 params = ff.recipes.overrides('pairs', a.overrides) | ({'epochs': a.epochs} if a.epochs else {})
-learn = ff.recipe('pairs')(ff.omniglot(a.train), quiet=False, **params)
 r = ff.recipe('pairs')
-stats = dict(train=a.train, recipe='pairs', params={k: v for k, v in {**{k: d for k, (d, _) in r.params().items()}, **params}.items() if k not in ('cbs', 'quiet')},
+learn = r(ff.omniglot(a.train), quiet=False, **params)
+stats = dict(train=a.train, recipe='pairs', params=r.settings(params),
              **learn.recipe_stats, torch_threads=torch.get_num_threads(), cpus=os.cpu_count(), version=ff.__version__)
 print(json.dumps(stats))

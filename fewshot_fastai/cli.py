@@ -26,7 +26,7 @@ def _demo(a):
     print(f'The pairs recipe: a siamese {a.arch} ({a.head} head) on Omniglot {a.train}, {a.size}px, {a.epochs} epochs; '
           'validation = pairs of characters unseen in training', flush=True)
     learn = recipe('pairs')(omniglot(a.train), epochs=a.epochs, size=a.size, head=a.head, arch=a.arch, lr=a.lr, quiet=False)
-    stats = dict(recipe='pairs', train=a.train, size=a.size, head=a.head, arch=a.arch, epochs=a.epochs, lr=a.lr, **learn.recipe_stats)
+    stats = dict(recipe='pairs', train=a.train, size=a.size, head=a.head, arch=a.arch, lr=a.lr, **learn.recipe_stats)
     dls = learn.dls
     dls.show_batch(max_n=6); plt.savefig(out/'pairs.png', dpi=80, bbox_inches='tight'); plt.close('all')
     learn.show_results(max_n=6); plt.savefig(out/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')

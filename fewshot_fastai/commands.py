@@ -80,8 +80,7 @@ def train(a) -> dict:
     try: onnx = [str(p) for p in ff.export_onnx(learn, out/'model'/'encoder.onnx')]
     except ImportError as e: print(f'ONNX skipped ({e}); pip install "fewshot_fastai[deploy]"', file=sys.stderr)
     final = {n: round(float(v), 4) for n, v in zip(names, final) if v is not None and math.isfinite(float(v))}
-    res = dict(recipe=name, params={k: (list(v) if isinstance(v, tuple) else v) for k, v in {**{k: d for k, (d, _) in r.params().items()}, **params}.items()
-                                    if k not in ('cbs', 'quiet')},
+    res = dict(recipe=name, params=r.settings(params),
                classes=len(cf.classes), valid_classes=sorted(getattr(learn.dls, 'valid_classes', []) or []), **stats,
                final=final, tta=learn.fewshot_config.get('tta'), onnx=onnx,
                outputs=sorted({p.name for p in out.iterdir()} | {'metrics.json'}))

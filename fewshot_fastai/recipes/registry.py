@@ -30,6 +30,13 @@ class Recipe:
         docs = docments(self.fn)
         return {k: (p.default, docs.get(k) or '') for k, p in inspect.signature(self.fn).parameters.items()
                 if k != 'data' and p.kind == p.POSITIONAL_OR_KEYWORD}
+    def settings(
+        self,
+        params:dict, # the parameters given (overrides)
+    ) -> dict:
+        "Every setting of a run with `params` (the defaults, overridden), as JSON-able values: what to record beside a figure"
+        out = {k: d for k, (d, _) in self.params().items() if k not in ('cbs', 'quiet')} | {k: v for k, v in params.items() if k not in ('cbs', 'quiet')}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
     def check(
         self,
         params:dict, # {parameter: value}
