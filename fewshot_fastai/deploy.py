@@ -1,7 +1,7 @@
 """Deployment without pickle: `save_model` writes the weights as safetensors plus a small JSON that rebuilds the model
 and its image preparation; `load_model` reads them back into a Learner without training data. `export_onnx` writes
 the encoder (and the pair head, where it has weights) as ONNX graphs with a dynamic batch axis."""
-import json
+import hashlib, json, os
 from pathlib import Path
 import torch
 from fastai.data.block import DataBlock, TransformBlock
@@ -13,7 +13,7 @@ from fasttransform import Pipeline
 from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler, plain_dl
 from .data.episode_loaders import EpisodeDataLoaders, EpisodeDataset, EpisodeDL
 from .data.ink import InkCenter
-from .models.encoders import create_encoder, encoder_features
+from .models.encoders import create_encoder, encoder_features, known_arch
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
@@ -22,6 +22,7 @@ from .learner import SiameseLearner, EpisodicLearner
 from .inference import SupportSet, tta_from_spec
 from .whitening import Whitening
 from .distrib import unwrap_model, is_main_process
+from ._files import replacing_folder, replacing_file
 
 __all__ = ['save_model', 'load_model', 'export_onnx']
 
@@ -85,10 +86,17 @@ def save_model(
         config['support_labels'] = [str(l) for l in support.labels]
         tensors.update({f'support.{i}': e.detach().cpu().contiguous() for i, e in enumerate(support.emb.values())})
     if not is_main_process(): return path
-    path.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path/'model.safetensors'), metadata={'format': FORMAT})
-    (path/'config.json').write_text(json.dumps(config, indent=1))
+    # the folder as a whole, all-or-nothing: weights and config always belong together (and the config names the
+    # weights' digest, so that a mixture could not load silently)
+    with replacing_folder(path, keep=_model_file) as tmp:
+        save_file(tensors, str(tmp/'model.safetensors'), metadata={'format': FORMAT})
+        config['weights_sha256'] = hashlib.sha256((tmp/'model.safetensors').read_bytes()).hexdigest()
+        (tmp/'config.json').write_text(json.dumps(config, indent=1))
     return path
+
+def _model_file(name:str) -> bool:
+    "Files of a saved model folder (a new save replaces them all): its config, weights and ONNX exports"
+    return name in ('config.json', 'model.safetensors') or name.endswith('.onnx')
 
 def _batch_tfms(image:dict) -> list:
     "The validation batch transforms of a saved learner: to float, then its normalisation if it had one"
@@ -121,46 +129,113 @@ def _episode_dls(image:dict, size):
     dls.prep = InkCenter(**image['ink_center']) if 'ink_center' in image else None
     return dls
 
+def _read_folder(path:Path) -> tuple[bytes, bytes]:
+    """The bytes of `config.json` and `model.safetensors`, both read through one handle on the folder, so that a save
+    swapping the folder meanwhile cannot give the config of one version and the weights of another"""
+    for attempt in range(5):
+        try: fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError: raise FileNotFoundError(f'{path}: no such model folder') from None
+        except NotADirectoryError: raise NotADirectoryError(f'{path}: not a folder (ff.save_model writes a folder)') from None
+        try:
+            out = []
+            for name in ('config.json', 'model.safetensors'):
+                f = os.open(name, os.O_RDONLY, dir_fd=fd)
+                with os.fdopen(f, 'rb') as fh: out.append(fh.read())
+            return out[0], out[1]
+        except FileNotFoundError as e:
+            if attempt == 4 or not (path/e.filename).exists():
+                raise FileNotFoundError(f'{path/e.filename}: missing; is {path} a folder written by ff.save_model?') from None
+        finally: os.close(fd)   # the folder was replaced while we read (its old version removed): read the new one
+    raise AssertionError('unreachable')
+
+def _field(cfg_file, config:dict, key:str, kind, check=None, what:str='', optional=False):
+    "config[key], of type `kind` and passing `check`, or a ValueError naming the file and the field"
+    if key not in config:
+        if optional: return None
+        raise ValueError(f'{cfg_file}: missing field {key!r}')
+    v = config[key]
+    if not isinstance(v, kind) or isinstance(v, bool) and kind in (int, float, (int, float)) or (check is not None and not check(v)):
+        raise ValueError(f'{cfg_file}: field {key!r} = {json.dumps(v)[:80]}: expected {what or getattr(kind, "__name__", kind)}')
+    return v
+
+def _checked_config(cfg_file:Path, raw:bytes) -> dict:
+    "The config of a saved model, parsed and checked field by field: a model file is data, never instructions"
+    try: config = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f'{cfg_file}: not valid JSON ({e})') from None
+    if not isinstance(config, dict): raise ValueError(f'{cfg_file}: not a JSON object')
+    if config.get('format') != FORMAT: raise ValueError(f'{cfg_file}: format {config.get("format")!r}, expected {FORMAT!r}')
+    f = lambda *a, **k: _field(cfg_file, config, *a, **k)
+    f('kind', str, lambda v: v in ('siamese', 'episodic'), "'siamese' or 'episodic'")
+    f('arch', str, known_arch, 'an encoder name of our registry (ours, torchvision, or a timm name installed here)')
+    f('n_in', int, lambda v: 1 <= v <= 4, 'an int of 1 to 4 channels')
+    f('size', list, lambda v: len(v) == 2 and all(isinstance(x, int) and 8 <= x <= 2048 for x in v), '[rows, columns], ints in 8..2048')
+    f('encoder_kwargs', dict)
+    f('image', dict, lambda v: v.get('mode') in _IMG, "an object whose 'mode' is 'L' or 'RGB'")
+    if config['kind'] == 'siamese':
+        f('head', str, lambda v: v in HEADS, f'one of {list(HEADS)}')
+        f('emb_dim', int, lambda v: 1 <= v <= 65536, 'an int in 1..65536')
+        f('margin', (int, float), lambda v: 0 < v < 1e6, 'a number > 0')
+    else:
+        f('pool', str, lambda v: v in ('avg', 'flatten'), "'avg' or 'flatten'")
+        f('model_kwargs', dict, optional=True)
+        f('whitening', int, lambda v: 1 <= v <= 65536, 'an embedding size in 1..65536', optional=True)
+    if f('tta', (dict, type(None)), optional=True):
+        try: tta_from_spec(config['tta'])
+        except ValueError as e: raise ValueError(f'{cfg_file}: field \'tta\': {e}') from None
+    f('support_labels', list, optional=True)
+    f('weights_sha256', str, optional=True)
+    return config
+
 def load_model(
     path, # a folder written by `save_model`
 ):
-    """A Learner without training data from a `save_model` folder, rebuilt from its JSON with no unpickling:
-    `predict`, `ff.predict_pair`, `ff.classify`, `ff.cam` and `ff.SupportSet` accept it. A stored support set comes
-    back as `learn.support_set`."""
-    from safetensors.torch import load_file
+    """A Learner without training data from a `save_model` folder, rebuilt from its JSON with no unpickling and no
+    network access (only encoder names of our registry): `predict`, `ff.predict_pair`, `ff.classify`, `ff.cam` and
+    `ff.SupportSet` accept it. A stored support set comes back as `learn.support_set`. Errors name the file and field."""
+    from safetensors.torch import load as load_bytes
     path = Path(path)
     cfg_file, weights = path/'config.json', path/'model.safetensors'
-    for f in (cfg_file, weights):
-        if not f.is_file(): raise FileNotFoundError(f'{f}: missing; is {path} a folder written by ff.save_model?')
-    config = json.loads(cfg_file.read_text())
-    if config.get('format') != FORMAT: raise ValueError(f'{cfg_file}: format {config.get("format")!r}, expected {FORMAT!r}')
-    tensors = load_file(str(weights))
+    raw_cfg, raw_w = _read_folder(path)
+    config = _checked_config(cfg_file, raw_cfg)
+    if config.get('weights_sha256') and hashlib.sha256(raw_w).hexdigest() != config['weights_sha256']:
+        raise ValueError(f'{weights}: does not match {cfg_file} (its digest differs: the two files come from different saves)')
+    try: tensors = load_bytes(raw_w)
+    except Exception as e: raise ValueError(f'{weights}: not a readable safetensors file ({str(e)[:120]})') from None
     n_in, size = config['n_in'], tuple(config['size'])
-    encoder = create_encoder(config['arch'], n_in=n_in, pretrained=False, **config['encoder_kwargs'])
-    if config['kind'] == 'siamese':
-        nf, maps = encoder_features(encoder, n_in, size)
-        head = config['head']
-        head_mod = HEADS[head](nf, maps, emb_dim=config['emb_dim']) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
-        model, loss = SiameseModel(encoder, head_mod), pair_loss(head, config['margin'])
-        if 'calibration' in config:
-            c = config['calibration']
-            loss.thresh, loss.scale, loss.calibrated = c['thresh'], c['scale'], c['calibrated']
-        dls, make = _pair_dls(config['image']), SiameseLearner
-    else:
-        from fastai.losses import CrossEntropyLossFlat
-        model, loss = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {})), CrossEntropyLossFlat()
-        if 'whitening' in config:   # buffers of the saved shape; load_state_dict fills them
-            d = config['whitening']
-            model.whitening = Whitening(torch.zeros(d), torch.zeros(d, d))
-        dls, make = _episode_dls(config['image'], size), EpisodicLearner
-    model.load_state_dict({k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')})
+    try:
+        encoder = create_encoder(config['arch'], n_in=n_in, pretrained=False, **config['encoder_kwargs'])
+        if config['kind'] == 'siamese':
+            nf, maps = encoder_features(encoder, n_in, size)
+            head = config['head']
+            head_mod = HEADS[head](nf, maps, emb_dim=config['emb_dim']) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
+            model, loss = SiameseModel(encoder, head_mod), pair_loss(head, config['margin'])
+            if 'calibration' in config:
+                c = config['calibration']
+                loss.thresh, loss.scale, loss.calibrated = float(c['thresh']), float(c['scale']), bool(c['calibrated'])
+            dls, make = _pair_dls(config['image']), SiameseLearner
+        else:
+            from fastai.losses import CrossEntropyLossFlat
+            model, loss = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {})), CrossEntropyLossFlat()
+            if 'whitening' in config:   # buffers of the saved shape; load_state_dict fills them
+                d = config['whitening']
+                model.whitening = Whitening(torch.zeros(d), torch.zeros(d, d))
+            dls, make = _episode_dls(config['image'], size), EpisodicLearner
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise ValueError(f'{cfg_file}: cannot build the model it describes ({str(e).splitlines()[0][:160]})') from None
+    try: model.load_state_dict({k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')})
+    except RuntimeError as e:
+        first = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e))
+        raise ValueError(f'{weights}: its tensors do not fit the model {cfg_file} describes ({first[:160]})') from None
     kw = dict(splitter=siamese_splitter) if config['kind'] == 'siamese' else {}
     learn = make(dls, model.to(dls.device), loss_func=loss, metrics=[], **kw)
     learn.fewshot_config = {k: config[k] for k in ('kind', 'arch', 'head', 'emb_dim', 'margin', 'pool', 'n_in',
                                                     'encoder_kwargs', 'size', 'model_kwargs', 'tta', 'recipe') if k in config}
     if 'support_labels' in config:
+        labels = config['support_labels']
+        missing = [i for i in range(len(labels)) if f'support.{i}' not in tensors]
+        if missing: raise ValueError(f'{weights}: no tensor support.{missing[0]} for support label {labels[missing[0]]!r} of {cfg_file}')
         ss = SupportSet(learn)
-        ss.emb = {l: tensors[f'support.{i}'].to(dls.device) for i, l in enumerate(config['support_labels'])}
+        ss.emb = {l: tensors[f'support.{i}'].to(dls.device) for i, l in enumerate(labels)}
         learn.support_set = ss
     return learn
 
@@ -198,15 +273,17 @@ def export_onnx(
     try:
         enc = _Encode(model).eval()
         with torch.no_grad(): e = enc(x)
-        torch.onnx.export(enc, (x,), str(path), input_names=['images'], output_names=['embeddings'], opset_version=opset,
-                          dynamic_axes={'images': {0: 'batch'}, 'embeddings': {0: 'batch'}}, dynamo=False)
+        with replacing_file(path) as tmp:   # all-or-nothing, as every file we write
+            torch.onnx.export(enc, (x,), str(tmp), input_names=['images'], output_names=['embeddings'], opset_version=opset,
+                              dynamic_axes={'images': {0: 'batch'}, 'embeddings': {0: 'batch'}}, dynamo=False)
         out.append(path)
         head = getattr(model, 'head', None)
         if head is not None and any(True for _ in head.parameters()) and not isinstance(head, HEADS['contrastive']):
             hp = path.with_name(f'{path.stem}_head.onnx')
-            torch.onnx.export(_Compare(model).eval(), (e, e), str(hp), input_names=['ea', 'eb'], output_names=['out'],
-                              opset_version=opset, dynamic_axes={'ea': {0: 'batch'}, 'eb': {0: 'batch'}, 'out': {0: 'batch'}},
-                              dynamo=False)
+            with replacing_file(hp) as tmp:
+                torch.onnx.export(_Compare(model).eval(), (e, e), str(tmp), input_names=['ea', 'eb'], output_names=['out'],
+                                  opset_version=opset, dynamic_axes={'ea': {0: 'batch'}, 'eb': {0: 'batch'}, 'out': {0: 'batch'}},
+                                  dynamo=False)
             out.append(hp)
     finally: model.train(was)
     return out

@@ -3,6 +3,7 @@ checkpoints that can be resumed (weights, optimizer state and the critic/generat
 from pathlib import Path
 import torch
 import matplotlib.pyplot as plt
+from fastcore.foundation import L
 from torchvision.utils import make_grid
 from fastai.callback.core import Callback
 from ..callbacks.columns import Column
@@ -10,6 +11,7 @@ from fastai.vision.gan import GANTrainer
 from .frechet import frechet_distance, lite0_features
 from .learner import GANFixes
 from ..distrib import unwrap_model, is_main_process
+from .._files import replacing_file
 
 __all__ = ['generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done']
 
@@ -126,8 +128,10 @@ class GANFrechet(Callback):
         self.learn.metrics = [m for m in self.learn.metrics if m is not self.column]
 
 class GANCheckpoint(Callback):
-    """After every `every` epochs: `learn.save(fname, with_opt=True)` plus the GAN phase (critic or generator
-    step next, switcher counters) and the epochs done, in `{fname}_gan.pth`. Resume with `resume_gan`."""
+    """After every `every` epochs: the weights, the optimizer state, the GAN phase (critic or generator step next,
+    switcher counters) and the epochs done, in one file `{fname}_gan.pth` under `learn.path/learn.model_dir`, written
+    all-or-nothing (a failed save leaves the last good checkpoint). It holds tensors and plain values only, and
+    `resume_gan` reads it with `torch.load(weights_only=True)`: a checkpoint never runs code."""
     order = GANTrainer.order + 6
     def __init__(
         self,
@@ -136,24 +140,42 @@ class GANCheckpoint(Callback):
     ): self.fname, self.every = fname, every
     def after_epoch(self):
         done = epochs_done(self.learn)
-        if done % self.every: return
-        path = self.learn.save(self.fname, with_opt=True)
+        if done % self.every or not is_main_process(): return   # one writer under DDP
         fixes = next(c for c in self.learn.cbs if isinstance(c, GANFixes))
-        if is_main_process():   # fastai's save writes from rank 0 only; so does the phase file
-            torch.save(dict(epochs_done=done, phase=fixes.state), path.with_name(f'{self.fname}_gan.pth'))
+        gen_mode, counts = fixes.state
+        sd = self.learn.opt.state_dict()   # its hypers are a fastcore `L`: stored as plain dicts
+        opt = dict(state=[dict(st) for st in sd['state']], hypers=[dict(h) for h in sd['hypers']])
+        state = dict(model=unwrap_model(self.learn.model).state_dict(), opt=opt,
+                     epochs_done=done, gen_mode=bool(gen_mode), counts=list(counts) if counts is not None else None)
+        with replacing_file(_checkpoint(self.learn, self.fname)) as tmp: torch.save(state, tmp)
+
+def _checkpoint(learn, fname) -> Path: return Path(learn.path)/learn.model_dir/f'{fname}_gan.pth'
 
 def resume_gan(
     learn, # a GAN learner built as the one that saved
     fname:str='gan', # checkpoint name
 ) -> int:
     """Load a `GANCheckpoint` into `learn` (weights, optimizer state, phase); the next `fit` goes on from there.
+    The file is read as tensors and plain values only (`weights_only=True`): a crafted file is refused, never run.
     -> epochs done"""
-    path = Path(learn.path)/learn.model_dir/f'{fname}_gan.pth'
+    import pickle
+    path = _checkpoint(learn, fname)
     if not path.exists(): raise FileNotFoundError(f'{path}: no GAN checkpoint (GANCheckpoint(fname={fname!r}) writes it)')
-    info = torch.load(path, weights_only=False)
-    learn.load(fname, with_opt=True)
+    try: info = torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        raise ValueError(f'{path}: not a GAN checkpoint of tensors and plain values; refused, nothing run '
+                         f'({str(e).splitlines()[0][:120]})') from None
+    keys = {'model', 'opt', 'epochs_done', 'gen_mode', 'counts'}
+    if not isinstance(info, dict) or set(info) != keys:
+        raise ValueError(f'{path}: not a GANCheckpoint file (expected the fields {sorted(keys)})')
+    try:
+        unwrap_model(learn.model).load_state_dict(info['model'])
+        if learn.opt is None: learn.create_opt()
+        learn.opt.load_state_dict(dict(state=info['opt']['state'], hypers=L(info['opt']['hypers'])))
+    except (RuntimeError, KeyError, IndexError, TypeError, ValueError, AssertionError) as e:
+        raise ValueError(f'{path}: does not fit this learner\'s models ({str(e).splitlines()[0][:160]})') from None
     fixes = next(c for c in learn.cbs if isinstance(c, GANFixes))
-    fixes.resume = info['phase']
+    fixes.resume = (info['gen_mode'], tuple(info['counts']) if info['counts'] is not None else None)
     learn.gan_epochs = info['epochs_done']
     return info['epochs_done']
 

@@ -125,6 +125,16 @@ def resolve_arch(
     if callable(getattr(fv, arch, None)) and not arch.startswith('_'): return getattr(fv, arch)
     return arch   # a timm model name (checked when created)
 
+def known_arch(
+    name:str, # an encoder name
+) -> bool:
+    """Whether `name` is in the registry `resolve_arch` reads, checked without the network: ours, fastai/torchvision,
+    or a model name of the installed timm (never a hub reference such as 'hf-hub:...', which would download)"""
+    if not isinstance(name, str) or not name or ':' in name or '/' in name: return False
+    if resolve_arch(name) is not name: return True
+    import timm
+    return name in timm.list_models()
+
 def arch_name(arch) -> str|None:
     "The registry name that `resolve_arch` turns back into `arch` (a name, `conv4`, torchvision's `resnet18`...), else None"
     if isinstance(arch, str): return arch

@@ -1,0 +1,143 @@
+"""Hostile and unlucky use: saves killed at random moments or failing half-way, crafted model and checkpoint files,
+concurrent readers. Each test failed on the code before these fixes (issue 30)."""
+import json, os, pickle, random, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+import torch
+import fewshot_fastai as ff
+
+ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope='module')
+def tiny(omni_small):
+    "An untrained Conv4 episodic learner on real Omniglot images, and two images"
+    from fastai.vision.all import PILImageBW, set_seed
+    set_seed(0)
+    cf = ff.ClassFolder(omni_small)
+    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0, n_way=5, n_query=1, episodes_per_epoch=1)
+    return ff.episodic_learner(dls, 'conv4'), cf.files[:2]
+
+def _versions(learn, imgs):
+    "Two support sets over the same two images with their labels swapped: a config/weights mixture answers wrongly"
+    return ff.SupportSet(learn, {'a': imgs[0], 'b': imgs[1]}), ff.SupportSet(learn, {'b': imgs[0], 'a': imgs[1]})
+
+def _consistent(path, learn, imgs) -> str:
+    "Load `path` and check that each label's stored embedding is that of its image: -> which version"
+    back = ff.load_model(path)
+    ss = back.support_set
+    e0, e1 = ff.embed(learn, [imgs[0]]), ff.embed(learn, [imgs[1]])
+    if ss.labels == ['a', 'b']: assert torch.allclose(ss.emb['a'], e0) and torch.allclose(ss.emb['b'], e1); return 'v1'
+    assert ss.labels == ['b', 'a'] and torch.allclose(ss.emb['b'], e0) and torch.allclose(ss.emb['a'], e1); return 'v2'
+
+CHILD = '''
+import sys, fewshot_fastai as ff, torch
+from fastai.vision.all import PILImageBW, set_seed
+set_seed(0)
+cf = ff.ClassFolder(sys.argv[2])
+dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0, n_way=5, n_query=1, episodes_per_epoch=1)
+learn = ff.episodic_learner(dls, 'conv4')
+imgs = cf.files[:2]
+v = [ff.SupportSet(learn, {'a': imgs[0], 'b': imgs[1]}), ff.SupportSet(learn, {'b': imgs[0], 'a': imgs[1]})]
+print('ready', flush=True)
+i = 0
+while True:
+    ff.save_model(learn, sys.argv[1], support=v[i % 2]); i += 1
+'''
+
+def test_save_killed_at_random_moments_leaves_a_whole_model(tiny, omni_small, tmp_path):
+    learn, imgs = tiny
+    v1, _ = _versions(learn, imgs)
+    path = tmp_path/'model'
+    ff.save_model(learn, path, support=v1)
+    rng, seen = random.Random(0), set()
+    for k in range(12):
+        p = subprocess.Popen([sys.executable, '-c', CHILD, str(path), str(omni_small)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+        assert p.stdout.readline().strip() == 'ready'
+        t_end = time.time() + rng.uniform(0.05, 0.6)
+        while time.time() < t_end: seen.add(_consistent(path, learn, imgs))   # a reader beside the writer
+        p.send_signal(signal.SIGKILL); p.wait()
+        seen.add(_consistent(path, learn, imgs))   # after the kill: the old or the new model, never a mixture
+    assert seen == {'v1', 'v2'}   # the writer did replace the model while we read
+    ff.save_model(learn, path, support=v1)   # a later save clears what the killed writers left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model']
+
+def test_a_failing_save_keeps_the_previous_model(tiny, tmp_path, monkeypatch):
+    import safetensors.torch
+    learn, imgs = tiny
+    v1, v2 = _versions(learn, imgs)
+    ff.save_model(learn, tmp_path/'m', support=v1)
+    def broken(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b'half a file'); raise OSError('disk full')
+    monkeypatch.setattr(safetensors.torch, 'save_file', broken)
+    with pytest.raises(OSError, match='disk full'): ff.save_model(learn, tmp_path/'m', support=v2)
+    assert _consistent(tmp_path/'m', learn, imgs) == 'v1' and sorted(p.name for p in tmp_path.iterdir()) == ['m']
+
+def test_save_refuses_a_folder_with_other_files(tiny, tmp_path):
+    learn, _ = tiny
+    (tmp_path/'notes.txt').write_text('mine')
+    with pytest.raises(ValueError, match="holds 'notes.txt'"): ff.save_model(learn, tmp_path)
+    assert (tmp_path/'notes.txt').read_text() == 'mine'
+
+def _edit(path, fn):
+    cfg = json.loads((path/'config.json').read_text()); res = fn(cfg)
+    (path/'config.json').write_text(json.dumps(cfg if res is None else res))
+
+@pytest.mark.parametrize('edit,msg', [
+    (lambda c: c.update(arch='hf-hub:timm/resnet18.a1_in1k'), "field 'arch' = \"hf-hub:timm/resnet18.a1_in1k\": expected an encoder name"),
+    (lambda c: [1, 2], 'not a JSON object'),
+    (lambda c: c.pop('n_in') and None, "missing field 'n_in'"),
+    (lambda c: c.update(kind='nonsense'), "field 'kind' = \"nonsense\""),
+    (lambda c: c.update(size=[28, 10**6]), "field 'size'"),
+    (lambda c: c.update(tta={'views': 'spin'}), "field 'tta'"),
+    (lambda c: c.update(encoder_kwargs={'hidden': 32}), 'its tensors do not fit the model'),
+])
+def test_a_crafted_config_is_refused_naming_the_file_and_field(tiny, tmp_path, edit, msg):
+    learn, _ = tiny
+    path = ff.save_model(learn, tmp_path/'m')
+    _edit(path, edit)
+    t = time.time()
+    with pytest.raises(ValueError, match=msg.replace('[', r'\[').replace('(', r'\(')) as e: ff.load_model(path)
+    assert str(path/'config.json') in str(e.value) or str(path/'model.safetensors') in str(e.value)
+    assert time.time() - t < 10   # no network lookups
+
+def test_truncated_or_foreign_weights_are_refused(tiny, tmp_path):
+    learn, _ = tiny
+    path = ff.save_model(learn, tmp_path/'m')
+    w = path/'model.safetensors'
+    w.write_bytes(w.read_bytes()[:1000])
+    with pytest.raises(ValueError, match='does not match'): ff.load_model(path)
+    _edit(path, lambda c: c.pop('weights_sha256') and None)
+    with pytest.raises(ValueError, match='not a readable safetensors file'): ff.load_model(path)
+
+class _Boom:
+    def __reduce__(self): return (os.system, (f'touch {_Boom.marker}',))
+
+@pytest.fixture(scope='module')
+def gan_dls(omni_small):
+    return ff.GANDataLoaders.from_folder(omni_small, size=32, invert=True, bs=32, n_valid=32)
+
+def _gan(dls, path):
+    torch.manual_seed(0)
+    return ff.dcgan_learner(dls, ff.dcgan_generator(32, 1, nf=8), ff.dcgan_critic(32, 1, nf=8), path=path)
+
+def test_a_crafted_gan_checkpoint_is_refused_not_run(gan_dls, tmp_path):
+    learn = _gan(gan_dls, tmp_path)
+    _Boom.marker = tmp_path/'ran'
+    (tmp_path/'models').mkdir()
+    torch.save({'model': _Boom()}, tmp_path/'models'/'gan_gan.pth')
+    with pytest.raises(ValueError, match='refused, nothing run'): ff.resume_gan(learn, 'gan')
+    assert not _Boom.marker.exists()
+
+def test_a_failing_gan_checkpoint_keeps_the_last_good_one(gan_dls, tmp_path, monkeypatch):
+    learn = _gan(gan_dls, tmp_path)
+    learn.add_cb(ff.GANCheckpoint('ck'))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    good = (tmp_path/'models'/'ck_gan.pth').read_bytes()
+    def broken(obj, f, *a, **k):
+        Path(f).write_bytes(good[:len(good)//3]); raise OSError('disk full')
+    monkeypatch.setattr(torch, 'save', broken)
+    with pytest.raises(OSError, match='disk full'), learn.no_bar(), learn.no_logging(): learn.fit(1)
+    monkeypatch.undo()
+    assert (tmp_path/'models'/'ck_gan.pth').read_bytes() == good and len(list((tmp_path/'models').iterdir())) == 1
+    assert ff.resume_gan(_gan(gan_dls, tmp_path), 'ck') == 1
