@@ -4,10 +4,11 @@ official URL, verify its checksum and extract it safely into the cache.
 fastai's ``untar_data``/fastdownload checks files against its own registry of URLs and extracts with
 ``shutil.unpack_archive``, which silently rewrites (rather than refuses) members that escape the target
 folder and leaves a half-written folder behind after a crash. We need arbitrary URLs with md5/sha256
-checksums, refusal of unsafe members and atomic extraction, so this module does those three steps
+checksums, refusal of unsafe members and zip bombs, and atomic extraction, so this module does those steps
 itself and reuses fastdownload only for the HTTP transfer with a fastprogress bar."""
-import hashlib, os, shutil, stat, tempfile, zipfile
+import errno, hashlib, os, stat, zipfile
 from pathlib import Path
+from .._files import replacing_file, replacing_folder
 
 __all__ = ['OMNIGLOT_URL', 'OMNIGLOT', 'cache_dir', 'file_hash', 'check_hash', 'safe_extract', 'download',
            'fetch_zip', 'omniglot', 'orl_faces']
@@ -54,26 +55,39 @@ def _unsafe_member(info:zipfile.ZipInfo, dest:Path) -> str|None:
     if target != dest and dest not in target.parents: return 'escapes the target folder'
     return None
 
+MAX_EXTRACT_BYTES = 32 << 30   # what an archive may expand to (32 GiB): Omniglot's full sets are ~0.1 GB
+MAX_EXTRACT_RATIO = 200   # expanded / compressed size: images compress ~1-5x; a 1 MB zip of 1 GiB is a zip bomb
+
 def safe_extract(
     zip_path, # the zip archive
-    dest, # a folder that must not exist yet
+    dest, # a folder that must not exist yet (unless `replace`)
+    replace:bool=False, # replace an existing `dest` as a whole, once the new extraction is complete
+    max_bytes:int=MAX_EXTRACT_BYTES, # refuse archives that would expand to more bytes
+    max_ratio:float=MAX_EXTRACT_RATIO, # refuse archives whose expanded size exceeds this many times their compressed size
 ) -> Path:
-    """Extract `zip_path` into the new folder `dest`, atomically: members are written to a temporary
-    sibling folder which is renamed to `dest` only once everything is out. Refuses (raises, writing
-    nothing at `dest`) any member with an absolute path, a `..` escape or a symlink (zip-slip)."""
+    """Extract `zip_path` into the folder `dest`, atomically: members are written to a temporary sibling folder
+    which takes `dest`'s place only once everything is out (the previous `dest`, with `replace`, stays until then).
+    Refuses (raises, writing nothing at `dest`) any member with an absolute path, a `..` escape or a symlink
+    (zip-slip), and archives that would expand beyond `max_bytes` or `max_ratio` (zip bombs; zipfile never
+    writes more than a member's declared size, so the declared sizes bound what is written)."""
     zip_path, dest = Path(zip_path), Path(dest)
-    if dest.exists(): raise FileExistsError(f'{dest} already exists')
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.part-', dir=dest.parent)).resolve()
+    if dest.exists() and not replace: raise FileExistsError(f'{dest} already exists')
     try:
-        with zipfile.ZipFile(zip_path) as zf:
-            for info in zf.infolist():
-                if (why := _unsafe_member(info, tmp)):
+        with replacing_folder(dest, keep=lambda name: True) as tmp, zipfile.ZipFile(zip_path) as zf:
+            infos = zf.infolist()
+            for info in infos:
+                if (why := _unsafe_member(info, tmp.resolve())):
                     raise ValueError(f'{zip_path}: refusing to extract member {info.filename!r} ({why})')
+            total, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+            if total > max_bytes or total > max_ratio*max(packed, 1):
+                raise ValueError(f'{zip_path}: refusing to extract: it would expand to {total:,} bytes from {packed:,} '
+                                 f'(limits: {max_bytes:,} bytes, {max_ratio:g}x its compressed size)')
             zf.extractall(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+            if dest.exists() and not replace: raise FileExistsError(f'{dest} already exists')
+    except OSError as e:
+        # another process finished the same extraction first (its rename was atomic): theirs stands
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY) and dest.is_dir() and not replace:
+            raise FileExistsError(f'{dest} already exists') from None
         raise
     return dest
 
@@ -83,19 +97,14 @@ def download(
     checksum:str|None=None, # md5 or sha256 to verify; None: not checked
     show_progress=True, # fastprogress bar while downloading
 ) -> Path:
-    "Download `url` to file `dest` (via a temporary file), verify `checksum`, return `dest`"
+    "Download `url` to file `dest` (via a temporary sibling of its own, so concurrent downloads do not mix), verify `checksum`, return `dest`"
     from fastdownload import download_url
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.download')
     try:
-        download_url(url, tmp, show_progress=show_progress)
-        check_hash(tmp, checksum)
-        os.replace(tmp, dest)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError): raise OSError(f'could not download {url}: {e}') from e
-        raise
+        with replacing_file(dest) as tmp:
+            download_url(url, tmp, show_progress=show_progress)
+            check_hash(tmp, checksum)
+    except OSError as e: raise OSError(f'could not download {url}: {e}') from e
     return dest
 
 def _single_root(folder:Path, name:str) -> Path:
@@ -119,7 +128,6 @@ def fetch_zip(
         if (data_dir/stem).is_dir(): return _single_root(data_dir/stem, stem)
     cached = cache_dir()/stem
     if cached.is_dir() and not force: return _single_root(cached, stem)
-    if force and cached.exists(): shutil.rmtree(cached)
     zip_path = data_dir/fname if data_dir and (data_dir/fname).is_file() else None
     if zip_path is None:
         if url is None:
@@ -127,7 +135,8 @@ def fetch_zip(
             raise FileNotFoundError(f'{fname} not found in {where}{cache_dir()} and no URL to download it from')
         zip_path = download(url, cache_dir()/'downloads'/fname, checksum)
     else: check_hash(zip_path, checksum)
-    try: safe_extract(zip_path, cached)
+    # the cached copy (with `force`) is replaced only by a complete extraction of a verified zip
+    try: safe_extract(zip_path, cached, replace=force)
     except FileExistsError: pass  # another process extracted it meanwhile; its rename was atomic
     return _single_root(cached, stem)
 

@@ -113,3 +113,34 @@ def test_orl_faces_download_with_checksum(server, cache, monkeypatch, data_dir):
     assert p.is_relative_to(cache) and len(list(p.glob('s*/*.pgm'))) == 400
     with pytest.raises(ValueError, match='md5 is'):
         ff.orl_faces(url=server + 'orl_faces.zip', checksum='f'*32, force=True)
+
+def test_force_with_a_corrupt_zip_keeps_the_cached_copy(data_dir, cache, tmp_path):
+    p = ff.omniglot('background_small1', data_dir=data_dir)
+    n = len(list(p.glob('*/*/*.png')))
+    bad = tmp_path/'bad'; bad.mkdir()
+    (bad/'images_background_small1.zip').write_bytes((data_dir/'images_background_small1.zip').read_bytes()[:100000])
+    with pytest.raises(ValueError, match='md5'): ff.omniglot('background_small1', data_dir=bad, force=True)
+    assert len(list(p.glob('*/*/*.png'))) == n == 2720
+    # a good zip with force: replaced as a whole, nothing left beside it
+    assert ff.omniglot('background_small1', data_dir=data_dir, force=True) == p and len(list(p.glob('*/*/*.png'))) == n
+    assert sorted(x.name for x in cache.iterdir()) == ['images_background_small1']
+
+def test_processes_fetching_the_same_dataset_at_once_all_succeed(data_dir, cache):
+    import os, subprocess, sys
+    code = ('import sys, fewshot_fastai as ff; p = ff.omniglot("background_small1", data_dir=sys.argv[1]); '
+            'print(len(list(p.glob("*/*/*.png"))))')
+    env = {**os.environ, 'FEWSHOT_CACHE': str(cache), 'PYTHONWARNINGS': 'ignore'}
+    procs = [subprocess.Popen([sys.executable, '-c', code, str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e[-500:] for _, e in outs]
+    assert [o.strip() for o, _ in outs] == ['2720']*3
+    assert sorted(x.name for x in cache.iterdir()) == ['images_background_small1']
+
+def test_zip_bomb_refused(tmp_path):
+    z = tmp_path/'bomb.zip'
+    with zipfile.ZipFile(z, 'w', zipfile.ZIP_DEFLATED) as zf: zf.writestr('zeros.bin', bytes(64 << 20))   # 64 MiB -> ~64 KB
+    with pytest.raises(ValueError, match='refusing to extract: it would expand to 67,108,864 bytes'):
+        ff.safe_extract(z, tmp_path/'out')
+    assert not (tmp_path/'out').exists() and sorted(p.name for p in tmp_path.iterdir()) == ['bomb.zip']
+    assert (ff.safe_extract(z, tmp_path/'out', max_ratio=10_000)/'zeros.bin').stat().st_size == 64 << 20
