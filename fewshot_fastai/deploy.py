@@ -83,8 +83,9 @@ def save_model(
     if getattr(model, 'whitening', None) is not None: config['whitening'] = len(model.whitening.mean)
     tensors = {f'model.{k}': v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if support is not None:
-        config['support_labels'] = [str(l) for l in support.labels]
-        tensors.update({f'support.{i}': e.detach().cpu().contiguous() for i, e in enumerate(support.emb.values())})
+        emb = support.emb   # one snapshot: labels and embeddings of the same moment
+        config['support_labels'] = [str(l) for l in emb]
+        tensors.update({f'support.{i}': e.detach().cpu().contiguous() for i, e in enumerate(emb.values())})
     if not is_main_process(): return path
     # the folder as a whole, all-or-nothing: weights and config always belong together (and the config names the
     # weights' digest, so that a mixture could not load silently)

@@ -1,5 +1,5 @@
 "Inference on new images: `predict_pair(s)`, embeddings and similarities, support-set `classify`"
-import math
+import math, threading
 from functools import partial
 import torch
 import torch.nn.functional as F
@@ -183,7 +183,7 @@ def _check_mode(mode):
 
 class SupportSet:
     """The support images of each label, encoded once: `classify(queries)` and `predict(query)` encode only the
-    queries. Labels and shots can be added (`add`) or removed (`remove`) later; `ff.save_model(learn, path,
+    queries. Safe to share between threads: each call scores one consistent snapshot of the labels. Labels and shots can be added (`add`) or removed (`remove`) later; `ff.save_model(learn, path,
     support=ss)` stores it beside the model and `ff.load_model` gives it back (`learn.support_set`)."""
     def __init__(
         self,
@@ -195,7 +195,12 @@ class SupportSet:
     ):
         _check_mode(mode); check_int('SupportSet', 'bs', bs); _check_tta('SupportSet', tta)
         self.learn, self.bs, self.mode, self.tta, self.emb = learn, bs, mode, tta, {}
+        # shared between threads (e.g. a web server's workers): changes hold the lock; scoring reads a snapshot under it
+        self._lock = threading.RLock()
         self.update(support or {})
+
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_lock'}
+    def __setstate__(self, d): self.__dict__.update(d); self._lock = threading.RLock()
 
     @property
     def labels(self) -> list: return list(self.emb)
@@ -210,10 +215,13 @@ class SupportSet:
         items = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in support.items()}
         if (empty := [k for k, v in items.items() if not v]):
             raise ValueError(f'SupportSet: label {empty[0]!r} has no images' + (f' ({len(empty)} such labels)' if len(empty) > 1 else ''))
-        e, start = embed(self.learn, [x for v in items.values() for x in v], self.bs, tta=self.tta), 0
-        for k, v in items.items():
-            self.emb[k] = torch.cat([self.emb[k], e[start:start+len(v)]]) if k in self.emb else e[start:start+len(v)]
-            start += len(v)
+        e, start = embed(self.learn, [x for v in items.values() for x in v], self.bs, tta=self.tta), 0   # outside the lock
+        with self._lock:
+            emb = dict(self.emb)   # a new dict: a snapshot taken before stays whole
+            for k, v in items.items():
+                emb[k] = torch.cat([emb[k], e[start:start+len(v)]]) if k in emb else e[start:start+len(v)]
+                start += len(v)
+            self.emb = emb
         return self
 
     def add(
@@ -230,14 +238,17 @@ class SupportSet:
         shots=None, # positions of the shots to remove; None: the whole label
     ):
         "Remove `label`, or only its shots at the positions `shots` (the label goes when none is left)"
-        if label not in self.emb: raise KeyError(f'SupportSet: no label {label!r} (labels: {self.labels[:10]})')
-        if shots is not None:
-            drop = set(shots)
-            if not drop <= set(range(len(self.emb[label]))):
-                raise IndexError(f'SupportSet: label {label!r} has {len(self.emb[label])} shots; cannot remove {sorted(drop)}')
-            keep = [i for i in range(len(self.emb[label])) if i not in drop]
-            if keep: self.emb[label] = self.emb[label][keep]; return self
-        del self.emb[label]
+        with self._lock:
+            emb = dict(self.emb)
+            if label not in emb: raise KeyError(f'SupportSet: no label {label!r} (labels: {list(emb)[:10]})')
+            if shots is not None:
+                drop = set(shots)
+                if not drop <= set(range(len(emb[label]))):
+                    raise IndexError(f'SupportSet: label {label!r} has {len(emb[label])} shots; cannot remove {sorted(drop)}')
+                keep = [i for i in range(len(emb[label])) if i not in drop]
+            if shots is not None and keep: emb[label] = emb[label][keep]
+            else: del emb[label]
+            self.emb = emb
         return self
 
     def scores(
@@ -247,14 +258,19 @@ class SupportSet:
         mode:str|None=None, # 'mean' or 'prototype'; default: the set's
     ) -> torch.Tensor:
         "Query x label scores (Q, n_labels); only the queries go through the encoder"
-        if not self.emb: raise ValueError('SupportSet: no labels; add some with .add(label, images)')
+        return self._scores(queries, progress, mode)[1]
+
+    def _scores(self, queries, progress=False, mode=None):
+        "(labels, scores) from one snapshot of the support set, consistent even while another thread changes it"
+        with self._lock: emb = self.emb   # replaced, never changed in place: this dict stays as it is
+        if not emb: raise ValueError('SupportSet: no labels; add some with .add(label, images)')
         mode = mode or self.mode
         _check_mode(mode)
         eq = embed(self.learn, queries, self.bs, progress, tta=self.tta)
-        es = torch.cat(list(self.emb.values())).to(eq.device)
-        lbl = [i for i, e in enumerate(self.emb.values()) for _ in range(len(e))]
-        return torch.cat([support_scores(self.learn, eq[i:i+self.bs], es, lbl, len(self.emb), mode)
-                          for i in range(0, len(eq), self.bs)]) if len(eq) else torch.empty(0, len(self.emb))
+        es = torch.cat(list(emb.values())).to(eq.device)
+        lbl = [i for i, e in enumerate(emb.values()) for _ in range(len(e))]
+        return list(emb), (torch.cat([support_scores(self.learn, eq[i:i+self.bs], es, lbl, len(emb), mode)
+                                      for i in range(0, len(eq), self.bs)]) if len(eq) else torch.empty(0, len(emb)))
 
     def classify(
         self,
@@ -263,8 +279,8 @@ class SupportSet:
         mode:str|None=None, # 'mean' or 'prototype'; default: the set's
     ):
         "-> (labels, scores (Q, n_labels)) for the query images"
-        scores = self.scores(queries, progress, mode)
-        return [self.labels[i] for i in scores.argmax(1).tolist()], scores
+        labels, scores = self._scores(queries, progress, mode)
+        return [labels[i] for i in scores.argmax(1).tolist()], scores
 
     def predict(
         self,

@@ -141,3 +141,32 @@ def test_a_failing_gan_checkpoint_keeps_the_last_good_one(gan_dls, tmp_path, mon
     monkeypatch.undo()
     assert (tmp_path/'models'/'ck_gan.pth').read_bytes() == good and len(list((tmp_path/'models').iterdir())) == 1
     assert ff.resume_gan(_gan(gan_dls, tmp_path), 'ck') == 1
+
+def test_support_set_shared_between_threads(tiny, omni_small):
+    "4 threads classify while another adds, removes and re-adds labels: no exception, and every answer is a label"
+    import threading
+    learn, _ = tiny
+    cf = ff.ClassFolder(omni_small)
+    by = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in cf.classes[:8]}
+    ss = ff.SupportSet(learn, {c: fs[:1] for c, fs in list(by.items())[:4]})
+    queries = [fs[5] for fs in by.values()]
+    errors, answers, stop = [], [], threading.Event()
+    def reader():
+        try:
+            while not stop.is_set():
+                labels, scores = ss.classify(queries)
+                answers.append(all(l in by for l in labels) and scores.shape[0] == len(queries) and 4 <= scores.shape[1] <= 8)
+        except Exception as e: errors.append(repr(e))
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads: t.start()
+    try:
+        for i in range(60):
+            c = cf.classes[4 + i % 4]
+            ss.add(c, by[c][:2])
+            ss.remove(c, shots=[0])
+            if i % 3 == 0: ss.remove(c)
+    finally:
+        stop.set()
+        for t in threads: t.join()
+    assert not errors, errors[:3]
+    assert len(answers) >= 100 and all(answers)
