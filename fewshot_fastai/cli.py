@@ -85,6 +85,7 @@ def _parser():
     g = t.add_mutually_exclusive_group()
     g.add_argument('--epochs', type=int, help="the recipe's training epochs (default: the recipe's)")
     g.add_argument('--minutes', type=float, help='a training budget: the epochs that fit it, timed on a short probe')
+    t.add_argument('--force', action='store_true', help='replace an earlier run in --out (as a whole: no file of it stays)')
     t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='overrides',
                    help="override a recipe parameter, e.g. --set size=28 --set tta_degrees=0 (repeatable)")
     e = sub.add_parser('eval', help='MODEL on DATA (N-way K-shot accuracy, 95%% interval, and the equal error rate over its '

@@ -2,6 +2,7 @@
 cli.py). Each takes the parsed arguments and returns the JSON-able result it also prints or writes."""
 import csv, io, json, math, random, sys, time
 from pathlib import Path
+from ._files import replacing_file, replacing_folder, write_file
 
 class UserError(Exception):
     "A mistake in what the user asked for: printed as one line, exit status 2"
@@ -47,6 +48,8 @@ def train(a) -> dict:
     from .recipes import recipe, pick, overrides
     out = Path(a.out)
     if out.exists() and not out.is_dir(): raise UserError(f'--out {out}: a file, not a folder')
+    if out.is_dir() and any(out.iterdir()) and not a.force:
+        raise UserError(f'--out {out}: holds an earlier run; give a new folder, or --force to replace it as a whole')
     if not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
     cf = ff.ClassFolder(a.data)
     name, why = (a.recipe, None) if a.recipe is not None else pick(cf)
@@ -67,24 +70,25 @@ def train(a) -> dict:
     learn = r(cf, **params)
     say()
     stats = getattr(learn, 'recipe_stats', {})
-    out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     has_valid = bool(getattr(learn.dls, 'valid_classes', None))
     names, final = (learn.recorder.metric_names[1:-1], learn.recorder.values[-1]) if stats.get('epochs') and learn.recorder.values else ([], [])
-    if stats.get('epochs'):
-        learn.recorder.plot_loss(); plt.savefig(out/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
-    if has_valid and stats.get('epochs'):
-        learn.show_results(max_n=6); plt.savefig(out/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
-    ff.save_model(learn, out/'model')
-    onnx = []
-    try: onnx = [str(p) for p in ff.export_onnx(learn, out/'model'/'encoder.onnx')]
-    except ImportError as e: print(f'ONNX skipped ({e}); pip install "fewshot_fastai[deploy]"', file=sys.stderr)
     final = {n: round(float(v), 4) for n, v in zip(names, final) if v is not None and math.isfinite(float(v))}
-    res = dict(recipe=name, params=r.settings(params),
-               classes=len(cf.classes), valid_classes=sorted(getattr(learn.dls, 'valid_classes', []) or []), **stats,
-               final=final, tta=learn.fewshot_config.get('tta'), onnx=onnx,
-               outputs=sorted({p.name for p in out.iterdir()} | {'metrics.json'}))
-    (out/'metrics.json').write_text(json.dumps(res, indent=1))
+    # the run folder as a whole, all-or-nothing: an earlier run (with --force) is replaced, never mixed with this one
+    with replacing_folder(out, keep=lambda name: True) as tmp:
+        if stats.get('epochs'):
+            learn.recorder.plot_loss(); plt.savefig(tmp/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
+        if has_valid and stats.get('epochs'):
+            learn.show_results(max_n=6); plt.savefig(tmp/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
+        ff.save_model(learn, tmp/'model')
+        onnx = []
+        try: onnx = [str(out/'model'/p.name) for p in ff.export_onnx(learn, tmp/'model'/'encoder.onnx')]
+        except ImportError as e: print(f'ONNX skipped ({e}); pip install "fewshot_fastai[deploy]"', file=sys.stderr)
+        res = dict(recipe=name, params=r.settings(params),
+                   classes=len(cf.classes), valid_classes=sorted(getattr(learn.dls, 'valid_classes', []) or []), **stats,
+                   final=final, tta=learn.fewshot_config.get('tta'), onnx=onnx,
+                   outputs=sorted({p.name for p in tmp.iterdir()} | {'metrics.json'}))
+        (tmp/'metrics.json').write_text(json.dumps(res, indent=1, allow_nan=False))
     return res
 
 def evaluate(a) -> dict:
@@ -156,7 +160,8 @@ def similarity(a) -> dict:
     x = ff.inference.image_batch(learn.dls, [a.a, a.b])
     fig = ff.show_pair_cam(x[0], x[1], pm.a[0], pm.b[0], float(pm.score[0]))[0].figure
     path = out/f'similarity_{Path(a.a).stem}_{Path(a.b).stem}.png'
-    fig.savefig(path, dpi=80, bbox_inches='tight'); _plt().close('all')
+    with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=80, bbox_inches='tight')
+    _plt().close('all')
     return dict(png=str(path), method=pm.method, score=round(float(pm.score[0]), 4))
 
 def cam(a) -> list[dict]:
@@ -173,8 +178,9 @@ def cam(a) -> list[dict]:
         pm = ff.similarity_maps(learn, [img], [ref])
         x = ff.inference.image_batch(learn.dls, [img, ref])
         fig = ff.show_pair_cam(x[0], x[1], pm.a[0], pm.b[0], float(pm.score[0]))[0].figure
-        path = out/f'cam_{img.stem}.png'
-        fig.savefig(path, dpi=80, bbox_inches='tight'); _plt().close('all')
+        path = out/f'cam_{len(res):03d}_{img.stem}.png'   # numbered: a/x.png and b/x.png never overwrite each other
+        with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=80, bbox_inches='tight')
+        _plt().close('all')
         res.append(dict(image=str(img), label=lab, png=str(path), method=pm.method))
     return res
 
@@ -189,10 +195,12 @@ def gan(a) -> dict:
     learn = make(dls, cbs=cbs, path=out)
     learn.fit(a.epochs)
     fr = cbs[-1] if feats else None
-    fig = ff.plot_gan_losses(learn, fr); fig.savefig(out/'losses.png', dpi=80, bbox_inches='tight'); _plt().close('all')
+    fig = ff.plot_gan_losses(learn, fr)
+    with replacing_file(out/'losses.png') as tmp: fig.savefig(tmp, format='png', dpi=80, bbox_inches='tight')
+    _plt().close('all')
     res = dict(loop=a.loop, epochs=a.epochs, images=len(dls.train.dataset), samples=[str(p) for p in cbs[0].saved],
                frechet=[(e, round(d, 2)) for e, d in fr.history] if fr else None, stopped=learn.gan_stopped)
-    (out/'metrics.json').write_text(json.dumps(res, indent=1))
+    write_file(out/'metrics.json', json.dumps(res, indent=1, allow_nan=False))
     return res
 
 def render(rows, as_json:bool, as_csv:bool) -> str:

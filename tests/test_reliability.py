@@ -170,3 +170,11 @@ def test_support_set_shared_between_threads(tiny, omni_small):
         for t in threads: t.join()
     assert not errors, errors[:3]
     assert len(answers) >= 100 and all(answers)
+
+def test_two_runs_zips_of_one_name_are_never_confused(omni_small, tmp_path):
+    import shutil
+    zips = []
+    for n in (2, 3):
+        folder = ff.write_runs(omni_small, tmp_path/f'w{n}'/'all_runs', n_runs=n, n_way=5, seed=n)
+        zips.append(shutil.make_archive(str(tmp_path/f'z{n}'/'all_runs'), 'zip', folder.parent, 'all_runs'))
+    assert [len(ff.load_runs(z)) for z in zips] == [2, 3]

@@ -29,6 +29,8 @@ def _decode(fn:Path) -> Image.Image:
         with Image.open(fn) as im:
             im.load()
             return im
+    except Image.DecompressionBombError as e:   # PIL's guard against huge images (> ~179 Mpx): refused, named
+        raise ValueError(f'{fn}: refused, too large an image ({str(e).split(" could be")[0]})') from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f'{fn}: not a readable image ({type(e).__name__}: {e})') from e
 

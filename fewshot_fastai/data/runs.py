@@ -4,7 +4,7 @@ drawer) and `class_labels.txt` with lines `runNN/test/itemYY.png runNN/training/
 import random, shutil
 from dataclasses import dataclass
 from pathlib import Path
-from .sources import OMNIGLOT_URL, fetch_zip
+from .sources import OMNIGLOT_URL, fetch_zip, check_hash, file_hash, cache_dir, safe_extract
 from .items import ClassFolder, alphabet_of
 from .episodes import drawer_of
 
@@ -29,7 +29,13 @@ def lake_runs(
     if path is not None:
         path = Path(path).expanduser()
         if not path.exists(): raise FileNotFoundError(f'{path}: no such runs zip or folder')
-        if path.is_file(): path = fetch_zip(path.name, None, checksum, data_dir=path.parent)
+        if path.is_file():   # extracted once per content: two zips of the same name never share a cached copy
+            check_hash(path, checksum)
+            dest = cache_dir()/f'{path.stem}-{file_hash(path, "sha256")[:16]}'
+            if not dest.is_dir():
+                try: safe_extract(path, dest)
+                except FileExistsError: pass   # another process extracted the same zip meanwhile
+            path = dest
     else: path = fetch_zip('all_runs.zip', url or LAKE_RUNS_URL, checksum)
     if not any(path.glob('run*/class_labels.txt')):
         inner = [d for d in path.iterdir() if d.is_dir() and any(d.glob('run*/class_labels.txt'))]

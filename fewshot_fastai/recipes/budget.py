@@ -37,8 +37,14 @@ def fit_recipe(
         if not minutes > 0: raise ValueError(f'minutes={minutes}: a training budget must be > 0')
         epochs = _epochs_in(minutes, probe, steps, probe_steps)
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f'epochs={epochs!r}: train at least 1 epoch')
+    if not len(learn.dls.train): raise ValueError('no training batches: the batch size is larger than the training data')
+    if not lr > 0: raise ValueError(f'lr={lr}: a learning rate must be a number > 0')
     t = time.time()
     if quiet:
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, cbs=cbs)
     else: learn.fit_one_cycle(epochs, lr, cbs=cbs)
+    losses = [float(l) for l in learn.recorder.losses]
+    if not losses: raise ValueError('training ran no batch')
+    if not math.isfinite(losses[-1]):
+        raise ValueError(f'training diverged: the last training loss is {losses[-1]} (lr={lr}); try a lower learning rate')
     return dict(epochs=epochs, train_seconds=round(time.time() - t, 1))

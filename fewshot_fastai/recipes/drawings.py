@@ -45,6 +45,7 @@ def drawings(
     """A prototypical network (Conv4) trained on episodes of `data`'s characters, their rotations and mirror images as
     extra classes, with ink centring, affine and elastic augmentation; at inference it averages the embeddings of
     shifted and rotated views. -> the trained `EpisodicLearner` (`learn.recipe_stats`: epochs, training seconds)"""
+    if size < 16: raise ValueError(f'drawings: size={size}: Conv4 halves the image 4 times; use 16 px or more')
     cf = class_folder(data)
     def build(episodes, seed=seed):
         set_seed(seed)

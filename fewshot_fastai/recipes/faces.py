@@ -29,6 +29,7 @@ def faces(
     views averaged, then whitened on `data`'s identities; compared by distance. Nothing is trained, so the identities
     of `data` only shape the whitening: a new person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`)"""
     if whiten not in ('total', 'wccn', 'none'): raise ValueError(f"faces: whiten={whiten!r}: use 'total', 'wccn' or 'none'")
+    if len(size) != 2 or min(size) < 32: raise ValueError(f'faces: size={tuple(size)}: (rows, columns), each 32 px or more')
     cf = class_folder(data)
     t = time.time()
     dls = ClassifierDataLoaders.from_class_folder(cf, size=tuple(size), bs=bs, img_cls=PILImage, valid_pct=0)

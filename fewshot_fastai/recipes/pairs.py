@@ -31,6 +31,7 @@ def pairs(
 ):
     """Siamese training on pairs drawn afresh each epoch (half same, half different), validated on fixed pairs of
     held-out classes. -> the trained `SiameseLearner` (`learn.recipe_stats`: epochs, seconds, verification accuracy)"""
+    if size < 16: raise ValueError(f'pairs: size={size}: the encoders halve the image several times; use 16 px or more')
     cf = class_folder(data)
     tfms = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)] if augment else []
     def build(seed=seed):
