@@ -178,3 +178,16 @@ def test_two_runs_zips_of_one_name_are_never_confused(omni_small, tmp_path):
         folder = ff.write_runs(omni_small, tmp_path/f'w{n}'/'all_runs', n_runs=n, n_way=5, seed=n)
         zips.append(shutil.make_archive(str(tmp_path/f'z{n}'/'all_runs'), 'zip', folder.parent, 'all_runs'))
     assert [len(ff.load_runs(z)) for z in zips] == [2, 3]
+
+def test_symlinked_folders_are_followed_once(omni_small, tmp_path):
+    import shutil, warnings
+    root = tmp_path/'data'
+    for c in sorted(p for p in omni_small.glob('*/*') if p.is_dir())[:3]: shutil.copytree(c, root/c.name)
+    first = sorted(root.iterdir())[0]
+    (first/'self').symlink_to(first, target_is_directory=True)   # a loop: c1/self -> c1
+    (root/'again').symlink_to(first, target_is_directory=True)   # a second way to one class
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        cf = ff.ClassFolder(root, decode=False)
+    assert cf.classes == sorted(p.name for p in root.iterdir() if not p.is_symlink())
+    assert len(cf.files) == 60 and sum('through a symbolic link' in str(x.message) for x in w) == 2

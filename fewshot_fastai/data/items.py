@@ -1,4 +1,5 @@
 """Folder-per-class datasets: find the images and their class, check them, decode each image once."""
+import os
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -96,6 +97,21 @@ class IndexedView:
         if isinstance(k, slice): return [self.seq[i] for i in self.idx[k]]
         return self.seq[self.idx[k]]
 
+def _folders(root:Path) -> list[Path]:
+    """Every folder under `root` (itself included), symbolic links followed once: a folder reached a second time
+    (a link to a parent, or two links to one folder) is skipped with a warning, so it never becomes a second class"""
+    out, seen = [], {}
+    for top, subdirs, _ in os.walk(root, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            warnings.warn(f'{top}: the same folder as {seen[real]} (through a symbolic link), skipped')
+            subdirs[:] = []
+            continue
+        seen[real] = top
+        subdirs.sort(key=lambda n: (os.path.islink(os.path.join(top, n)), n))   # a folder's own path before links to it
+        out.append(Path(top))
+    return out
+
 class ClassFolder:
     """The images of a folder-per-class dataset: every folder under `root` that directly holds images is a
     class, labelled by its path relative to `root`. Files in class folders that are not images (by
@@ -119,7 +135,7 @@ class ClassFolder:
         self.root = Path(root).expanduser()
         if not self.root.is_dir(): raise FileNotFoundError(f'{self.root}: no such folder')
         skipped, by_class = [], {}
-        for d in sorted([self.root, *(p for p in self.root.rglob('*') if p.is_dir())]):
+        for d in sorted(_folders(self.root)):
             entries = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith('.'))
             imgs = [p for p in entries if p.suffix.lower() in image_extensions]
             if d == self.root: continue  # loose files at the top level (READMEs, licences) belong to no class
