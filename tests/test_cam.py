@@ -89,10 +89,12 @@ def test_grad_cam_with_inplace_relu_resnet():
         finally: h.remove()
         t = logits.argmax(1)
         g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), acts[0])
-        manual = torch.relu((g.mean((2, 3))[:, :, None, None]*acts[0]).sum(1)).detach()
+        manual = (g.mean((2, 3))[:, :, None, None]*acts[0]).sum(1).detach()   # signed, as exact CAM's raw maps
         ours = ff.cam_result(model, x, layer=lay)
         assert ours.method == 'grad-cam' and (manual.flatten(1).amax(1) > 0).all()
         assert torch.allclose(ours.raw, manual, atol=1e-6) and torch.equal(ours.target, t)
+        # the maps: the positive part, scaled, as for exact CAM
+        assert torch.allclose(ours.maps, ff.interpret.cam.normalize_maps(torch.relu(manual), x.shape[-2:]), atol=1e-6)
     assert ff.last_conv_layer(model, x) is body                       # the last block with spatial output
     assert ff.cam_result(model, x).maps.shape == (2, 64, 64)
     assert _all_hooks(model) == 0
@@ -189,3 +191,20 @@ def test_cam_from_paths_and_pil_with_a_fastai_learner(orl, tmp_path):
     assert torch.allclose(by_path.raw.sum((1, 2)) + by_path.bias, by_path.logits.gather(1, by_path.target[:, None])[:, 0], atol=1e-4)
     assert ff.cam(learn, files[0]).shape == (1, 56, 46)
     with pytest.raises(TypeError, match='need a Learner'): ff.cam(learn.model, files)
+
+def test_grad_cam_of_a_layer_whose_output_is_changed_in_place_later():
+    "A BasicBlock adds the shortcut into bn2's output in place: the map must be of bn2's own output, not of that sum"
+    import torch.nn.functional as F
+    set_seed(0)
+    body = create_body(resnet18(), pretrained=False)
+    model = nn.Sequential(body, create_head(512, 3)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    blk = body[7][1]
+    with torch.no_grad(): z = body[7][0](body[:7](x))
+    a = blk.bn2(blk.conv2(blk.relu(blk.bn1(blk.conv1(z)))))   # bn2's output, computed apart
+    logits = model[1](F.relu(a + z))
+    t = logits.argmax(1)
+    g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)
+    manual = (g.mean((2, 3))[:, :, None, None]*a).sum(1).detach()
+    res = ff.cam_result(model, x, layer=blk.bn2)
+    assert torch.allclose(res.logits, logits.detach(), atol=1e-5) and torch.allclose(res.raw, manual, atol=1e-5)

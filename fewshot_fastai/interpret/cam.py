@@ -9,6 +9,7 @@ Gradients are taken with `torch.autograd.grad` on the activation that a *forward
 from dataclasses import dataclass
 from pathlib import Path
 from PIL import Image
+import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,6 +65,10 @@ def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
 
 def _affine(head:nn.Module, n_in:int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "`head` (eval mode, known affine) as (W (n_out,n_in), c (n_out,)) with head(p) = W p + c"
+    lin = head[0] if isinstance(head, nn.Sequential) and len(head) == 1 else head
+    if isinstance(lin, nn.Linear) and lin.in_features == n_in:   # a plain linear head: its weights, no forward pass
+        W = lin.weight.detach()
+        return W, lin.bias.detach() if lin.bias is not None else torch.zeros(len(W), device=W.device, dtype=W.dtype)
     eye = torch.cat([torch.zeros(1, n_in), torch.eye(n_in)]).to(device)
     with torch.no_grad(): out = head(eye[..., None, None] if _wants_maps(head) else eye)
     c = out[0]
@@ -123,7 +128,7 @@ def _exact_cam(model, x, target):
             flat = f.flatten(2)
             at_max = torch.zeros_like(flat).scatter_(2, flat.argmax(2, keepdim=True), 1.)
             raw = raw + torch.einsum('bk,bkn->bn', wm, flat*at_max).view(B, h, wd)
-    return CamResult(normalize_maps(raw, x.shape[-2:]), raw, t, logits, c[t], 'cam')
+    return CamResult(normalize_maps(F.relu(raw), x.shape[-2:]), raw, t, logits, c[t], 'cam')
 
 def _targets(target, n, device):
     t = torch.as_tensor(target, device=device).long()
@@ -133,10 +138,23 @@ def _forward_with_map(model:nn.Module, x:torch.Tensor, layer:nn.Module|None=None
     """`model(x)` with the output of `layer`, or by default of the last module (in execution order) whose output is a
     spatial (B,C,h>1,w>1) map: one forward pass, graph kept. -> (output, map, module)"""
     last = []
-    def keep(m, i, o):
-        if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1: last[:] = [m, o]
-    mods = [layer] if layer is not None else [m for m in model.modules() if m is not model]
-    with Hooks(mods, keep, detach=False): out = model(x)
+    if layer is not None:
+        # the layer's output goes on as a copy: an in-place op later in the model (a ReLU(inplace=True) after a
+        # BatchNorm) changes the copy, and the map stays that of the layer's own output
+        def swap(m, i, o):
+            if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1:
+                last[:] = [m, o, o._version]
+                return o.clone()
+        h = layer.register_forward_hook(swap)
+        try: out = model(x)
+        finally: h.remove()
+    else:
+        def keep(m, i, o):
+            if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1: last[:] = [m, o, o._version]
+        with Hooks([m for m in model.modules() if m is not model], keep, detach=False): out = model(x)
+        if last and last[1]._version != last[2]:
+            warnings.warn(f'cam: the output of {type(last[0]).__name__}, the last spatial block, was changed in place later '
+                          'in the forward pass; its map may be of the changed tensor: pass `layer=` to explain it as it was')
     if not last:
         what = f'layer {type(layer).__name__}' if layer is not None else f'{type(model).__name__} has no layer that'
         raise ValueError(f'{what} gave no spatial (B,C,h,w) output on inputs of shape {tuple(x.shape)}')
@@ -153,9 +171,10 @@ def last_conv_layer(
         with torch.no_grad(): return _forward_with_map(model, x[:1])[2]
     finally: model.train(was)
 
-def _weighted_maps(act:torch.Tensor, grad:torch.Tensor) -> torch.Tensor:
-    "Grad-CAM: ReLU(sum_k mean(grad_k) * A_k), (B,K,h,w) -> (B,h,w)"
-    return F.relu((grad.mean((2, 3), keepdim=True)*act).sum(1)).detach()
+def _weighted_maps(act:torch.Tensor, grad:torch.Tensor, relu:bool=True) -> torch.Tensor:
+    "Grad-CAM: ReLU(sum_k mean(grad_k) * A_k) (signed without `relu`), (B,K,h,w) -> (B,h,w)"
+    m = (grad.mean((2, 3), keepdim=True)*act).sum(1).detach()
+    return F.relu(m) if relu else m
 
 def grad_cam(
     model:nn.Module, # a classifier
@@ -170,15 +189,15 @@ def grad_cam(
             logits, act, _ = _forward_with_map(model, x, layer)
             t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
             g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), act)
-            raw = _weighted_maps(act, g)
+            raw = _weighted_maps(act, g, relu=False)   # signed, as exact CAM's raw maps
     finally: model.train(was)
-    return CamResult(normalize_maps(raw, x.shape[-2:]), raw, t, logits.detach(), None, 'grad-cam')
+    return CamResult(normalize_maps(F.relu(raw), x.shape[-2:]), raw, t, logits.detach(), None, 'grad-cam')
 
 def cam_result(
     learn_or_model, # a `Learner` or a model
     x, # images, (B,C,H,W)
     target=None, # class index, or one per image; default: the predicted class
-    method:str='auto', # 'auto', 'cam' (exact) or 'gradcam'
+    method:str='auto', # 'auto', 'cam' (exact) or 'grad-cam'
     layer=None, # module for Grad-CAM; default: the last spatial block
 ) -> CamResult:
     """Like `cam`, with the raw maps, targets, logits and method. `method`: 'auto' (exact CAM where the model is
@@ -201,11 +220,14 @@ def cam(
     learn_or_model, # a `Learner` or a model
     x, # images, (B,C,H,W)
     target=None, # class index, or one per image; default: the predicted class
-    method:str='auto', # 'auto', 'cam' (exact) or 'gradcam'
+    method:str='auto', # 'auto', 'cam' (exact) or 'grad-cam'
     layer=None, # module for Grad-CAM; default: the last spatial block
 ) -> torch.Tensor:
     """Class activation maps (B,H,W) in [0,1] at the input's size for `target` (class index or one per image;
-    default the predicted class). `x`: a (B,C,H,W) batch as the model takes it, or images for a Learner."""
+    default the predicted class). `x`: a (B,C,H,W) batch as the model takes it, or images for a Learner.
+    Whatever the method, a map is the positive evidence for the target: the ReLU of the signed raw map (exact CAM's
+    per-position logit contributions, or Grad-CAM's weighted activations; `cam_result(...).raw`), upsampled and
+    min-max scaled (a map with no positive part is all zeros)."""
     return cam_result(learn_or_model, x, target, method, layer).maps
 
 @dataclass
