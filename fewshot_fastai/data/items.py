@@ -51,6 +51,8 @@ def decoded_bytes(
     for f in picked:
         try:
             with Image.open(f) as im: total += im.width*im.height*_BANDS.get(im.mode, 4)
+        except Image.DecompressionBombError as e:
+            raise ValueError(f'{f}: refused, too large an image ({str(e).split(" could be")[0]})') from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise ValueError(f'{f}: not a readable image ({type(e).__name__}: {e})') from e
     return int(total/len(picked)*len(files))
