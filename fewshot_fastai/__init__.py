@@ -36,7 +36,7 @@ from .fusion import ScoreFusion, fit_fusion
 from .distrib import unwrap_model, is_main_process, DistribSupport
 from .gan.frechet import frechet_distance, FrechetFeatures, lite0_features
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses
-from . import recipes
+from . import recipes  # noqa: F401  ff.recipes: the registry (names, pick, the recipe functions)
 from .recipes import recipe
 
 __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir',

@@ -1,6 +1,6 @@
 """The work behind `fewshot-fastai train | eval | classify | verify | cam | similarity | gan` (the parser is in
 cli.py). Each takes the parsed arguments and returns the JSON-able result it also prints or writes."""
-import csv, io, json, math, random, sys, time
+import csv, io, json, math, random, sys
 from pathlib import Path
 from ._files import replacing_file, replacing_folder, write_file
 

@@ -260,7 +260,6 @@ def export_onnx(
     """The encoder as ONNX (input `images`, a batch prepared as `ff.inference.image_batch` prepares it, output
     `embeddings`, dynamic batch axis), and for pair heads with weights (L1, concat, cosine) the head as a second
     graph `{stem}_head.onnx` (inputs `ea`, `eb`). -> the files written"""
-    from .inference import image_batch
     model = unwrap_model(learn.model)
     cfg = getattr(learn, 'fewshot_config', {})
     c = cfg.get('n_in') or next(p for p in model.parameters() if p.ndim == 4).shape[1]

@@ -1,6 +1,6 @@
 """Hostile and unlucky use: saves killed at random moments or failing half-way, crafted model and checkpoint files,
 concurrent readers. Each test failed on the code before these fixes (issue 30)."""
-import json, os, pickle, random, signal, subprocess, sys, time
+import json, os, random, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -150,7 +150,7 @@ def test_support_set_shared_between_threads(tiny, omni_small):
     by = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in cf.classes[:8]}
     ss = ff.SupportSet(learn, {c: fs[:1] for c, fs in list(by.items())[:4]})
     queries = [fs[5] for fs in by.values()]
-    errors, answers, done = [], [], threading.Event()
+    errors, answers = [], []
     def reader():
         try:
             for _ in range(60):

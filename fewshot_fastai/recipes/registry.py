@@ -2,7 +2,7 @@
 was measured at. `names()`, `recipe(name)`, `pick(data)` (a recipe for a folder, from what its images look like) and
 `overrides(name, ['key=value', ...])` (typed parameters from strings, for the command line and the benchmarks)."""
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from fastcore.docments import docments
 
