@@ -153,3 +153,25 @@ def test_gan_command(omni_small, tmp_path):
     assert res['loop'] == 'dcgan' and res['images'] == 480 and len(res['samples']) == 1 and Path(res['samples'][0]).is_file()
     assert (tmp_path/'gan'/'losses.png').is_file() and (tmp_path/'gan'/'metrics.json').is_file()
     assert res['frechet'] is None or [e for e, _ in res['frechet']] == [0, 1]
+
+def test_force_replaces_an_earlier_run_as_a_whole_and_cam_names_never_collide(omni_small, trained, tmp_path):
+    out = tmp_path/'run'
+    r = run('train', omni_small, '--out', out, '--recipe', 'pairs', '--epochs', 1, '--set', 'head=l1', '--set', 'bs=32')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {'encoder_head.onnx', 'encoder.onnx'} <= {p.name for p in (out/'model').iterdir()} and (out/'results.png').is_file()
+    r = run('train', omni_small, '--out', out, '--epochs', 1, '--set', 'episodes_per_epoch=2', '--set', 'n_way=5', '--force')
+    assert r.returncode == 0, r.stderr[-2000:]
+    # nothing of the siamese run is left beside the new one
+    assert {p.name for p in out.iterdir()} == {'model', 'loss.png', 'metrics.json'}
+    assert {p.name for p in (out/'model').iterdir()} == {'config.json', 'model.safetensors', 'encoder.onnx'}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['run']
+    # two images of one name in two folders: two overlays
+    files = sorted(omni_small.rglob('*.png'))
+    (tmp_path/'a').mkdir(); (tmp_path/'b').mkdir()
+    (tmp_path/'a'/'x.png').write_bytes(files[0].read_bytes()); (tmp_path/'b'/'x.png').write_bytes(files[30].read_bytes())
+    sup = tmp_path/'sup'
+    for f in (files[1], files[31]): (sup/f.parent.name).mkdir(parents=True); (sup/f.parent.name/f.name).write_bytes(f.read_bytes())
+    r = run('cam', trained, tmp_path/'a'/'x.png', tmp_path/'b'/'x.png', '--support', sup, '--out', tmp_path/'cams', '--json')
+    assert r.returncode == 0, r.stderr[-2000:]
+    pngs = [Path(o['png']) for o in json.loads(r.stdout)]
+    assert len(set(pngs)) == 2 and all(p.is_file() for p in pngs)
