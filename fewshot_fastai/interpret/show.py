@@ -9,6 +9,7 @@ from fastai.callback.core import Callback
 from fastai.learner import Learner
 from .cam import cam_result, similarity_maps
 from ..distrib import unwrap_model, is_main_process
+from .._files import replacing_file
 
 __all__ = ['cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback', 'display_image']
 
@@ -146,7 +147,7 @@ class CAMCallback(Callback):
         d = self.learn.path/self.learn.model_dir
         d.mkdir(parents=True, exist_ok=True)
         path = d/f'{self.fname}_epoch{self.learn.epoch}.png'
-        fig.savefig(path, dpi=80)
+        with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=80)
         plt.close(fig)
         self.saved.append(path)
 
