@@ -159,6 +159,16 @@ def _field(cfg_file, config:dict, key:str, kind, check=None, what:str='', option
         raise ValueError(f'{cfg_file}: field {key!r} = {json.dumps(v)[:80]}: expected {what or getattr(kind, "__name__", kind)}')
     return v
 
+def _small_json(v, depth:int=0) -> bool:
+    "Plain JSON values that cannot ask for a huge model: numbers within 1e5, lists of <= 64, strings of <= 200, 3 levels"
+    if depth > 3: return False
+    if v is None or isinstance(v, bool): return True
+    if isinstance(v, (int, float)): return abs(v) <= 1e5
+    if isinstance(v, str): return len(v) <= 200
+    if isinstance(v, list): return len(v) <= 64 and all(_small_json(x, depth + 1) for x in v)
+    if isinstance(v, dict): return len(v) <= 64 and all(isinstance(k, str) and _small_json(x, depth + 1) for k, x in v.items())
+    return False
+
 def _checked_config(cfg_file:Path, raw:bytes) -> dict:
     "The config of a saved model, parsed and checked field by field: a model file is data, never instructions"
     try: config = json.loads(raw)
@@ -170,7 +180,7 @@ def _checked_config(cfg_file:Path, raw:bytes) -> dict:
     f('arch', str, known_arch, 'an encoder name of our registry (ours, torchvision, or a timm name installed here)')
     f('n_in', int, lambda v: 1 <= v <= 4, 'an int of 1 to 4 channels')
     f('size', list, lambda v: len(v) == 2 and all(isinstance(x, int) and 8 <= x <= 2048 for x in v), '[rows, columns], ints in 8..2048')
-    f('encoder_kwargs', dict)
+    f('encoder_kwargs', dict, _small_json, 'an object of small plain values (numbers within 1e5, short lists and strings)')
     f('image', dict, lambda v: v.get('mode') in _IMG, "an object whose 'mode' is 'L' or 'RGB'")
     if config['kind'] == 'siamese':
         f('head', str, lambda v: v in HEADS, f'one of {list(HEADS)}')
@@ -178,7 +188,7 @@ def _checked_config(cfg_file:Path, raw:bytes) -> dict:
         f('margin', (int, float), lambda v: 0 < v < 1e6, 'a number > 0')
     else:
         f('pool', str, lambda v: v in ('avg', 'flatten'), "'avg' or 'flatten'")
-        f('model_kwargs', dict, optional=True)
+        f('model_kwargs', dict, _small_json, 'an object of small plain values', optional=True)
         f('whitening', int, lambda v: 1 <= v <= 65536, 'an embedding size in 1..65536', optional=True)
     if f('tta', (dict, type(None)), optional=True):
         try: tta_from_spec(config['tta'])

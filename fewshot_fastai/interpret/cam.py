@@ -236,7 +236,7 @@ class PairMaps:
     a: torch.Tensor      # maps on the first images, (B,H,W) in [0,1] at the input size
     b: torch.Tensor      # maps on the second images, (B,H,W) in [0,1]
     score: torch.Tensor  # the model's similarity score of each pair, (B,)
-    method: str          # 'exact' (cosine head decomposition) or 'gradcam'
+    method: str          # 'exact' (cosine head decomposition) or 'grad-cam'
     raw_a: torch.Tensor  # maps on `a` before upsampling and normalisation, (B,h,w)
     raw_b: torch.Tensor  # maps on `b` before upsampling and normalisation, (B,h,w)
 
@@ -254,7 +254,7 @@ def similarity_maps(
     a, # first images, (B,C,H,W)
     b, # second images, (B,C,H,W)
     sign:int=1, # 1: what makes the pair similar; -1: what makes it different
-    method:str='auto', # 'auto', 'exact' (cosine head) or 'gradcam'
+    method:str='auto', # 'auto', 'exact' (cosine head) or 'grad-cam'
     layer=None, # module for Grad-CAM; default: the last spatial block
 ) -> PairMaps:
     """Maps on each image of the pairs (a, b) showing what makes them similar under the model's own score
