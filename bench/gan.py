@@ -10,7 +10,12 @@ import fewshot_fastai as ff
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--loop', default='dcgan', choices=['dcgan', 'wgan'])
+    p.add_argument('--loop', default='dcgan', choices=['dcgan', 'wgan', 'hinge', 'wgan-gp'],
+                   help='dcgan / wgan: the classic learners (timed against a plain loop); hinge / wgan-gp: ff.gan_learner '
+                        '(DiffAugment and the generator\'s moving average on; no plain loop to time against)')
+    p.add_argument('--minutes', type=float, default=None, help='train for this much wall time (whole epochs) instead of --epochs')
+    p.add_argument('--no-augment', action='store_true', help='ff.gan_learner without DiffAugment')
+    p.add_argument('--no-ema', action='store_true', help='ff.gan_learner without the moving average')
     p.add_argument('--data', default='omniglot', choices=['omniglot', 'orl'])
     p.add_argument('--epochs', type=int, default=20, help='training epochs for the Fréchet figure')
     p.add_argument('--timed-epochs', type=int, default=6, help='epochs timed per loop (after one warm-up epoch)')
@@ -51,6 +56,7 @@ def main(argv=None):
     x = dls.train.dataset.x
     print(f'{a.loop} on {a.data}: {len(x)} images at {size} px, batch {a.bs}, {len(x)//a.bs} steps per epoch')
     gen0, crit0 = ff.dcgan_generator(size, 1, nf=a.nf), ff.dcgan_critic(size, 1, nf=a.nf)
+    if a.loop in ('hinge', 'wgan-gp') or a.minutes: return quality_only(a, dls, gen0, crit0, size, len(x))
     make = ff.dcgan_learner if a.loop == 'dcgan' else ff.wgan_learner
     learn = make(dls, copy.deepcopy(gen0), copy.deepcopy(crit0))
     # the plain loop: same nets, same images (normalised to [-1, 1] once), same optimizer settings
@@ -90,5 +96,41 @@ def main(argv=None):
                fd_end=round(fr.history[-1][1], 2), fd_history=[(e, round(d, 2)) for e, d in fr.history],
                stopped=getattr(learn, 'gan_stopped', None))
     print(json.dumps(res))
+
+def fit_for(learn, minutes):
+    "Whole epochs, one `fit(1)` at a time (GANFixes carries the phase across fits), until `minutes` have passed"
+    t, epochs = time.perf_counter(), 0
+    with learn.no_bar(), learn.no_logging():
+        while time.perf_counter() - t < minutes*60: learn.fit(1); epochs += 1
+    return time.perf_counter() - t, epochs
+
+def quality_only(a, dls, gen0, crit0, size, n_images):
+    """A learner trained for --epochs or --minutes (the classic DCGAN / WGAN, or ff.gan_learner), and the Fréchet
+    distance of its samples (the moving average's, where there is one) before and after: no distance in between, so
+    that a time budget is spent on training alone"""
+    set_seed(a.seed)
+    feats = ff.lite0_features(64)
+    x = dls.train.dataset.x
+    real = feats(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(a.seed))[:a.fd_n]].float()/127.5 - 1)
+    z = torch.randn(a.fd_n, 100, generator=torch.Generator().manual_seed(a.seed + 1))
+    if a.loop in ('dcgan', 'wgan'):
+        learn = (ff.dcgan_learner if a.loop == 'dcgan' else ff.wgan_learner)(dls, copy.deepcopy(gen0), copy.deepcopy(crit0))
+    else:
+        learn = ff.gan_learner(dls, a.loop, augment=None if a.no_augment else ff.gan.stable.POLICIES,
+                               ema=None if a.no_ema else 0.999, generator=copy.deepcopy(gen0))
+    fd = lambda: ff.frechet_distance(real, feats(ff.generate(ff.gan.callbacks.sampling_generator(learn), z)))
+    start = fd()
+    if a.minutes: train_s, epochs = fit_for(learn, a.minutes)
+    else:
+        t = time.perf_counter()
+        with learn.no_bar(), learn.no_logging(): learn.fit(a.epochs)
+        train_s, epochs = time.perf_counter() - t, a.epochs
+    end = fd()
+    print(f'{a.loop}: {epochs} epochs in {train_s/60:.1f} min; Fréchet distance (efficientnet_lite0 features, not '
+          f'Inception FID) {start:.1f} -> {end:.1f}')
+    new = a.loop not in ('dcgan', 'wgan')
+    print(json.dumps(dict(loop=a.loop, data=a.data, size=size, images=n_images, bs=a.bs, augment=new and not a.no_augment,
+                          ema=new and not a.no_ema, epochs=epochs, train_seconds=round(train_s, 1), fd_start=round(start, 2),
+                          fd_end=round(end, 2), stopped=getattr(learn, 'gan_stopped', None))))
 
 if __name__ == '__main__': main()

@@ -36,6 +36,7 @@ from .fusion import ScoreFusion, fit_fusion
 from .distrib import unwrap_model, is_main_process, DistribSupport
 from .gan.frechet import frechet_distance, FrechetFeatures, lite0_features
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses
+from .gan.stable import gan_learner
 from . import recipes  # noqa: F401  ff.recipes: the registry (names, pick, the recipe functions)
 from .recipes import recipe
 
@@ -53,4 +54,4 @@ __all__ = ['__version__', 'omniglot', 'orl_faces', 'fetch_zip', 'safe_extract', 
            'GANDataLoaders', 'NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'frechet_distance',
            'FrechetFeatures', 'lite0_features', 'generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan',
-           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx', 'AdditiveMargin', 'Whitening', 'fit_whitening', 'ScoreFusion', 'fit_fusion', 'recipe']
+           'plot_gan_losses', 'unwrap_model', 'is_main_process', 'DistribSupport', 'save_model', 'load_model', 'export_onnx', 'AdditiveMargin', 'Whitening', 'fit_whitening', 'ScoreFusion', 'fit_fusion', 'recipe', 'gan_learner']

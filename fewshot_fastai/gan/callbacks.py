@@ -33,6 +33,11 @@ def generate(
         return torch.cat([generator(z[i:i+bs].to(dev)).float().cpu() for i in range(0, len(z), bs)])
     finally: generator.train(was)
 
+def sampling_generator(learn):
+    "The generator that draws samples: the moving average of its weights (`GeneratorEMA`) when there is one"
+    ema = getattr(learn, 'gen_ema', None)
+    return ema if ema is not None else unwrap_model(learn.model).generator
+
 def _fixed_noise(n, z_dim, seed): return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
 
 class GANSamples(Callback):
@@ -54,7 +59,7 @@ class GANSamples(Callback):
         self.z = _fixed_noise(self.n, getattr(self.dls, 'z_dim', 100), self.seed)
     def grid(self) -> torch.Tensor:
         "The current generator's images of the fixed noise, as one (3,H,W) grid in [0,1]"
-        return make_grid((generate(unwrap_model(self.learn.model).generator, self.z) + 1)/2, nrow=self.nrow, padding=1).clamp(0, 1)
+        return make_grid((generate(sampling_generator(self.learn), self.z) + 1)/2, nrow=self.nrow, padding=1).clamp(0, 1)
     def after_epoch(self):
         done = epochs_done(self.learn)
         if done % self.every: return
@@ -108,7 +113,7 @@ class GANFrechet(Callback):
         return self.last
     def measure(self) -> float:
         "Distance now, between the real sample and the generator's images of the fixed noise"
-        fake = generate(unwrap_model(self.learn.model).generator, self.z)
+        fake = generate(sampling_generator(self.learn), self.z)
         return frechet_distance(self.real, self.features(fake))
     def before_fit(self):
         if self.features is None: self.features = lite0_features()
@@ -147,6 +152,7 @@ class GANCheckpoint(Callback):
         opt = dict(state=[dict(st) for st in sd['state']], hypers=[dict(h) for h in sd['hypers']])
         state = dict(model=unwrap_model(self.learn.model).state_dict(), opt=opt,
                      epochs_done=done, gen_mode=bool(gen_mode), counts=list(counts) if counts is not None else None)
+        if getattr(self.learn, 'gen_ema', None) is not None: state['ema'] = self.learn.gen_ema.state_dict()
         with replacing_file(_checkpoint(self.learn, self.fname)) as tmp: torch.save(state, tmp)
 
 def _checkpoint(learn, fname) -> Path: return Path(learn.path)/learn.model_dir/f'{fname}_gan.pth'
@@ -166,12 +172,16 @@ def resume_gan(
         raise ValueError(f'{path}: not a GAN checkpoint of tensors and plain values; refused, nothing run '
                          f'({str(e).splitlines()[0][:120]})') from None
     keys = {'model', 'opt', 'epochs_done', 'gen_mode', 'counts'}
-    if not isinstance(info, dict) or set(info) != keys:
+    if not isinstance(info, dict) or not keys <= set(info) <= keys | {'ema'}:
         raise ValueError(f'{path}: not a GANCheckpoint file (expected the fields {sorted(keys)})')
     try:
         unwrap_model(learn.model).load_state_dict(info['model'])
         if learn.opt is None: learn.create_opt()
         learn.opt.load_state_dict(dict(state=info['opt']['state'], hypers=L(info['opt']['hypers'])))
+        if 'ema' in info:   # the generator's moving average (`GeneratorEMA`)
+            import copy
+            learn.gen_ema = copy.deepcopy(unwrap_model(learn.model).generator).eval().requires_grad_(False)
+            learn.gen_ema.load_state_dict(info['ema'])
     except (RuntimeError, KeyError, IndexError, TypeError, ValueError, AssertionError) as e:
         raise ValueError(f'{path}: does not fit this learner\'s models ({str(e).splitlines()[0][:160]})') from None
     fixes = next(c for c in learn.cbs if isinstance(c, GANFixes))
