@@ -110,8 +110,8 @@ class GradientPenalty(Callback):
         self.learn.loss = self.learn.loss_grad.clone()
 
 class GeneratorEMA(Callback):
-    """An exponential moving average of the generator's weights, updated after every generator step, in
-    `learn.gen_ema`: `GANSamples`, `GANFrechet` and `GANCheckpoint` use it when it is there (averaged weights give
+    """An exponential moving average of the generator's weights, updated after every generator step (decay
+    min(`decay`, (1+n)/(10+n)) at the n-th step), in `learn.gen_ema`: `GANSamples`, `GANFrechet` and `GANCheckpoint` use it when it is there (averaged weights give
     steadier, cleaner samples than the last step's)"""
     order = GANTrainer.order + 4
     def __init__(
@@ -126,8 +126,12 @@ class GeneratorEMA(Callback):
     def after_step(self):
         if not self.learn.gan_trainer.gen_mode: return
         gen = unwrap_model(self.learn.model).generator
+        # warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the average follows the
+        # generator closely, instead of staying near its random start for ~1/(1-decay) steps
+        self.learn.gen_ema_steps = n = getattr(self.learn, 'gen_ema_steps', 0) + 1
+        d = min(self.decay, (1 + n)/(10 + n))
         with torch.no_grad():
-            for e, p in zip(self.learn.gen_ema.parameters(), gen.parameters()): e.lerp_(p, 1 - self.decay)
+            for e, p in zip(self.learn.gen_ema.parameters(), gen.parameters()): e.lerp_(p, 1 - d)
             for e, b in zip(self.learn.gen_ema.buffers(), gen.buffers()): e.copy_(b)
 
 LOSSES = {'hinge': hinge_losses, 'wgan-gp': wgan_losses, 'dcgan': dcgan_losses, 'wgan': wgan_losses}
