@@ -55,7 +55,7 @@ def main(argv=None):
     dls = ff.GANDataLoaders.from_folder(src, size=size, invert=invert, bs=a.bs)
     x = dls.train.dataset.x
     print(f'{a.loop} on {a.data}: {len(x)} images at {size} px, batch {a.bs}, {len(x)//a.bs} steps per epoch')
-    gen0, crit0 = ff.dcgan_generator(size, 1, nf=a.nf), ff.dcgan_critic(size, 1, nf=a.nf)
+    gen0, crit0 = ff.gan.dcgan_generator(size, 1, nf=a.nf), ff.gan.dcgan_critic(size, 1, nf=a.nf)
     if a.loop in ('hinge', 'wgan-gp') or a.minutes: return quality_only(a, dls, gen0, crit0, size, len(x))
     make = ff.dcgan_learner if a.loop == 'dcgan' else ff.wgan_learner
     learn = make(dls, copy.deepcopy(gen0), copy.deepcopy(crit0))
@@ -81,7 +81,7 @@ def main(argv=None):
           f'median ratio of interleaved pairs {ratio:.3f} ({100*(ratio - 1):+.1f}%)')
     # quality: a fresh learner trained for --epochs, Fréchet distance before and after
     set_seed(a.seed)
-    fr = ff.GANFrechet(ff.lite0_features(64), every=max(1, a.epochs//4), n=a.fd_n)
+    fr = ff.GANFrechet(ff.gan.lite0_features(64), every=max(1, a.epochs//4), n=a.fd_n)
     smp = ff.GANSamples(n=32, every=max(1, a.epochs//4), save=False)
     learn = make(dls, copy.deepcopy(gen0), copy.deepcopy(crit0), cbs=[fr, smp])
     t = time.perf_counter()
@@ -109,7 +109,7 @@ def quality_only(a, dls, gen0, crit0, size, n_images):
     distance of its samples (the moving average's, where there is one) before and after: no distance in between, so
     that a time budget is spent on training alone"""
     set_seed(a.seed)
-    feats = ff.lite0_features(64)
+    feats = ff.gan.lite0_features(64)
     x = dls.train.dataset.x
     real = feats(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(a.seed))[:a.fd_n]].float()/127.5 - 1)
     z = torch.randn(a.fd_n, 100, generator=torch.Generator().manual_seed(a.seed + 1))
@@ -118,7 +118,7 @@ def quality_only(a, dls, gen0, crit0, size, n_images):
     else:
         learn = ff.gan_learner(dls, a.loop, augment=None if a.no_augment else ff.gan.stable.POLICIES,
                                ema=None if a.no_ema else 0.999, generator=copy.deepcopy(gen0))
-    fd = lambda: ff.frechet_distance(real, feats(ff.generate(ff.gan.callbacks.sampling_generator(learn), z)))
+    fd = lambda: ff.gan.frechet_distance(real, feats(ff.generate(ff.gan.callbacks.sampling_generator(learn), z)))
     start = fd()
     if a.minutes: train_s, epochs = fit_for(learn, a.minutes)
     else:

@@ -41,12 +41,12 @@ def merged_class_folder(names):
 
 def unseen_alphabets(train_names):
     "Alphabets of the small sets that no training set contains, with their ClassFolder"
-    train_alpha = {ff.alphabet_of(c) for n in train_names for c in ff.ClassFolder(ff.omniglot(n), decode=False).classes}
+    train_alpha = {ff.datasets.alphabet_of(c) for n in train_names for c in ff.ClassFolder(ff.omniglot(n), decode=False).classes}
     out = {}
     for n in ('background_small1', 'background_small2'):
         cf = ff.ClassFolder(ff.omniglot(n))
-        for a in sorted({ff.alphabet_of(c) for c in cf.classes} - train_alpha):
-            out[a] = cf.subset(lambda c, a=a: ff.alphabet_of(c) == a)
+        for a in sorted({ff.datasets.alphabet_of(c) for c in cf.classes} - train_alpha):
+            out[a] = cf.subset(lambda c, a=a: ff.datasets.alphabet_of(c) == a)
     return out
 
 def ci95(err_pct, n):
@@ -59,8 +59,8 @@ def evaluate(a, learn, unseen, runs, own_runs, tta) -> dict:
     res, errs, wrong, trials = {}, {}, 0, 0
     for alpha, cf in unseen.items():
         n = min(20, len(cf.classes))
-        eps = ff.EpisodeSampler(cf.labels, n, 1, 1, a.eval_episodes, seed=a.seed, groups=ff.alphabet_of,
-                                drawers=[ff.drawer_of(f) for f in cf.files], names=cf.classes).episodes()
+        eps = ff.data.EpisodeSampler(cf.labels, n, 1, 1, a.eval_episodes, seed=a.seed, groups=ff.datasets.alphabet_of,
+                                drawers=[ff.datasets.drawer_of(f) for f in cf.files], names=cf.classes).episodes()
         r = ff.episode_accuracy(learn, cf.images, eps, tta=tta)
         errs[f'{alpha} ({n}-way)'] = round(100*(1 - r['accuracy']), 2)
         q = sum(len(e.query) for e in eps); wrong += round((1 - r['accuracy'])*q); trials += q
@@ -81,7 +81,7 @@ def main(argv=None):
     a = parse(argv)
     warnings.filterwarnings('ignore', category=FutureWarning)
     unseen = unseen_alphabets(SETS[a.train])
-    runs = ff.load_runs(a.runs) if a.runs else None
+    runs = ff.datasets.load_runs(a.runs) if a.runs else None
     # Lake-format runs (20 runs, one drawer's class images, another's test items) written from the unseen alphabets
     unseen_sets = [n for n in ('background_small1', 'background_small2') if n not in SETS[a.train]]
     own_runs = None
@@ -89,7 +89,7 @@ def main(argv=None):
         src = ff.omniglot(unseen_sets[0])
         alphas = [al for al in unseen if (src/al).is_dir()]
         n_way = min(20, *(len(unseen[al].classes) for al in alphas))
-        own_runs = ff.load_runs(ff.write_runs(src, tempfile.mkdtemp(prefix='unseen_runs_'), n_runs=20, n_way=n_way,
+        own_runs = ff.datasets.load_runs(ff.datasets.write_runs(src, tempfile.mkdtemp(prefix='unseen_runs_'), n_runs=20, n_way=n_way,
                                               seed=a.seed, alphabets=alphas))
     r = ff.recipe('drawings')
     params = ff.recipes.overrides('drawings', a.overrides)

@@ -4,7 +4,8 @@
    into `_proc/`: `show_doc` cells executed, `#| hide` cells gone, front matter from the title cell.
 2. nbconvert's `MarkdownExporter` turns each processed notebook into Markdown with its stored outputs and figures,
    honouring the Quarto cell options nbdev leaves for Quarto (`echo: false`, `output: false`).
-3. The API reference is generated here for every name in `fewshot_fastai.__all__`: fastcore's show_doc renderer
+3. The API reference is generated here, one page per sub-package, for every function and class in its `__all__`
+   (the root's `__all__` is the index page's list of user verbs): fastcore's show_doc renderer
    (signature + docstring), its docments table, and a link to the source file and line.
 4. mkdocs with the Material theme renders the site (navigation, client-side search, code highlighting), `--strict`,
    so that a broken internal link or anchor fails the build.
@@ -21,21 +22,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT/'_build'/'site'          # the Markdown tree mkdocs reads (generated; git-ignored)
 
-# API pages: one per package area, in reading order (module prefix -> page name, title)
-API_GROUPS = [('fewshot_fastai.data', 'data', 'Data: sources, folders, pairs, episodes, runs'),
-              ('fewshot_fastai.models', 'models', 'Models: encoders, heads, siamese, protonet'),
-              ('fewshot_fastai.losses', 'losses', 'Losses'),
-              ('fewshot_fastai.callbacks', 'callbacks', 'Callbacks: thresholds, N-way evaluation'),
-              ('fewshot_fastai.learner', 'learner', 'Learners'),
-              ('fewshot_fastai.inference', 'inference', 'Inference: pairs, support sets, embeddings'),
-              ('fewshot_fastai.whitening', 'whitening', 'Verification: embeddings whitened on a cohort'),
-              ('fewshot_fastai.fusion', 'fusion', 'Verification: scores of several systems fused'),
-              ('fewshot_fastai.interpret', 'interpret', 'Interpretation: CAM, similarity maps, top losses'),
-              ('fewshot_fastai.gan', 'gan', 'GANs'),
-              ('fewshot_fastai.recipes', 'recipes', 'Recipes: the measured settings for a kind of data'),
-              ('fewshot_fastai.deploy', 'deploy', 'Deployment: safetensors and ONNX'),
-              ('fewshot_fastai.distrib', 'distrib', 'Several GPUs and processes'),
-              ('fewshot_fastai._version', None, None)]
+# API pages: one per sub-package or module of the public API, in reading order (module -> page name, title).
+# A page documents every name in that module's `__all__` that is defined under it (re-exports are documented once,
+# where they are defined); the root's user verbs are listed on the index page and link to their entries.
+API_GROUPS = [('fewshot_fastai.data', 'data', 'ff.data: sources, folders, splits, pairs, episodes, augmentation'),
+              ('fewshot_fastai.datasets', 'datasets', 'ff.datasets: Omniglot and ORL, pen strokes, Lake runs, ink centring'),
+              ('fewshot_fastai.models', 'models', 'ff.models: the encoder registry, encoders, heads, siamese, protonet'),
+              ('fewshot_fastai.losses', 'losses', 'ff.losses'),
+              ('fewshot_fastai.verification', 'verification', 'ff.verification: thresholds, EER, calibration, whitening, fusion'),
+              ('fewshot_fastai.callbacks', 'callbacks', 'ff.callbacks: N-way evaluation, thresholds, margin, several processes'),
+              ('fewshot_fastai.learner', 'learner', 'ff.learner: learners'),
+              ('fewshot_fastai.inference', 'inference', 'ff.inference: pairs, support sets, embeddings, test-time views'),
+              ('fewshot_fastai.interpret', 'interpret', 'ff.interpret: CAM, similarity maps, top losses'),
+              ('fewshot_fastai.gan', 'gan', 'ff.gan: GANs'),
+              ('fewshot_fastai.recipes', 'recipes', 'ff.recipes: the measured settings for a kind of data'),
+              ('fewshot_fastai.deploy', 'deploy', 'ff.deploy: safetensors and ONNX')]
 # fastai callback events are documented by fastai; our callbacks' event methods are not listed as API
 CALLBACK_EVENTS = {'after_create', 'before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_pred', 'after_loss',
                    'before_backward', 'after_backward', 'before_step', 'after_step', 'after_batch', 'after_train',
@@ -44,7 +45,7 @@ CALLBACK_EVENTS = {'after_create', 'before_fit', 'before_epoch', 'before_train',
 
 
 def page_of(obj):
-    "API page name of `obj` (None for `__version__`), from the module that defines it"
+    "API page name of `obj`, from the module that defines it"
     mod = getattr(obj, '__module__', None) or ''
     for prefix, page, _ in API_GROUPS:
         if mod == prefix or mod.startswith(prefix + '.'): return page
@@ -60,17 +61,27 @@ def public_methods(cls):
     return out
 
 
+def _documentable(obj) -> bool:
+    "Functions and classes get entries; constants (URLs, tables of checksums) are described by their module's entries"
+    return inspect.isfunction(obj) or inspect.isclass(obj)
+
+
 def public_api():
-    "{page: [(name, obj)]} for every name in `fewshot_fastai.__all__` except `__version__`"
-    ff = importlib.import_module('fewshot_fastai')
-    pages = defaultdict(list)
-    for name in ff.__all__:
-        if name == '__version__': continue
-        obj = getattr(ff, name)
-        pages[page_of(obj)].append((name, obj))
-    # the recipe registry and the recipes themselves live under `ff.recipes` (the root holds only `ff.recipe`)
-    pages['recipes'] += [(f'recipes.{n}', getattr(ff.recipes, n)) for n in ff.recipes.__all__ if n != 'recipe']
+    "{page: [(name, obj)]}: every function and class in each API module's `__all__`, on the page of its defining module"
+    pages, seen = defaultdict(list), set()
+    for mod_name, page, _ in API_GROUPS:
+        mod = importlib.import_module(mod_name)
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if not _documentable(obj) or id(obj) in seen or page_of(obj) != page: continue
+            seen.add(id(obj)); pages[page].append((name, obj))
     return pages
+
+
+def root_verbs():
+    "[(name, page)] of `fewshot_fastai.__all__` (less `__version__`): each is documented on its sub-package's page"
+    ff = importlib.import_module('fewshot_fastai')
+    return [(n, page_of(getattr(ff, n))) for n in ff.__all__ if n != '__version__']
 
 
 def source_link(obj, git_url, branch):
@@ -112,8 +123,11 @@ def api_markdown(git_url, branch):
     pages, out = public_api(), {}
     titles = {p: t for _, p, t in API_GROUPS if p}
     index = ['# API reference', '',
-             'Every public name of `fewshot_fastai` (imported as `ff`), grouped by what it works on. '
-             'Each entry has its signature, a table of its parameters and a link to its source.', '']
+             'The root of `fewshot_fastai` (imported as `ff`) holds the user verbs; everything else is reached through '
+             'its sub-package (`ff.data.Elastic`, `ff.verification.fit_whitening`). Each entry has its signature, '
+             'a table of its parameters and a link to its source.', '',
+             '## The root: `ff.<name>`', '',
+             ', '.join(f'[`ff.{n}`]({p}.md#{n})' for n, p in root_verbs()), '']
     for _, page, title in API_GROUPS:
         if page is None or page not in pages: continue
         body = [f'# {title}', '']
@@ -159,7 +173,7 @@ def _link_names(md, names, here):
         rel = os.path.relpath(SRC/f'api/{names[nm]}.md', (SRC/here).parent).replace(os.sep, '/')
         return f'[`{prefix}{nm}{meth}`]({rel}#{anchor})'
     for i in range(0, len(parts), 2):
-        parts[i] = re.sub(r'(?<!\[)`(ff\.)?([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)?`(?!\])', sub, parts[i])
+        parts[i] = re.sub(r'(?<!\[)`(ff\.(?:[a-z]+\.)?)?([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)?`(?!\])', sub, parts[i])
         parts[i] = re.sub(r'\]\((\d+[a-zA-Z0-9]*_[\w-]+)\.ipynb(#[^)]*)?\)', lambda m: f']({slug_of(m.group(1) + ".ipynb")}.md{m.group(2) or ""})', parts[i])
     return ''.join(parts)
 

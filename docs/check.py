@@ -2,7 +2,7 @@
 
 1. Every internal `href`/`src` in every page resolves to a file, and every `#fragment` to an element id in it.
    Source links into the repository resolve to an existing file and line of this checkout.
-2. Every name in `fewshot_fastai.__all__` has its entry (an element with that id) on its API page.
+2. Every root verb and every function/class of a sub-package's `__all__` has its entry (an element with that id) on its API page.
 3. Debian's `chromium`, driven by Playwright (`executable_path`: no browser download), loads the home page, a
    tutorial and an API page from `python -m http.server` on 127.0.0.1; each must show its heading, load every image
    (a figure on the home page and the tutorial, a parameter table on the API page), log no console error and make
@@ -68,12 +68,11 @@ def check_links(site=SITE):
 
 
 def check_api(site=SITE):
-    "Public names without an entry on their API page"
-    import fewshot_fastai as ff
+    "Public names (the root's user verbs and every sub-package's functions and classes) without an entry on their API page"
     missing = []
-    for name in ff.__all__:
-        if name == '__version__': continue
-        page = site/'api'/f'{build.page_of(getattr(ff, name))}.html'
+    entries = [(n, p) for p, es in build.public_api().items() for n, _ in es] + build.root_verbs()
+    for name, page_name in entries:
+        page = site/'api'/f'{page_name}.html'
         if not page.exists() or name not in parse(page).ids: missing.append(f'{name} (expected on {page.relative_to(site)})')
     return missing
 
@@ -86,7 +85,7 @@ def _free_port():
 # what each page must show: (path, heading text in its h1, CSS selectors that must match)
 PAGES = [('index.html', 'fewshot_fastai', ['img']),
          ('siamese.html', 'Siamese networks', ['img', 'div.highlight']),
-         ('api/learner.html', 'Learners', ['h3#siamese_learner', 'table', 'a.src-link'])]
+         ('api/learner.html', 'ff.learner: learners', ['h3#siamese_learner', 'table', 'a.src-link'])]
 
 
 def check_browser(site=SITE, out=None, pages=PAGES, search=True):

@@ -10,18 +10,18 @@ from fastai.torch_core import default_device
 from fastai.vision.augment import AffineCoordTfm, Resize
 from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
-from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler, plain_dl
+from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler
 from .data.episode_loaders import EpisodeDataLoaders, EpisodeDataset, EpisodeDL
-from .data.ink import InkCenter
-from .models.encoders import create_encoder, encoder_features, known_arch
+from .datasets.ink import InkCenter
+from .models.registry import create_encoder, encoder_features, known_arch
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
 from .losses import pair_loss
 from .learner import SiameseLearner, EpisodicLearner
 from .inference import SupportSet, tta_from_spec
-from .whitening import Whitening
-from .distrib import unwrap_model, is_main_process
+from .verification.whitening import Whitening
+from ._distrib import unwrap_model, is_main_process, plain_dl
 from ._files import replacing_folder, replacing_file
 
 __all__ = ['save_model', 'load_model', 'export_onnx']
@@ -46,7 +46,7 @@ def _valid_tfms(learn) -> dict:
         prep = getattr(dls, 'prep', None)
         if isinstance(prep, InkCenter): out['ink_center'] = prep.config()
         elif prep is not None:
-            raise ValueError(f'save_model: the loaders\' prep {prep!r} cannot be saved as JSON (ff.InkCenter can); '
+            raise ValueError(f'save_model: the loaders\' prep {prep!r} cannot be saved as JSON (ff.datasets.InkCenter can); '
                              'use learn.export for this learner')
     for t in plain_dl(dls.valid).after_batch.fs:
         if isinstance(t, Normalize): out['normalize'] = dict(mean=t.mean.flatten().tolist(), std=t.std.flatten().tolist())

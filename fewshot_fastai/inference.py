@@ -7,12 +7,12 @@ from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
-from .data.pairs import SiameseImage, find_pair_sampler, plain_dl
+from .data.pairs import SiameseImage, find_pair_sampler
 from .data.items import to_image
 from .losses import same_probability
 from .models.protonet import prototypes
-from .distrib import unwrap_model
-from .checks import check_int
+from ._distrib import unwrap_model, plain_dl
+from ._checks import check_int
 
 __all__ = ['model_device', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'tta_from_spec', 'learner_tta', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
@@ -59,7 +59,7 @@ def flip_views(
 ) -> list:
     """The batch and its left-right mirror image (and their `shift_views` when `px` > 0): 2 (or 10) tensors (B,C,H,W).
     Test-time augmentation for roughly symmetric subjects such as faces (not for characters, whose mirror image may be
-    another character). Pass it as `tta=ff.flip_views` (or `tta=partial(ff.flip_views, px=2)`)."""
+    another character). Pass it as `tta=ff.inference.flip_views` (or `tta=partial(ff.inference.flip_views, px=2)`)."""
     both = [x, x.flip(-1)]
     return [v for b in both for v in shift_views(b, px)] if px else both
 
@@ -72,7 +72,7 @@ def affine_views(
     """The batch rotated by each of `degrees` and zoomed by each of `scales` (every combination, edges replicated), each
     with its `shift_views` when `px` > 0: len(degrees)*len(scales) (x5 with shifts) tensors (B,C,H,W).
     Test-time augmentation for drawings, whose angle and size vary from one hand to another; e.g.
-    `tta=partial(ff.affine_views, degrees=(-5, 0, 5), px=3)`. fastai's `Rotate`/`Zoom` draw random parameters per
+    `tta=partial(ff.inference.affine_views, degrees=(-5, 0, 5), px=3)`. fastai's `Rotate`/`Zoom` draw random parameters per
     image; test-time views need fixed ones, so the sampling grid is built here."""
     if not len(degrees) or not len(scales): raise ValueError('affine_views: degrees and scales need at least one value each')
     if any(s <= 0 for s in scales): raise ValueError(f'affine_views: scales={tuple(scales)} must be > 0')

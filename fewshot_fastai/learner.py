@@ -7,14 +7,15 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.all  # noqa: F401  patches fit_one_cycle, fine_tune, lr_find and the progress bar onto Learner
 from fastai.vision.core import imagenet_stats
-from .models.encoders import create_encoder, encoder_features, arch_name
+from .models.registry import create_encoder, encoder_features, arch_name
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet, EnsembleEncoder
 from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
-from .distrib import distrib_callbacks, unwrap_model
-from .checks import check_int, check_positive
+from .callbacks.distrib import distrib_callbacks
+from ._distrib import unwrap_model
+from ._checks import check_int, check_positive
 import torch
 
 __all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner', 'classifier_learner', 'ensemble_learner']

@@ -44,6 +44,16 @@ def copy_subset(src:Path, dest:Path, n_classes:int, n_per_class:int, seed=0) -> 
         for f in sorted(c.iterdir())[:n_per_class]: shutil.copy(f, out/f.name)
     return dest
 
+def _held_out(dls, cf=None):
+    "The `ClassFolder` of the classes `dls` held out for validation (of `cf`, default the loaders' own folder)"
+    keep = set(dls.valid_classes)
+    return (cf if cf is not None else dls.class_folder).subset(lambda c: c in keep)
+
+@pytest.fixture(scope='session')
+def held_out():
+    "`held_out(dls, cf=None)`: the held-out (validation) classes of `dls` as a `ClassFolder`"
+    return _held_out
+
 @pytest.fixture(scope='session')
 def omni_small(omni1, tmp_path_factory):
     "24 real Omniglot characters x 20 drawers, nested Alphabet/characterNN like the original"

@@ -7,9 +7,8 @@ from fastai.vision.all import Resize, PILImageBW, set_seed
 import fewshot_fastai as ff
 
 @pytest.fixture(scope='module')
-def unseen(omni_dls):
-    cf = omni_dls.class_folder
-    u = cf.subset(lambda c: c in set(omni_dls.valid_classes))
+def unseen(omni_dls, held_out):
+    u = held_out(omni_dls)
     return {c: [f for f, l in zip(u.files, u.label_names()) if l == c] for c in u.classes}
 
 def _queries(unseen): return [f for fs in unseen.values() for f in fs[3:8]]
@@ -17,7 +16,7 @@ def _queries(unseen): return [f for fs in unseen.values() for f in fs[3:8]]
 @pytest.mark.parametrize('head', ['contrastive', 'l1'])
 def test_pair_learner_round_trip(omni_dls, unseen, head, tmp_path):
     set_seed(0)
-    learn = ff.siamese_learner(omni_dls, ff.conv4, head=head)
+    learn = ff.siamese_learner(omni_dls, ff.models.conv4, head=head)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 3e-3)
     support = ff.SupportSet(learn, {c: fs[:2] for c, fs in unseen.items()})
     folder = ff.save_model(learn, tmp_path/'model', support=support)
@@ -25,7 +24,7 @@ def test_pair_learner_round_trip(omni_dls, unseen, head, tmp_path):
     cfg = json.loads((folder/'config.json').read_text())
     assert cfg['head'] == head and cfg['image']['mode'] == 'L' and cfg['image']['resize']['size'] == [28, 28]
     again = ff.load_model(folder)
-    assert isinstance(again, ff.SiameseLearner) and len(again.dls.train_ds) == 0
+    assert isinstance(again, ff.learner.SiameseLearner) and len(again.dls.train_ds) == 0
     q = _queries(unseen)
     a, b = q[0], q[7]
     assert again.predict_pair(a, b) == (learn.predict_pair(a, b)[0], pytest.approx(learn.predict_pair(a, b)[1], abs=1e-5))
@@ -57,7 +56,7 @@ def test_episodic_and_pretrained_round_trip(omni_small, omni_dls, unseen, tmp_pa
 def test_onnx_matches_the_model(omni_dls, unseen, tmp_path):
     ort = pytest.importorskip('onnxruntime')   # the `deploy` extra; make test installs it
     set_seed(0)
-    learn = ff.siamese_learner(omni_dls, ff.conv4, head='l1')
+    learn = ff.siamese_learner(omni_dls, ff.models.conv4, head='l1')
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 3e-3)
     files = ff.export_onnx(learn, tmp_path/'enc.onnx')
     assert [f.name for f in files] == ['enc.onnx', 'enc_head.onnx']
@@ -74,7 +73,7 @@ def test_onnx_matches_the_model(omni_dls, unseen, tmp_path):
     # classify with ONNX embeddings gives the model's labels
     sup = {c: fs[:1] for c, fs in unseen.items()}
     es = torch.from_numpy(enc.run(None, {'images': ff.inference.image_batch(learn.dls, [v[0] for v in sup.values()]).cpu().numpy()})[0])
-    onnx_labels = [list(sup)[i] for i in ff.support_scores(learn, e_onnx, es, list(range(len(sup))), len(sup)).argmax(1).tolist()]
+    onnx_labels = [list(sup)[i] for i in ff.inference.support_scores(learn, e_onnx, es, list(range(len(sup))), len(sup)).argmax(1).tolist()]
     assert onnx_labels == ff.classify(learn, q, sup, progress=False)[0]
 
 def test_load_model_errors(tmp_path):

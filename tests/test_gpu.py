@@ -15,8 +15,8 @@ def _fit(learn, n=1, lr=1e-3):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(n, lr)
 
 @pytest.fixture(scope='module')
-def unseen_of():
-    return lambda dls: dls.class_folder.subset(lambda c: c in set(dls.valid_classes))
+def unseen_of(held_out):
+    return held_out
 
 def test_pretrained_siamese_on_gpu_everything(omni_small, unseen_of, tmp_path):
     "efficientnet_lite0 (Normalize stats live on the GPU) + every inference entry point + export to a CPU machine"
@@ -46,7 +46,7 @@ def test_mixed_precision_siamese_and_episodic(omni_small, unseen_of, prec):
     set_seed(0)
     dls = ff.SiameseDataLoaders.from_folder(omni_small, valid_pct=0.25, seed=0, item_tfms=Resize(28), bs=16,
                                             img_cls=PILImageBW, num_workers=0)
-    learn = getattr(ff.siamese_learner(dls, ff.conv4, head='contrastive'), prec)()
+    learn = getattr(ff.siamese_learner(dls, ff.models.conv4, head='contrastive'), prec)()
     _fit(learn, 2, 3e-3)
     assert all(torch.isfinite(torch.tensor(v[:2])).all() for v in learn.recorder.values)
     edls = ff.EpisodeDataLoaders.from_class_folder(ff.ClassFolder(omni_small), size=28, img_cls=PILImageBW, n_way=5,
@@ -62,7 +62,7 @@ def test_mixed_precision_siamese_and_episodic(omni_small, unseen_of, prec):
 def test_gan_on_gpu_mixed_precision(omni1, tmp_path):
     dls = ff.GANDataLoaders.from_folder(omni1, size=32, invert=True, max_images=256, bs=32)
     assert dls.device.type == 'cuda'
-    smp, fr = ff.GANSamples(n=8), ff.GANFrechet(ff.lite0_features(32), n=64)
+    smp, fr = ff.GANSamples(n=8), ff.GANFrechet(ff.gan.lite0_features(32), n=64)
     learn = ff.dcgan_learner(dls, cbs=[smp, fr, ff.GANCheckpoint('g')], path=tmp_path).to_fp16()
     with learn.no_bar(), learn.no_logging(): learn.fit(2)
     assert next(learn.model.parameters()).device.type == 'cuda' and len(fr.history) == 3
@@ -73,7 +73,7 @@ def test_gan_on_gpu_mixed_precision(omni1, tmp_path):
 def test_cam_on_gpu():
     from skimage import data
     model = ff.efficientnet_lite0(pretrained=True).eval().cuda()
-    res = ff.cam_result(model, ff.imagenet_batch([data.chelsea()]).cuda())
+    res = ff.interpret.cam_result(model, ff.models.imagenet_batch([data.chelsea()]).cuda())
     assert res.method == 'cam' and res.target.tolist() == [285] and res.maps.device.type == 'cuda'
     plt.close('all')
 
@@ -84,16 +84,16 @@ def test_unfitted_learner_model_on_cpu_dls_on_gpu(omni_small, unseen_of):
     dls = ff.SiameseDataLoaders.from_folder(omni_small, valid_pct=0.25, seed=0, item_tfms=Resize(28), bs=16,
                                             img_cls=PILImageBW, num_workers=0)
     set_seed(0)
-    learn = ff.siamese_learner(dls, ff.conv4, head='l1')
+    learn = ff.siamese_learner(dls, ff.models.conv4, head='l1')
     assert dls.device.type == 'cuda' and next(learn.model.parameters()).device.type == 'cpu'
     unseen = unseen_of(dls)
     files = unseen.files[::9]
     pairs = list(zip(files[:-1], files[1:]))
     sup = {c: [f for f, l in zip(unseen.files, unseen.label_names()) if l == c][:1] for c in unseen.classes}
-    eps = ff.EpisodeSampler(unseen.labels, 3, 1, 2, 4, seed=0).episodes()
+    eps = ff.data.EpisodeSampler(unseen.labels, 3, 1, 2, 4, seed=0).episodes()
     def answers():
         return (ff.embed(learn, files, tta=1).cpu(), ff.predict_pairs(learn, pairs), ff.classify(learn, files, sup, progress=False)[0],
-                ff.episode_accuracy(learn, unseen.images, eps)['accuracy'], ff.naive_episode_accuracy(learn, unseen.images, eps)['accuracy'])
+                ff.episode_accuracy(learn, unseen.images, eps)['accuracy'], ff.callbacks.naive_episode_accuracy(learn, unseen.images, eps)['accuracy'])
     on_cpu = answers()
     assert on_cpu[0].device.type == 'cpu'
     # embeddings kept on the CPU (stored, or from ONNX) score against the model wherever it is

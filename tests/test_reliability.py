@@ -121,7 +121,7 @@ def gan_dls(omni_small):
 
 def _gan(dls, path):
     torch.manual_seed(0)
-    return ff.dcgan_learner(dls, ff.dcgan_generator(32, 1, nf=8), ff.dcgan_critic(32, 1, nf=8), path=path)
+    return ff.dcgan_learner(dls, ff.gan.dcgan_generator(32, 1, nf=8), ff.gan.dcgan_critic(32, 1, nf=8), path=path)
 
 def test_a_crafted_gan_checkpoint_is_refused_not_run(gan_dls, tmp_path):
     learn = _gan(gan_dls, tmp_path)
@@ -175,9 +175,9 @@ def test_two_runs_zips_of_one_name_are_never_confused(omni_small, tmp_path):
     import shutil
     zips = []
     for n in (2, 3):
-        folder = ff.write_runs(omni_small, tmp_path/f'w{n}'/'all_runs', n_runs=n, n_way=5, seed=n)
+        folder = ff.datasets.write_runs(omni_small, tmp_path/f'w{n}'/'all_runs', n_runs=n, n_way=5, seed=n)
         zips.append(shutil.make_archive(str(tmp_path/f'z{n}'/'all_runs'), 'zip', folder.parent, 'all_runs'))
-    assert [len(ff.load_runs(z)) for z in zips] == [2, 3]
+    assert [len(ff.datasets.load_runs(z)) for z in zips] == [2, 3]
 
 def test_symlinked_folders_are_followed_once(omni_small, tmp_path):
     import shutil, warnings

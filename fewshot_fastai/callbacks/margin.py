@@ -3,7 +3,7 @@ has no margin losses and our `CosineClassifier` sees no targets in `forward`, so
 the logits of training batches, where it knows the targets."""
 import torch
 from fastai.callback.core import Callback
-from ..distrib import unwrap_model
+from .._distrib import unwrap_model
 from ..models.protonet import CosineClassifier
 
 __all__ = ['AdditiveMargin']

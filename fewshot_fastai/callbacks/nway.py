@@ -5,11 +5,12 @@ import time
 import torch
 from fastai.callback.core import Callback
 from .columns import Column
-from ..data.episodes import EpisodeSampler, drawer_of
-from ..data.items import alphabet_of, IndexedView
+from ..data.episodes import EpisodeSampler
+from ..datasets.naming import alphabet_of, drawer_of
+from ..data.items import IndexedView
 from ..inference import embed, support_scores, class_scores, image_batch, model_device, classify, one_to_one, similarity
-from .threshold import equal_error_rate
-from ..distrib import unwrap_model
+from ..verification.scores import equal_error_rate
+from .._distrib import unwrap_model
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy', 'runs_error', 'pairs_eer', 'NWayEval']
 
@@ -65,7 +66,7 @@ def naive_episode_accuracy(
 
 def runs_error(
     learn, # a learner whose model has `encode` and `similarity`
-    runs, # Lake-format runs (`ff.load_runs`)
+    runs, # Lake-format runs (`ff.datasets.load_runs`)
     tta=None, # test-time augmentation (see `embed`); None: the learner's own
 ) -> dict:
     """Error of Lake's one-shot protocol over `runs`: each test item is labelled alone with the class image it matches

@@ -1,0 +1,16 @@
+"""Generic data: sources (download, checksum, safe extraction, cache), folder-per-class items (eager or lazy),
+class splits, image pairs (`SiameseImage`, a fastai DataBlock), N-way K-shot episodes and their loaders, augmentation."""
+from .sources import cache_dir, file_hash, check_hash, safe_extract, download, fetch_zip, MAX_EXTRACT_BYTES, MAX_EXTRACT_RATIO
+from .items import ClassFolder, LazyImages, IndexedView, decoded_bytes, decode_image, label_of, to_image
+from .split import class_split, held_out_classes
+from .pairs import SiameseImage, PAIR_LABELS, PairSampler, SiameseDataLoaders, find_pair_sampler
+from .episodes import Episode, EpisodeSampler
+from .episode_loaders import (image_tensor, LazyImageTensor, EpisodeDataset, show_titled, EpisodeDL, EpisodeDataLoaders, ClassBatches,
+                              ClassifierDataLoaders)
+from .augment import Elastic
+
+__all__ = ['cache_dir', 'file_hash', 'check_hash', 'safe_extract', 'download', 'fetch_zip', 'MAX_EXTRACT_BYTES',
+           'MAX_EXTRACT_RATIO', 'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'decode_image', 'label_of',
+           'to_image', 'class_split', 'held_out_classes', 'SiameseImage', 'PAIR_LABELS', 'PairSampler',
+           'SiameseDataLoaders', 'find_pair_sampler', 'Episode', 'EpisodeSampler', 'image_tensor', 'LazyImageTensor',
+           'EpisodeDataset', 'show_titled', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches', 'ClassifierDataLoaders', 'Elastic']

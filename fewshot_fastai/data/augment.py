@@ -3,13 +3,13 @@ import torch
 import torch.nn.functional as F
 from fastai.vision.core import TensorImage
 from fastai.vision.augment import RandTransform
-from ..checks import check_int
+from .._checks import check_int
 
 __all__ = ['Elastic']
 
 class Elastic(RandTransform):
     """Elastic distortion of every training image by its own smooth random displacement field, as a fastai batch
-    transform (`batch_tfms=[ff.Elastic()]`; training batches only). The field is Gaussian noise on a coarse
+    transform (`batch_tfms=[ff.data.Elastic()]`; training batches only). The field is Gaussian noise on a coarse
     `grid` x `grid` lattice, upsampled bicubically to the image and scaled so that its displacements are about `magnitude` pixels (their
     standard deviation at the grid points):
     the stroke wobble a different hand gives a character, which affine transforms cannot make.

@@ -12,14 +12,15 @@ from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
 from .items import to_image, LazyImages
-from ..checks import check_int
-from .pairs import held_out_classes, plain_dl
+from .._checks import check_int
+from .split import held_out_classes
+from .._distrib import plain_dl
 
-__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
+__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'show_titled', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
            'ClassifierDataLoaders']
 
 def image_tensor(images, size, img_cls=PILImage, prep=None) -> torch.Tensor:
-    """Decoded PIL `images`, each through `prep` first (a PIL -> PIL callable such as `ff.InkCenter()`; None: as they
+    """Decoded PIL `images`, each through `prep` first (a PIL -> PIL callable such as `ff.datasets.InkCenter()`; None: as they
     are), converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"""
     size = (size, size) if isinstance(size, int) else tuple(size)
     mode = img_cls._open_args['mode']
@@ -83,7 +84,12 @@ class EpisodeDataset:
         names = getattr(self.sampler, 'names', None) or getattr(self, 'names', None)
         return [str(names[c]) if names is not None else f'class {c}' for c in e.classes]
 
-def _show(ax, t, title, color=None):
+def show_titled(
+    ax, # a matplotlib axis
+    t, # an image, (C,H,W), uint8 or in [0,1]
+    title:str, # its title
+    color=None, # the title's colour (default black)
+):
     "fastai's `show_image` of a (C,H,W) image tensor (uint8 or [0,1]), with a small, optionally coloured title"
     show_image(t.detach().cpu(), ax=ax, cmap='gray' if t.shape[0] == 1 else None)
     ax.set_title(title, fontsize=8, color=color or 'black')
@@ -107,9 +113,9 @@ class EpisodeDL(DataLoader):
         rows = -(-ns//cols) + -(-nq//cols)
         fig, axs = plt.subplots(rows, cols, figsize=(figsize_per*cols, figsize_per*1.15*rows), squeeze=False)
         for ax in axs.flat: ax.axis('off')
-        for i in range(ns): _show(axs.flat[i], x[i], f'support: {names[sy[i]]}')
+        for i in range(ns): show_titled(axs.flat[i], x[i], f'support: {names[sy[i]]}')
         first = -(-ns//cols)*cols
-        for j in range(nq): _show(axs.flat[first + j], x[ns + j], f'query: {names[qy[j]]}', 'tab:blue')
+        for j in range(nq): show_titled(axs.flat[first + j], x[ns + j], f'query: {names[qy[j]]}', 'tab:blue')
         fig.tight_layout()
         return fig
 
@@ -124,8 +130,8 @@ class EpisodeDL(DataLoader):
         fig, axs = plt.subplots(n, 2, figsize=(2*figsize_per, figsize_per*1.2*n), squeeze=False)
         for j in range(n):
             ok = pred[j] == qy[j]
-            _show(axs[j, 0], x[len(sy) + j], f'query ({names[qy[j]]})')
-            _show(axs[j, 1], x[first_of[pred[j]]], f'pred: {names[pred[j]]}', 'green' if ok else 'red')
+            show_titled(axs[j, 0], x[len(sy) + j], f'query ({names[qy[j]]})')
+            show_titled(axs[j, 1], x[first_of[pred[j]]], f'pred: {names[pred[j]]}', 'green' if ok else 'red')
         fig.tight_layout()
         return fig
 
@@ -191,7 +197,7 @@ class EpisodeDataLoaders(DataLoaders):
         group=None, # split whole groups of classes, e.g. `alphabet_of`
         device=None, # where batches go (default: fastai's `default_device()`)
         num_workers:int=0, # worker processes preparing training episodes (e.g. 1 to draw `StrokeImages` beside training)
-        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.InkCenter()`)
+        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.datasets.InkCenter()`)
     ):
         """Episode DataLoaders over a `ClassFolder`; classes are split as in `SiameseDataLoaders` (`valid_classes`:
         explicit list or predicate). `rotations=4` adds the 90/180/270-degree rotations of training classes as
@@ -206,7 +212,7 @@ class EpisodeDataLoaders(DataLoaders):
         train = EpisodeDataset(xt, EpisodeSampler(yt, n_way, k_shot, n_query, episodes_per_epoch, groups=groups, names=names),
                                fixed=False)
         # split_idx 0: the training pipeline. Without it (a plain DataLoader, unlike TfmdDL, does not set one) fastai skips
-        # every transform marked training-only (split_idx 0: Brightness, Contrast, ff.Elastic); its affine ones ran anyway
+        # every transform marked training-only (split_idx 0: Brightness, Contrast, ff.data.Elastic); its affine ones ran anyway
         tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)], split_idx=0)
         return cls._make(cf, held, EpisodeDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
                          xv, yv, valid_n_way or n_way, k_shot, n_query, valid_episodes, seed, img_cls, device, prep)
@@ -298,7 +304,7 @@ class ClassifierDataLoaders(EpisodeDataLoaders):
         valid_classes=None, # explicit validation labels (list) or a predicate
         device=None, # where batches go (default: fastai's `default_device()`)
         num_workers:int=0, # worker processes preparing training batches
-        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.InkCenter()`)
+        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.datasets.InkCenter()`)
     ):
         """Classifier batches of the training classes, N-way episodes of the held-out ones (split as in
         `EpisodeDataLoaders.from_class_folder`, with which it shares every argument of the same name)"""

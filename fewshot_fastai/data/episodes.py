@@ -1,19 +1,11 @@
 """N-way K-shot episodes over any labelled set of images (easyfsl-style contract: the sampler needs only
 labels, plus optional groups and drawers), including Lake-style within-alphabet, cross-drawer episodes."""
-import random, re
+import random
 from dataclasses import dataclass
 from pathlib import Path
-from ..checks import check_int
+from .._checks import check_int
 
-__all__ = ['Episode', 'EpisodeSampler', 'drawer_of']
-
-def drawer_of(
-    fn, # an Omniglot file name like '0108_05.png'
-) -> int:
-    "Omniglot drawer (1-20) of a file named like `0108_05.png`"
-    m = re.fullmatch(r'\d+_(\d+)', Path(fn).stem)
-    if not m: raise ValueError(f'{fn}: not an Omniglot file name (NNNN_DD.png); cannot tell its drawer')
-    return int(m.group(1))
+__all__ = ['Episode', 'EpisodeSampler']
 
 @dataclass
 class Episode:

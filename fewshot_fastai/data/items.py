@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from fastai.data.transforms import image_extensions
-from ..checks import check_int, check_positive
+from .._checks import check_int, check_positive
 
-__all__ = ['ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'label_of', 'alphabet_of', 'to_image']
+__all__ = ['ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'decode_image', 'label_of', 'to_image']
 
 def label_of(
     fn:Path, # an image file
@@ -18,13 +18,7 @@ def label_of(
     "Class of image `fn`: its folder relative to `root` (`s1`; `Alphabet/character01` for Omniglot)"
     return fn.parent.relative_to(root).as_posix()
 
-def alphabet_of(
-    label:str, # a class label such as 'Latin/character01'
-) -> str:
-    "Omniglot alphabet of a class label `Alphabet/characterNN`"
-    return label.split('/')[0]
-
-def _decode(fn:Path) -> Image.Image:
+def decode_image(fn:Path) -> Image.Image:
     "Fully decoded image `fn`, in its stored mode; raises naming the file if it is not a readable image"
     try:
         with Image.open(fn) as im:
@@ -72,7 +66,7 @@ class LazyImages:
         if isinstance(i, slice): return [self[k] for k in range(*i.indices(len(self)))]
         if self.cache_size and i in self._cache:
             self._cache.move_to_end(i); return self._cache[i]
-        im = _decode(self.files[i])
+        im = decode_image(self.files[i])
         if self.cache_size:
             self._cache[i] = im
             if len(self._cache) > self.cache_size: self._cache.popitem(last=False)
@@ -164,11 +158,11 @@ class ClassFolder:
         self.lazy = bool(lazy)
         if not decode: self.images = None
         elif self.lazy: self.images = LazyImages(self.files, cache_size)
-        else: self.images = [_decode(f) for f in self.files]
+        else: self.images = [decode_image(f) for f in self.files]
 
     def verify(self) -> 'ClassFolder':
         "Decode every file once (not kept); raises an error naming the first that is not a readable image"
-        for f in self.files: _decode(f)
+        for f in self.files: decode_image(f)
         return self
 
     def subset(
@@ -205,7 +199,7 @@ def to_image(
     mode = img_cls._open_args['mode']
     if isinstance(x, (str, Path)):
         if not Path(x).is_file(): raise FileNotFoundError(f'{x}: no such image file')
-        x = _decode(Path(x))
+        x = decode_image(Path(x))
     if isinstance(x, torch.Tensor):
         t = x.detach().cpu()
         if t.ndim == 2: t = t[None]

@@ -14,9 +14,11 @@ from fastai.vision.data import get_grid
 from fasttransform import ItemTransform, Pipeline
 from plum import dispatch
 from .items import ClassFolder, LazyImages, to_image
-from ..checks import check_int
+from .._checks import check_int
+from .._distrib import plain_dl
+from .split import held_out_classes
 
-__all__ = ['SiameseImage', 'PAIR_LABELS', 'plain_dl', 'class_split', 'held_out_classes', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
+__all__ = ['SiameseImage', 'PAIR_LABELS', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
 
 PAIR_LABELS = ('different', 'same')
 
@@ -40,31 +42,6 @@ class SiameseImage(fastuple):
         if title is None and len(self) > 2: title = PAIR_LABELS[int(self[2])]
         if a.shape[0] == 1: kwargs.setdefault('cmap', 'gray')
         return TensorImage(torch.cat([a, gap, b.to(a.dtype)], dim=2)).show(ctx=ctx, title=title, **kwargs)
-
-def class_split(
-    labels:list[str], # the class labels
-    valid_pct:float=0.2, # share of the classes (or groups) to hold out
-    seed:int|None=None, # seed of the random choice
-    group=None, # label -> group function: whole groups are held out (e.g. `alphabet_of`)
-) -> set[str]:
-    """The labels held out for validation: a `valid_pct` share of the classes, or of the groups of classes
-    given by `group(label)` (e.g. `alphabet_of` for unseen Omniglot alphabets), drawn with `seed`."""
-    if not 0 < valid_pct < 1: raise ValueError(f'valid_pct must be in (0, 1), got {valid_pct}')
-    keys = sorted({group(l) if group else l for l in labels})
-    n_valid = max(1, round(valid_pct*len(keys)))
-    if n_valid >= len(keys): raise ValueError(f'valid_pct={valid_pct} leaves no training class out of {len(keys)}')
-    held = set(random.Random(seed).sample(keys, n_valid))
-    return {l for l in labels if (group(l) if group else l) in held}
-
-def held_out_classes(names:list[str], valid_pct:float=0.2, seed:int|None=None, valid_classes=None, group=None) -> set[str]:
-    "Validation labels: explicit `valid_classes` (list, or predicate on the label), else `class_split`; checked"
-    if valid_classes is None: held = class_split(names, valid_pct, seed, group)
-    elif callable(valid_classes): held = {n for n in names if valid_classes(n)}
-    else:
-        held = set(valid_classes)
-        if (unknown := held - set(names)): raise ValueError(f'valid_classes not found: {sorted(unknown)[:5]}')
-    if not held or held == set(names): raise ValueError(f'the split leaves {len(held)} of {len(names)} classes for validation')
-    return held
 
 def _is_pair(p) -> bool:
     "`(a, b)` or `(a, b, same)` of images (not an anchor index)"
@@ -153,11 +130,6 @@ class PairSampler(ItemTransform):
         res.__dict__.update({**self.__dict__, 'images': None, 'valid_pairs': {}, 'split_classes': {}, '_keys': {},
                              '_pos': {}, 'labels': None, 'is_valid': None})
         return res
-
-def plain_dl(dl):
-    "The DataLoader inside fastai's `DistributedDL` (which `learn.distrib_ctx()` puts in place during fit), else `dl`"
-    while hasattr(dl, 'dl') and type(dl).__name__ == 'DistributedDL': dl = dl.dl
-    return dl
 
 def find_pair_sampler(dls) -> PairSampler:
     "The `PairSampler` in `dls`' item transforms"

@@ -1,0 +1,14 @@
+"""GANs: image loaders, DCGAN/WGAN nets and learners, stable training for small data (hinge, WGAN-GP, DiffAugment,
+generator EMA), sampling and checkpoint callbacks, and the Fréchet distance on local features."""
+from .data import NoiseImages, GANDataLoaders, gan_images
+from .learner import (dcgan_generator, dcgan_critic, dcgan_init, dcgan_losses, wgan_losses, GANFixes, GANStats,
+                      GANNaNStop, dcgan_learner, wgan_learner)
+from .stable import hinge_losses, sn_critic, diff_augment, DiffAugment, GradientPenalty, GeneratorEMA, gan_learner
+from .callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses, epochs_done
+from .frechet import frechet_distance, FrechetFeatures, lite0_features
+
+__all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
+           'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'hinge_losses',
+           'sn_critic', 'diff_augment', 'DiffAugment', 'GradientPenalty', 'GeneratorEMA', 'gan_learner', 'generate',
+           'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done',
+           'frechet_distance', 'FrechetFeatures', 'lite0_features']

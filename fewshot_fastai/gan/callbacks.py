@@ -10,7 +10,7 @@ from ..callbacks.columns import Column
 from fastai.vision.gan import GANTrainer
 from .frechet import frechet_distance, lite0_features
 from .learner import GANFixes
-from ..distrib import unwrap_model, is_main_process
+from .._distrib import unwrap_model, is_main_process
 from .._files import replacing_file
 
 __all__ = ['generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done']

@@ -12,8 +12,8 @@ from fastai.data.transforms import IntToFloatTensor, Normalize, get_image_files
 from fastai.vision.core import TensorImage, PILImage, PILImageBW
 from fastai.vision.gan import InvisibleTensor
 from fasttransform import Pipeline
-from ..data.items import _decode, LazyImages, decoded_bytes
-from ..checks import check_int
+from ..data.items import decode_image, LazyImages, decoded_bytes
+from .._checks import check_int
 from ..data.episode_loaders import image_tensor, LazyImageTensor
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images']
@@ -39,7 +39,7 @@ def gan_images(
     img_cls = PILImageBW if n_channels == 1 else PILImage
     if lazy is None: lazy = decoded_bytes(files) > max_bytes
     if lazy: return LazyImageTensor(LazyImages(files), size, img_cls, invert=invert)
-    ims = [_decode(f).convert(img_cls._open_args['mode']) for f in files]
+    ims = [decode_image(f).convert(img_cls._open_args['mode']) for f in files]
     if invert: ims = [ImageOps.invert(im) for im in ims]
     return image_tensor(ims, size, img_cls)
 

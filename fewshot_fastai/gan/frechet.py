@@ -77,5 +77,5 @@ def lite0_features(
     size:int=64, # images are resized to this
 ) -> FrechetFeatures:
     "`FrechetFeatures` of the offline ImageNet `efficientnet_lite0` (1280-d pooled features) at `size` px"
-    from ..models.encoders import efficientnet_lite0
+    from ..models.pretrained import efficientnet_lite0
     return FrechetFeatures(efficientnet_lite0(pretrained=True, num_classes=0), size)

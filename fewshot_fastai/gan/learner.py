@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from fastai.callback.core import Callback, CancelFitException
 from ..callbacks.columns import Column
-from ..distrib import distrib_callbacks
+from ..callbacks.distrib import distrib_callbacks
 from fastai.optimizer import Adam, RMSProp
 from fastai.vision.gan import GANLearner, GANTrainer, FixedGANSwitcher, basic_generator, basic_critic
 import warnings

@@ -14,7 +14,7 @@ from fastai.callback.core import Callback
 from fastai.optimizer import Adam
 from fastai.vision.gan import FixedGANSwitcher, GANTrainer
 from .learner import dcgan_generator, dcgan_critic, dcgan_losses, wgan_losses, _gan_learner, _check_size
-from ..distrib import unwrap_model
+from .._distrib import unwrap_model
 
 __all__ = ['hinge_losses', 'sn_critic', 'diff_augment', 'DiffAugment', 'GradientPenalty', 'GeneratorEMA', 'gan_learner']
 

@@ -7,8 +7,8 @@ from matplotlib.patches import Rectangle
 from scipy import ndimage
 from fastai.callback.core import Callback
 from fastai.learner import Learner
-from .cam import cam_result, similarity_maps
-from ..distrib import unwrap_model, is_main_process
+from .maps import cam_result, similarity_maps
+from .._distrib import unwrap_model, is_main_process
 from .._files import replacing_file
 
 __all__ = ['cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback', 'display_image']

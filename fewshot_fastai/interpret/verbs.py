@@ -4,8 +4,9 @@ true and predicted classes. (fastai's own method draws nothing for batch types t
 `SiameseImage` does, and needs `dl.items`, which episodes lack.)"""
 import torch
 from fastai.interpret import Interpretation
-from ..data.episode_loaders import EpisodeDL, _show
-from ..data.pairs import plain_dl, SiameseImage, PairSampler, PAIR_LABELS
+from ..data.episode_loaders import EpisodeDL, show_titled
+from ..data.pairs import SiameseImage, PairSampler, PAIR_LABELS
+from .._distrib import plain_dl
 from fastai.vision.data import get_grid
 
 __all__ = ['pair_top_losses', 'episode_top_losses']
@@ -54,9 +55,9 @@ def episode_top_losses(
         pred = int(probs[g].argmax())
         first = {c: e.support[e.support_labels.index(c)] for c in set(e.support_labels)}
         x = ds.x[[e.query[j], first[truth], first[pred]]]
-        _show(axs[row, 0], x[0], f'query, loss {loss:.2f}')
-        _show(axs[row, 1], x[1], f'truth: {names[truth]}')
-        _show(axs[row, 2], x[2], f'pred: {names[pred]} ({float(probs[g, pred]):.2f})', 'green' if pred == truth else 'red')
+        show_titled(axs[row, 0], x[0], f'query, loss {loss:.2f}')
+        show_titled(axs[row, 1], x[1], f'truth: {names[truth]}')
+        show_titled(axs[row, 2], x[2], f'pred: {names[pred]} ({float(probs[g, pred]):.2f})', 'green' if pred == truth else 'red')
     fig.tight_layout()
     return fig
 

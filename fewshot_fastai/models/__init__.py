@@ -1,0 +1,17 @@
+"""Models: encoders (a registry, one module per family), pair heads, `SiameseModel`, `ProtoNet`."""
+from .registry import (PretrainedUnavailable, EncoderEntry, register_encoder, list_encoders, resolve_arch, known_arch,
+                       arch_name, create_encoder, encoder_features)
+from .conv4 import conv4
+from .koch import koch_net
+from .wrn import wrn
+from .resnet12 import resnet12
+from .pretrained import efficientnet_lite0, imagenet_batch
+from .taps import TapGrid
+from .heads import PairHead, ConcatHead, L1Head, DistanceHead, CosineHead, HEADS
+from .siamese import SiameseModel, siamese_splitter
+from .protonet import ProtoNet, CosineClassifier, EnsembleEncoder, prototypes, sq_distances
+
+__all__ = ['PretrainedUnavailable', 'EncoderEntry', 'register_encoder', 'list_encoders', 'resolve_arch', 'known_arch',
+           'arch_name', 'create_encoder', 'encoder_features', 'conv4', 'koch_net', 'wrn', 'resnet12', 'efficientnet_lite0',
+           'imagenet_batch', 'TapGrid', 'PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'HEADS',
+           'SiameseModel', 'siamese_splitter', 'ProtoNet', 'CosineClassifier', 'EnsembleEncoder', 'prototypes', 'sq_distances']

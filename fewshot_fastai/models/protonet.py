@@ -60,7 +60,7 @@ class ProtoNet(nn.Module):
         if normalize: self.scale = nn.Parameter(torch.tensor(float(scale)))
         self.classifier = None if not n_classes else (CosineClassifier(n_features, n_classes) if classifier == 'cosine'
                                                       else nn.Linear(n_features, n_classes))
-        # a post-processing of the embeddings at inference (e.g. `ff.Whitening` fitted by the `faces` recipe): `ff.embed`
+        # a post-processing of the embeddings at inference (e.g. `ff.verification.Whitening` fitted by the `faces` recipe): `ff.embed`
         # applies it after averaging the TTA views; training episodes do not use it
         self.whitening = None
     def features(

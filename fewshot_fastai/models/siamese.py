@@ -10,7 +10,7 @@ class SiameseModel(nn.Module):
     def __init__(
         self,
         encoder:nn.Module, # image -> features, shared by both images
-        head:nn.Module, # a pair head with `embed`, `compare` and `similarity` (`ff.ConcatHead`, `L1Head`, ...)
+        head:nn.Module, # a pair head with `embed`, `compare` and `similarity` (`ff.models.ConcatHead`, `L1Head`, ...)
     ):
         super().__init__()
         self.encoder, self.head = encoder, head

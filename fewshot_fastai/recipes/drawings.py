@@ -5,8 +5,8 @@ from fastai.vision.core import PILImageBW
 from fastai.torch_core import set_seed
 from ..data.augment import Elastic
 from ..data.episode_loaders import EpisodeDataLoaders
-from ..data.ink import InkCenter
-from ..data.pairs import class_split
+from ..datasets.ink import InkCenter
+from ..data.split import class_split
 from ..learner import episodic_learner
 from .budget import fit_recipe
 from .registry import register, class_folder
@@ -22,9 +22,9 @@ def drawings(
     epochs:int=55, # one-cycle epochs of `episodes_per_epoch` episodes
     minutes:float|None=None, # instead of `epochs`: the epochs that fit this many minutes (timed on a short probe)
     size:int=32, # image side (px); 32 is the smallest that keeps Conv4's final maps 2x2
-    ink_center:float=0.8, # `ff.InkCenter(fill)` on every image (training and inference): ink centred, its box this share of the side; 0: off
+    ink_center:float=0.8, # `ff.datasets.InkCenter(fill)` on every image (training and inference): ink centred, its box this share of the side; 0: off
     rotations:int=8, # training classes per character: its 4 rotations (4), and their mirror images (8)
-    elastic:float=1.5, # `ff.Elastic` magnitude (px) in training batches; 0: off
+    elastic:float=1.5, # `ff.data.Elastic` magnitude (px) in training batches; 0: off
     rotate:float=10., # fastai `Rotate(max_deg)` in training (p=0.75)
     zoom:float=1.15, # fastai `Zoom(max_zoom)` in training (p=0.75)
     n_way:int=30, # classes per training episode

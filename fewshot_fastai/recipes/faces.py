@@ -4,7 +4,7 @@ from fastai.vision.core import PILImage
 from ..data.episode_loaders import ClassifierDataLoaders
 from ..learner import episodic_learner
 from ..inference import embed
-from ..whitening import fit_whitening
+from ..verification.whitening import fit_whitening
 from .registry import register, class_folder
 
 __all__ = ['faces']
@@ -17,11 +17,11 @@ def faces(
     data, # a folder of class folders (or a `ClassFolder`), one per identity: the whitening is fitted on them
     size:tuple=(224, 184), # image rows, columns
     arch:str='efficientnet_lite0', # an ImageNet-pretrained encoder (efficientnet_lite0's weights are available offline)
-    taps:tuple=('blocks.4',), # the encoder's layers whose outputs are tapped (`ff.TapGrid`)
+    taps:tuple=('blocks.4',), # the encoder's layers whose outputs are tapped (`ff.models.TapGrid`)
     grid:tuple=(3, 3), # each tapped map average-pooled to this grid, then flattened side by side
     flip:bool=True, # test-time augmentation: average the image's and its mirror image's embeddings
     tta_px:int=0, # test-time augmentation: also shifts by this many px (0: none)
-    whiten:str='total', # `ff.fit_whitening` on `data`'s images: 'total' covariance, 'wccn' (within identity) or 'none'
+    whiten:str='total', # `ff.verification.fit_whitening` on `data`'s images: 'total' covariance, 'wccn' (within identity) or 'none'
     shrink:float=1.0, # the whitening's ridge
     bs:int=32, # images per encoder batch
 ):

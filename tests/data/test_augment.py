@@ -19,7 +19,7 @@ def drawings(omni1):
 def test_elastic_bends_each_image_its_own_way(drawings):
     torch.manual_seed(0)
     x = TensorImage(torch.cat([drawings[:1]]*4 + [drawings]))   # four copies of one drawing, then eight others
-    y = ff.Elastic(magnitude=2., p=1.)(x, split_idx=0)
+    y = ff.data.Elastic(magnitude=2., p=1.)(x, split_idx=0)
     assert y.shape == x.shape and y.dtype == x.dtype and isinstance(y, TensorImage)
     assert not torch.allclose(y, x, atol=1e-3)
     assert all(not torch.allclose(y[i], y[j], atol=1e-3) for i in range(4) for j in range(i + 1, 4))   # own field each
@@ -35,28 +35,28 @@ def test_elastic_bends_each_image_its_own_way(drawings):
 
 def test_elastic_size_follows_magnitude(drawings):
     torch.manual_seed(1)
-    small = (ff.Elastic(magnitude=0.5, p=1.)(drawings, split_idx=0) - drawings).abs().mean()
-    big = (ff.Elastic(magnitude=3., p=1.)(drawings, split_idx=0) - drawings).abs().mean()
+    small = (ff.data.Elastic(magnitude=0.5, p=1.)(drawings, split_idx=0) - drawings).abs().mean()
+    big = (ff.data.Elastic(magnitude=3., p=1.)(drawings, split_idx=0) - drawings).abs().mean()
     assert 0 < small < big
-    assert torch.allclose(ff.Elastic(magnitude=0., p=1.)(drawings, split_idx=0), drawings, atol=1e-5)
-    assert torch.equal(ff.Elastic(magnitude=3., p=0.)(drawings, split_idx=0), drawings)
+    assert torch.allclose(ff.data.Elastic(magnitude=0., p=1.)(drawings, split_idx=0), drawings, atol=1e-5)
+    assert torch.equal(ff.data.Elastic(magnitude=3., p=0.)(drawings, split_idx=0), drawings)
 
 
 def test_elastic_only_in_training_and_on_uint8(drawings):
-    pipe = Pipeline([ff.Elastic(magnitude=3., p=1.)])
+    pipe = Pipeline([ff.data.Elastic(magnitude=3., p=1.)])
     pipe.split_idx = 1   # validation: untouched
     assert torch.equal(pipe(drawings), drawings)
     pipe.split_idx = 0
     assert not torch.allclose(pipe(drawings), drawings, atol=1e-3)
     u8 = TensorImage((drawings*255).to(torch.uint8))
-    out = ff.Elastic(magnitude=2., p=1.)(u8, split_idx=0)
+    out = ff.data.Elastic(magnitude=2., p=1.)(u8, split_idx=0)
     assert out.dtype == torch.uint8 and out.shape == u8.shape and not torch.equal(out, u8)
 
 
 def test_elastic_bad_arguments():
-    with pytest.raises(ValueError, match='magnitude'): ff.Elastic(magnitude=-1)
-    with pytest.raises(ValueError, match=r'\bp\b'): ff.Elastic(p=1.5)
-    with pytest.raises((ValueError, TypeError), match='grid'): ff.Elastic(grid=1)
+    with pytest.raises(ValueError, match='magnitude'): ff.data.Elastic(magnitude=-1)
+    with pytest.raises(ValueError, match=r'\bp\b'): ff.data.Elastic(p=1.5)
+    with pytest.raises((ValueError, TypeError), match='grid'): ff.data.Elastic(grid=1)
 
 
 def _on_byte_grid(x):
@@ -67,11 +67,11 @@ def _on_byte_grid(x):
 @pytest.mark.parametrize('kind', ['episodes', 'classifier'])
 def test_batch_tfms_act_on_training_batches_only(omni1, kind):
     """A regression: the loaders' batch transforms once sat in a Pipeline without split_idx, so fastai skipped those
-    marked training-only (split_idx 0: `ff.Elastic`, fastai's `Brightness`/`Contrast`); its affine ones ran anyway"""
+    marked training-only (split_idx 0: `ff.data.Elastic`, fastai's `Brightness`/`Contrast`); its affine ones ran anyway"""
     from fastai.vision.all import PILImageBW
     cf = ff.ClassFolder(omni1).subset(lambda c: c.startswith('Greek'))
     kw = dict(size=28, img_cls=PILImageBW, valid_classes=lambda c: c.endswith(('01', '02', '03', '04', '05')),
-              batch_tfms=[ff.Elastic(2., p=1.)])
+              batch_tfms=[ff.data.Elastic(2., p=1.)])
     if kind == 'episodes': dls = ff.EpisodeDataLoaders.from_class_folder(cf, n_way=5, n_query=2, episodes_per_epoch=2, **kw)
     else: dls = ff.ClassifierDataLoaders.from_class_folder(cf, bs=16, valid_n_way=5, **kw)
     x = dls.train.one_batch()[0]

@@ -2,8 +2,9 @@
 import shutil
 import pytest
 import fewshot_fastai as ff
-from fewshot_fastai.data.episodes import EpisodeSampler, drawer_of
-from fewshot_fastai.data.runs import load_runs, write_runs
+from fewshot_fastai.data.episodes import EpisodeSampler
+from fewshot_fastai.datasets.naming import drawer_of
+from fewshot_fastai.datasets.runs import load_runs, write_runs
 
 @pytest.fixture(scope='module')
 def cf2(data_dir):
@@ -26,17 +27,17 @@ def test_seeded_episodes_are_fixed(cf2):
 
 def test_within_alphabet_cross_drawer(cf2):
     drawers = [drawer_of(f) for f in cf2.files]
-    s = EpisodeSampler(cf2.labels, 20, 1, 1, 30, seed=0, groups=ff.alphabet_of, drawers=drawers, names=cf2.classes)
+    s = EpisodeSampler(cf2.labels, 20, 1, 1, 30, seed=0, groups=ff.datasets.alphabet_of, drawers=drawers, names=cf2.classes)
     for e in s.episodes():
-        assert len({ff.alphabet_of(cf2.classes[c]) for c in e.classes}) == 1
+        assert len({ff.datasets.alphabet_of(cf2.classes[c]) for c in e.classes}) == 1
         assert len({drawers[i] for i in e.support}) == 1 and len({drawers[i] for i in e.query}) == 1
         assert drawers[e.support[0]] != drawers[e.query[0]]
 
 def test_episode_errors(cf2):
     with pytest.raises(ValueError, match='n_way=200 exceeds the 156 classes'): EpisodeSampler(cf2.labels, n_way=200)
-    biggest = max(sum(ff.alphabet_of(c) == a for c in cf2.classes) for a in {ff.alphabet_of(c) for c in cf2.classes})
+    biggest = max(sum(ff.datasets.alphabet_of(c) == a for c in cf2.classes) for a in {ff.datasets.alphabet_of(c) for c in cf2.classes})
     with pytest.raises(ValueError, match=f'n_way=50 exceeds the {biggest} classes available in any one group'):
-        EpisodeSampler(cf2.labels, n_way=50, groups=ff.alphabet_of, names=cf2.classes)
+        EpisodeSampler(cf2.labels, n_way=50, groups=ff.datasets.alphabet_of, names=cf2.classes)
     with pytest.raises(ValueError, match="class 'Greek/character01' has 20 images, fewer than k_shot \\+ n_query = 25"):
         EpisodeSampler(cf2.labels, n_way=5, k_shot=20, n_query=5, names=cf2.classes)
     with pytest.raises(ValueError, match='not an Omniglot file name'): drawer_of('face.pgm')

@@ -12,8 +12,8 @@ def test_nested_labels_and_alphabets(omni_small):
     cf = ff.ClassFolder(omni_small)
     assert len(cf.classes) == 24 and len(cf) == 24*20
     assert all(c.count('/') == 1 for c in cf.classes)   # Alphabet/characterNN
-    assert {ff.alphabet_of(c) for c in cf.classes} <= {'Balinese', 'Early_Aramaic', 'Greek', 'Korean', 'Latin'}
-    assert [cf.classes[l] for l in cf.labels] == [ff.label_of(f, omni_small) for f in cf.files]
+    assert {ff.datasets.alphabet_of(c) for c in cf.classes} <= {'Balinese', 'Early_Aramaic', 'Greek', 'Korean', 'Latin'}
+    assert [cf.classes[l] for l in cf.labels] == [ff.data.label_of(f, omni_small) for f in cf.files]
     assert cf.images[0].size == (105, 105)
 
 def test_orl_subjects(orl):

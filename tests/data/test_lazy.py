@@ -9,13 +9,13 @@ import fewshot_fastai as ff
 def test_automatic_choice_from_headers(omni_small):
     eager = ff.ClassFolder(omni_small)
     assert not eager.lazy and isinstance(eager.images, list)
-    est = ff.decoded_bytes(eager.files)
+    est = ff.data.decoded_bytes(eager.files)
     assert est == len(eager)*105*105        # Omniglot: 105x105, 1 byte per pixel ('1' mode is one band)
     lazy = ff.ClassFolder(omni_small, max_bytes=est - 1)
-    assert lazy.lazy and isinstance(lazy.images, ff.LazyImages) and lazy.files == eager.files
+    assert lazy.lazy and isinstance(lazy.images, ff.data.LazyImages) and lazy.files == eager.files
     assert ff.ClassFolder(omni_small, lazy=True).lazy and not ff.ClassFolder(omni_small, lazy=False, max_bytes=1).lazy
     sub = lazy.subset(lambda c: c == lazy.classes[0])
-    assert isinstance(sub.images, ff.LazyImages) and len(sub.images) == 20
+    assert isinstance(sub.images, ff.data.LazyImages) and len(sub.images) == 20
 
 def _pairs(cf, seed):
     set_seed(seed)   # before building: each fastai DataLoader seeds its own shuffling rng when it is made
@@ -43,12 +43,12 @@ def test_lazy_episodes_equal_eager(omni_small):
     # N-way evaluation on a lazy gallery gives the eager answer
     learn = ff.episodic_learner(dls, 'conv4')
     cf, lz = ff.ClassFolder(omni_small), ff.ClassFolder(omni_small, lazy=True)
-    eps = ff.EpisodeSampler(cf.labels, n_way=5, k_shot=1, n_query=1, n_episodes=5, seed=0).episodes()
+    eps = ff.data.EpisodeSampler(cf.labels, n_way=5, k_shot=1, n_query=1, n_episodes=5, seed=0).episodes()
     assert ff.episode_accuracy(learn, cf.images, eps) | {'seconds': 0} == ff.episode_accuracy(learn, lz.images, eps) | {'seconds': 0}
 
 def test_lazy_gan_data_equal_eager(omni1):
-    e = ff.gan_images(omni1, 32, invert=True, max_images=40)
-    l = ff.gan_images(omni1, 32, invert=True, max_images=40, lazy=True)
+    e = ff.gan.gan_images(omni1, 32, invert=True, max_images=40)
+    l = ff.gan.gan_images(omni1, 32, invert=True, max_images=40, lazy=True)
     assert isinstance(l, ff.data.episode_loaders.LazyImageTensor) and torch.equal(e, l[:])
     dls = ff.GANDataLoaders.from_folder(omni1, size=32, invert=True, max_images=64, bs=32, lazy=True)
     assert dls.one_batch()[1].shape == (32, 1, 32, 32)
@@ -73,7 +73,7 @@ def test_corrupt_file_named_at_first_use_or_verify(omni_small, tmp_path):
     cf = ff.ClassFolder(root, lazy=True)                                                  # lazy: listing only
     with pytest.raises(ValueError, match=f'{bad.name}: not a readable image'): cf.verify()
     with pytest.raises(ValueError, match=bad.name): cf.images[cf.files.index(bad)]
-    with pytest.raises(ValueError, match=bad.name): ff.decoded_bytes([bad])
+    with pytest.raises(ValueError, match=bad.name): ff.data.decoded_bytes([bad])
 
 def test_rotations_and_mirror_images_as_classes(omni_small):
     """rotations=8: each training character gives 8 classes, its 4 rotations and their mirror images, the same in the

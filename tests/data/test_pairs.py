@@ -65,9 +65,9 @@ def test_batches_grayscale_and_rgb(omni_small, orl):
     assert len(faces.valid_classes) == 8 and all(c.startswith('s') for c in faces.valid_classes)
 
 def test_group_split_holds_out_whole_alphabets(omni1):
-    dls = ff.SiameseDataLoaders.from_folder(omni1, valid_pct=0.2, seed=0, group=ff.alphabet_of,
+    dls = ff.SiameseDataLoaders.from_folder(omni1, valid_pct=0.2, seed=0, group=ff.datasets.alphabet_of,
                                             item_tfms=Resize(28), num_workers=0)
-    va = {ff.alphabet_of(c) for c in dls.valid_classes}; tr = {ff.alphabet_of(c) for c in dls.train_classes}
+    va = {ff.datasets.alphabet_of(c) for c in dls.valid_classes}; tr = {ff.datasets.alphabet_of(c) for c in dls.train_classes}
     assert len(va) == 1 and not va & tr
 
 def test_explicit_valid_classes(omni_small):
@@ -76,7 +76,7 @@ def test_explicit_valid_classes(omni_small):
     assert dls.valid_classes == cf.classes[:3]
     with pytest.raises(ValueError, match='valid_classes not found'):
         ff.SiameseDataLoaders.from_class_folder(cf, valid_classes=['Klingon/character01'])
-    with pytest.raises(ValueError, match='valid_pct'): ff.class_split(cf.classes, valid_pct=1.5)
+    with pytest.raises(ValueError, match='valid_pct'): ff.data.class_split(cf.classes, valid_pct=1.5)
 
 def test_show_batch_titles(omni_dls):
     omni_dls.show_batch(max_n=4)

@@ -33,7 +33,7 @@ def test_omniglot_from_local_zip(data_dir, cache):
 
 def test_extracted_folder_in_data_dir_is_used_as_is(tmp_path, cache):
     (tmp_path/'orl_faces'/'s1').mkdir(parents=True)
-    assert ff.fetch_zip('orl_faces.zip', data_dir=tmp_path) == tmp_path/'orl_faces'
+    assert ff.data.fetch_zip('orl_faces.zip', data_dir=tmp_path) == tmp_path/'orl_faces'
 
 def test_download_end_to_end(server, cache, tmp_path):
     p = ff.omniglot('background_small2', data_dir=tmp_path, url=server + 'images_background_small2.zip')
@@ -43,13 +43,13 @@ def test_download_end_to_end(server, cache, tmp_path):
 
 def test_download_wrong_checksum_leaves_nothing(server, cache, tmp_path):
     with pytest.raises(ValueError, match='md5 is .* expected 0+'):
-        ff.fetch_zip('images_background_small1.zip', server + 'images_background_small1.zip', '0'*32, data_dir=tmp_path)
+        ff.data.fetch_zip('images_background_small1.zip', server + 'images_background_small1.zip', '0'*32, data_dir=tmp_path)
     assert not (cache/'images_background_small1').exists()
     assert not any((cache/'downloads').iterdir())
 
 def test_download_missing_url(server, cache, tmp_path):
     with pytest.raises(OSError, match='could not download'):
-        ff.fetch_zip('nope.zip', server + 'nope.zip', None, data_dir=tmp_path)
+        ff.data.fetch_zip('nope.zip', server + 'nope.zip', None, data_dir=tmp_path)
 
 def test_local_zip_checked(tmp_path, cache, data_dir):
     bad = tmp_path/'images_background_small1.zip'
@@ -59,7 +59,7 @@ def test_local_zip_checked(tmp_path, cache, data_dir):
 
 def test_unknown_set_and_missing_everything(tmp_path, cache):
     with pytest.raises(ValueError, match='unknown Omniglot set'): ff.omniglot('background_small3')
-    with pytest.raises(FileNotFoundError, match='no URL'): ff.fetch_zip('x.zip', data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match='no URL'): ff.data.fetch_zip('x.zip', data_dir=tmp_path)
 
 @pytest.mark.parametrize('name', ['../evil.txt', '/abs/evil.txt', 'ok/../../evil.txt'])
 def test_zip_slip_refused(tmp_path, name):
@@ -67,7 +67,7 @@ def test_zip_slip_refused(tmp_path, name):
     with zipfile.ZipFile(z, 'w') as zf:
         zf.writestr('ok/good.txt', 'fine'); zf.writestr(name, 'pwned')
     with pytest.raises(ValueError, match='refusing to extract'):
-        ff.safe_extract(z, tmp_path/'out'/'data')
+        ff.data.safe_extract(z, tmp_path/'out'/'data')
     assert not (tmp_path/'out'/'data').exists() and not (tmp_path/'evil.txt').exists()
     assert list((tmp_path/'out').iterdir()) == []  # no half-extracted leftovers
 
@@ -76,7 +76,7 @@ def test_symlink_member_refused(tmp_path):
     with zipfile.ZipFile(z, 'w') as zf:
         info = zipfile.ZipInfo('link'); info.external_attr = (0o120777 << 16)
         zf.writestr(info, '/etc/passwd')
-    with pytest.raises(ValueError, match='symbolic link'): ff.safe_extract(z, tmp_path/'out')
+    with pytest.raises(ValueError, match='symbolic link'): ff.data.safe_extract(z, tmp_path/'out')
 
 def test_extraction_is_atomic(tmp_path, data_dir, monkeypatch):
     "A crash mid-extraction leaves neither the target nor a partial folder"
@@ -86,13 +86,13 @@ def test_extraction_is_atomic(tmp_path, data_dir, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(zipfile.ZipFile, 'extractall', crash)
     with pytest.raises(KeyboardInterrupt):
-        ff.safe_extract(data_dir/'images_background_small1.zip', tmp_path/'ds')
+        ff.data.safe_extract(data_dir/'images_background_small1.zip', tmp_path/'ds')
     assert list(tmp_path.iterdir()) == []
 
 def test_check_hash_sha256(data_dir):
     f = data_dir/'OMNIGLOT_LICENSE'
-    ff.check_hash(f, sources.file_hash(f, 'sha256'))
-    with pytest.raises(ValueError, match='neither an md5'): ff.check_hash(f, 'abc')
+    ff.data.check_hash(f, sources.file_hash(f, 'sha256'))
+    with pytest.raises(ValueError, match='neither an md5'): ff.data.check_hash(f, 'abc')
     assert sources.file_hash(data_dir/'images_background_small1.zip') == MD5_SMALL1
 
 def test_orl_faces(data_dir, cache, tmp_path):
@@ -141,6 +141,6 @@ def test_zip_bomb_refused(tmp_path):
     z = tmp_path/'bomb.zip'
     with zipfile.ZipFile(z, 'w', zipfile.ZIP_DEFLATED) as zf: zf.writestr('zeros.bin', bytes(64 << 20))   # 64 MiB -> ~64 KB
     with pytest.raises(ValueError, match='refusing to extract: it would expand to 67,108,864 bytes'):
-        ff.safe_extract(z, tmp_path/'out')
+        ff.data.safe_extract(z, tmp_path/'out')
     assert not (tmp_path/'out').exists() and sorted(p.name for p in tmp_path.iterdir()) == ['bomb.zip']
-    assert (ff.safe_extract(z, tmp_path/'out', max_ratio=10_000)/'zeros.bin').stat().st_size == 64 << 20
+    assert (ff.data.safe_extract(z, tmp_path/'out', max_ratio=10_000)/'zeros.bin').stat().st_size == 64 << 20

@@ -39,7 +39,7 @@ def test_two_processes_train_in_step(kind, omni_small, tmp_path):
         assert a['thresh'] == b['thresh'] and a['thresh'][0] is not None
         fresh.model.load_state_dict(a['state'])
         d, y = fresh.get_preds(act=lambda o: o)
-        assert a['thresh'] == pytest.approx(ff.fit_logistic(d, y), rel=1e-4)
+        assert a['thresh'] == pytest.approx(ff.verification.fit_logistic(d, y), rel=1e-4)
     if nway is not None:
         assert a['nway'] == b['nway']
         fresh.model.load_state_dict(a['state'])

@@ -27,7 +27,7 @@ def build(kind, data):
                                                 img_cls=PILImageBW, num_workers=0)
         unseen = dls.class_folder.subset(lambda c: c in set(dls.valid_classes))
         nway = ff.NWayEval(unseen.images, unseen.labels, n_way=3, n_episodes=6, seed=0)
-        return ff.siamese_learner(dls, ff.conv4, head='contrastive', cbs=nway), nway
+        return ff.siamese_learner(dls, ff.models.conv4, head='contrastive', cbs=nway), nway
     if kind == 'episodic':
         cf = ff.ClassFolder(data)
         dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=3, n_query=2,
@@ -45,7 +45,7 @@ def build(kind, data):
     if kind == 'dcgan':
         dls = ff.GANDataLoaders.from_folder(data, size=32, invert=True, max_images=128, bs=16)
         torch.manual_seed(0)
-        return ff.dcgan_learner(dls, ff.dcgan_generator(32, 1, nf=8), ff.dcgan_critic(32, 1, nf=8)), None
+        return ff.dcgan_learner(dls, ff.gan.dcgan_generator(32, 1, nf=8), ff.gan.dcgan_critic(32, 1, nf=8)), None
     raise ValueError(kind)
 
 if __name__ == '__main__':

