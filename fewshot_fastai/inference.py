@@ -25,7 +25,9 @@ def _through_valid(dls, items) -> tuple:
     # to the device first: batch transforms such as a pretrained encoder's Normalize keep their stats there
     return dl.after_batch(to_device(dl.create_batch(items), dls.device))
 
-def model_device(model) -> torch.device:
+def model_device(
+    model, # a module (possibly DDP-wrapped) or a learner's model
+) -> torch.device:
     """The device of `model`'s parameters (the CPU for a model without any): where its inputs must go. fastai's
     `Learner._set_device` sends a batch to the model's device too, so a learner whose `dls` sit on a GPU but whose
     model is still on the CPU (built, not yet fitted; or moved there) works; the `dls`' batch transforms still run on
@@ -33,11 +35,17 @@ def model_device(model) -> torch.device:
     p = next(unwrap_model(model).parameters(), None)
     return p.device if p is not None else torch.device('cpu')
 
-def pair_batch(dls, pairs) -> tuple:
+def pair_batch(
+    dls, # the pair loaders of a siamese learner
+    pairs, # (a, b) pairs of image files, PIL images or arrays
+) -> tuple:
     "A batch `(a, b)` for the model from `(a, b)` image pairs, through `dls`' validation transforms"
     return _through_valid(dls, [SiameseImage(a, b) for a, b in pairs])
 
-def image_batch(dls, images) -> torch.Tensor:
+def image_batch(
+    dls, # a learner's loaders (pairs or episodes)
+    images, # image files, PIL images or arrays
+) -> torch.Tensor:
     "A batch (B,C,H,W) from images (paths, PIL, tensors), prepared as `dls` prepares validation images"
     if hasattr(dls, 'image_batch'): return dls.image_batch(images)   # e.g. EpisodeDataLoaders
     return _through_valid(dls, [(x,) for x in images])[0]
@@ -112,7 +120,9 @@ def tta_from_spec(
     if spec['views'] == 'flip': return partial(flip_views, px=px)
     return partial(affine_views, degrees=tuple(spec.get('degrees', (0,))), scales=tuple(spec.get('scales', (1.,))), px=px)
 
-def learner_tta(learn):
+def learner_tta(
+    learn, # a learner, possibly carrying `fewshot_config['tta']`
+):
     "The test-time augmentation a learner carries from its recipe (`fewshot_config['tta']`), as a `tta` argument; 0: none"
     return tta_from_spec((getattr(learn, 'fewshot_config', None) or {}).get('tta'))
 
@@ -148,7 +158,11 @@ def embed(
             out.append(white(e) if white is not None else e)
     return torch.cat(out).as_subclass(torch.Tensor) if out else torch.empty(0)   # plain, not fastai's TensorImage
 
-def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
+def similarity(
+    learn:Learner, # the learner whose model scores pairs of embeddings
+    eq:torch.Tensor, # query embeddings, (Q,D)
+    es:torch.Tensor, # support embeddings, (S,D)
+) -> torch.Tensor:
     "`learn.model.similarity` of every query embedding with every support embedding: (Q,D),(S,D) -> (Q,S)"
     q, s, model = len(eq), len(es), unwrap_model(learn.model)
     dev = model_device(model)   # embeddings made elsewhere (stored, ONNX, another device) go to the model's device
@@ -156,7 +170,11 @@ def similarity(learn:Learner, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model.similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
 
-def class_scores(sim:torch.Tensor, support_labels, n_classes:int) -> torch.Tensor:
+def class_scores(
+    sim:torch.Tensor, # query x support similarities, (Q,S)
+    support_labels, # class index of each support image
+    n_classes:int, # number of classes
+) -> torch.Tensor:
     "Per-class mean of query x support scores (Q,S) -> (Q,n_classes); K>1 shots are averaged"
     lbl = torch.as_tensor(support_labels, device=sim.device)
     onehot = torch.nn.functional.one_hot(lbl, n_classes).float()

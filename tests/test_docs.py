@@ -23,9 +23,8 @@ def _undocumented_params(obj):
 
 
 def _public_objects():
-    for name in ff.__all__:
-        if name == '__version__': continue
-        obj = getattr(ff, name)
+    "Every documented name: the functions and classes of each sub-package's `__all__` (the root's verbs among them)"
+    for name, obj in (e for entries in build.public_api().values() for e in entries):
         yield name, obj
         if inspect.isclass(obj):
             for mname, meth in build.public_methods(obj): yield f'{name}.{mname}', meth
@@ -97,3 +96,34 @@ def test_browser_check_reports_console_errors_and_missing_images(tmp_path):
     assert any('image did not load' in p and 'nothere.png' in p for p in bad), bad
     assert any("no element matches 'table'" in p for p in bad), bad
     assert (tmp_path/'shots'/'ok.png').stat().st_size > 1000
+
+
+def _choices(fn, param) -> list[str]:
+    "The quoted values (`'a', 'b' or 'c'`) the docments comment of `fn`'s `param` names"
+    import re
+    return re.findall(r"'([^']+)'", docments(fn)[param] or '')
+
+def test_documented_choices_are_accepted(omni_dls, omni_small):
+    """Each value a parameter's documentation offers is one the code accepts (the docs once said 'gradcam' where the
+    code took 'grad-cam'), and an undocumented value is refused"""
+    import torch
+    from torch import nn
+    from fastai.vision.all import set_seed
+    set_seed(0)
+    net = nn.Sequential(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()),
+                        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))).eval()
+    x = torch.rand(2, 1, 16, 16)
+    learn = ff.siamese_learner(omni_dls, 'conv4', head='cosine')
+    a, b = omni_dls.class_folder.files[:1], omni_dls.class_folder.files[30:31]
+    gdls = ff.GANDataLoaders.from_folder(omni_small, size=32, n_channels=1, bs=16)
+    cases = [(ff.interpret.cam_result, 'method', lambda m: ff.interpret.cam_result(net, x, method=m)),
+             (ff.cam, 'method', lambda m: ff.cam(net, x, method=m)),
+             (ff.similarity_maps, 'method', lambda m: ff.similarity_maps(learn, a, b, method=m)),
+             (ff.inference.support_scores, 'mode', lambda m: ff.inference.support_scores(learn, torch.rand(2, 8), torch.rand(3, 8), [0, 1, 1], 2, mode=m)),
+             (ff.gan_learner, 'loss', lambda m: ff.gan_learner(gdls, loss=m)),
+             (ff.gan.diff_augment, 'policy', lambda m: ff.gan.diff_augment(torch.rand(2, 1, 8, 8), (m,)))]
+    for fn, param, call in cases:
+        offered = _choices(fn, param)
+        assert len(offered) >= 2, (fn.__name__, param, offered)
+        for value in offered: call(value)   # raises if the code refuses a documented value
+        with pytest.raises(ValueError): call('gradcam')

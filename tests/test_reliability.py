@@ -29,9 +29,12 @@ def _consistent(path, learn, imgs) -> str:
     if ss.labels == ['a', 'b']: assert torch.allclose(ss.emb['a'], e0) and torch.allclose(ss.emb['b'], e1); return 'v1'
     assert ss.labels == ['b', 'a'] and torch.allclose(ss.emb['b'], e0) and torch.allclose(ss.emb['a'], e1); return 'v2'
 
+# A writer factory: it builds the learner once, then on each 'go' forks a writer that saves the two versions in turn
+# until it is killed (forking spares each round the seconds of importing torch and fastai); 'reap PID' waits for it.
 CHILD = '''
-import sys, fewshot_fastai as ff, torch
+import os, sys, torch, fewshot_fastai as ff
 from fastai.vision.all import PILImageBW, set_seed
+torch.set_num_threads(1)   # no OpenMP worker threads to be lost across fork
 set_seed(0)
 cf = ff.ClassFolder(sys.argv[2])
 dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0, n_way=5, n_query=1, episodes_per_epoch=1)
@@ -39,9 +42,15 @@ learn = ff.episodic_learner(dls, 'conv4')
 imgs = cf.files[:2]
 v = [ff.SupportSet(learn, {'a': imgs[0], 'b': imgs[1]}), ff.SupportSet(learn, {'b': imgs[0], 'a': imgs[1]})]
 print('ready', flush=True)
-i = 0
-while True:
-    ff.save_model(learn, sys.argv[1], support=v[i % 2]); i += 1
+for line in sys.stdin:
+    if line.startswith('reap'):
+        os.waitpid(int(line.split()[1]), 0); print('dead', flush=True); continue
+    pid = os.fork()
+    if pid == 0:
+        i = 0
+        while True:
+            ff.save_model(learn, sys.argv[1], support=v[i % 2]); i += 1
+    print(pid, flush=True)
 '''
 
 def test_save_killed_at_random_moments_leaves_a_whole_model(tiny, omni_small, tmp_path):
@@ -50,15 +59,22 @@ def test_save_killed_at_random_moments_leaves_a_whole_model(tiny, omni_small, tm
     path = tmp_path/'model'
     ff.save_model(learn, path, support=v1)
     rng, seen = random.Random(0), set()
-    for k in range(12):
-        p = subprocess.Popen([sys.executable, '-c', CHILD, str(path), str(omni_small)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    p = subprocess.Popen([sys.executable, '-c', CHILD, str(path), str(omni_small)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    try:
         assert p.stdout.readline().strip() == 'ready'
-        t_end = time.time() + rng.uniform(0.05, 0.6)
-        while time.time() < t_end: seen.add(_consistent(path, learn, imgs))   # a reader beside the writer
-        p.send_signal(signal.SIGKILL); p.wait()
-        seen.add(_consistent(path, learn, imgs))   # after the kill: the old or the new model, never a mixture
-    assert seen == {'v1', 'v2'}   # the writer did replace the model while we read
+        for k in range(12):
+            p.stdin.write('go\n'); p.stdin.flush()
+            writer = int(p.stdout.readline())
+            t_end = time.time() + rng.uniform(0.05, 0.6)
+            while time.time() < t_end: seen.add(_consistent(path, learn, imgs))   # a reader beside the writer
+            os.kill(writer, signal.SIGKILL)
+            p.stdin.write(f'reap {writer}\n'); p.stdin.flush()
+            assert p.stdout.readline().strip() == 'dead'
+            seen.add(_consistent(path, learn, imgs))   # after the kill: the old or the new model, never a mixture
+    finally:
+        p.kill(); p.wait()
+    assert seen == {'v1', 'v2'}   # the writers did replace the model while we read
     ff.save_model(learn, path, support=v1)   # a later save clears what the killed writers left
     assert sorted(p.name for p in tmp_path.iterdir()) == ['model']
 

@@ -19,7 +19,12 @@ from .._distrib import plain_dl
 __all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'show_titled', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
            'ClassifierDataLoaders']
 
-def image_tensor(images, size, img_cls=PILImage, prep=None) -> torch.Tensor:
+def image_tensor(
+    images, # PIL images (decoded), e.g. a `ClassFolder`'s
+    size, # side, or (height, width), they are resized to
+    img_cls=PILImage, # fastai image class: `PILImageBW` for grey
+    prep=None, # PIL -> PIL callable applied first (e.g. `InkCenter`)
+) -> torch.Tensor:
     """Decoded PIL `images`, each through `prep` first (a PIL -> PIL callable such as `ff.datasets.InkCenter()`; None: as they
     are), converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"""
     size = (size, size) if isinstance(size, int) else tuple(size)
@@ -34,7 +39,16 @@ class LazyImageTensor:
     90, 180, 270 degrees when `rotations=4` (index `k*len(base) + j` is view k of image `base[j]`, as `_rotated`
     orders them; views 4-7 of `rotations=8` are the mirror images, rotated). `invert`: white <-> black; `prep`: as in
     `image_tensor`, after `invert`."""
-    def __init__(self, images, size, img_cls=PILImage, rotations:int=1, base=None, invert:bool=False, prep=None):
+    def __init__(
+        self,
+        images, # the images (e.g. a `LazyImages`), decoded at access
+        size, # side, or (height, width), they are resized to
+        img_cls=PILImage, # fastai image class: `PILImageBW` for grey
+        rotations:int=1, # 1, 4 (and the rotations by 90, 180, 270 degrees) or 8 (and their mirror images)
+        base=None, # positions in `images` to use (default: all)
+        invert:bool=False, # white <-> black
+        prep=None, # PIL -> PIL callable applied after `invert` (e.g. `InkCenter`)
+    ):
         self.images, self.img_cls, self.rotations, self.invert, self.prep = images, img_cls, rotations, invert, prep
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.base = list(range(len(images))) if base is None else list(base)
@@ -57,12 +71,20 @@ class LazyImageTensor:
 
 class EpisodeDataset:
     "Episodes over an image tensor: fresh random ones per access (`fixed=False`) or a fixed list"
-    def __init__(self, x:torch.Tensor, sampler:EpisodeSampler, fixed:bool):
+    def __init__(
+        self,
+        x:torch.Tensor, # the images, (N,C,H,W) (or a `LazyImageTensor`)
+        sampler:EpisodeSampler, # draws the episodes
+        fixed:bool, # one fixed list of episodes (validation) rather than fresh ones per access
+    ):
         self.x, self.sampler = x, sampler
         self.episodes = sampler.episodes() if fixed else None
     def __len__(self): return len(self.sampler) if self.sampler is not None else 0
     @classmethod
-    def empty(cls, x:torch.Tensor) -> 'EpisodeDataset':
+    def empty(
+        cls,
+        x:torch.Tensor, # the images
+    ) -> 'EpisodeDataset':
         "A dataset without images or episodes over the empty image tensor `x` (0,C,H,W): it only prepares new images"
         res = object.__new__(cls)
         res.x, res.sampler, res.episodes = x, None, []
@@ -79,7 +101,10 @@ class EpisodeDataset:
         self.last = e   # the episode of the latest batch, for its class names in show_batch / show_results
         return (TensorImage(self.x[e.support + e.query]), TensorCategory(e.support_labels), TensorCategory(e.query_labels))
 
-    def class_names(self, e) -> list[str]:
+    def class_names(
+        self,
+        e, # an `Episode`
+    ) -> list[str]:
         "Names of the episode's classes (the sampler's `names`, else the dataset labels)"
         names = getattr(self.sampler, 'names', None) or getattr(self, 'names', None)
         return [str(names[c]) if names is not None else f'class {c}' for c in e.classes]
@@ -104,7 +129,13 @@ class EpisodeDL(DataLoader):
                 [f'class {k}' for k in range(int(sy.max()) + 1)]
         return x, sy.tolist(), qy.tolist(), names
 
-    def show_batch(self, b=None, max_n:int=10, figsize_per:float=1.4, **kwargs):
+    def show_batch(
+        self,
+        b=None, # a batch (x, support labels, query labels); default: one drawn now
+        max_n:int=10, # at most this many queries
+        figsize_per:float=1.4, # inches per image
+        **kwargs,
+    ):
         "One episode: the support images (one row, titled with their class names), then up to `max_n` queries, labelled"
         import matplotlib.pyplot as plt
         x, sy, qy, names = self._batch_and_names(b)
@@ -119,7 +150,14 @@ class EpisodeDL(DataLoader):
         fig.tight_layout()
         return fig
 
-    def show_results(self, b, out, max_n:int=9, figsize_per:float=1.6, **kwargs):
+    def show_results(
+        self,
+        b, # a batch (x, support labels, query labels)
+        out, # the decoded predictions: one class index per query
+        max_n:int=9, # at most this many queries
+        figsize_per:float=1.6, # inches per image
+        **kwargs,
+    ):
         """Each query beside the support image of the class the model chose, titled green when right and red when
         wrong (`out`: decoded predictions, one class index per query)"""
         import matplotlib.pyplot as plt

@@ -18,7 +18,9 @@ def label_of(
     "Class of image `fn`: its folder relative to `root` (`s1`; `Alphabet/character01` for Omniglot)"
     return fn.parent.relative_to(root).as_posix()
 
-def decode_image(fn:Path) -> Image.Image:
+def decode_image(
+    fn:Path, # an image file
+) -> Image.Image:
     "Fully decoded image `fn`, in its stored mode; raises naming the file if it is not a readable image"
     try:
         with Image.open(fn) as im:

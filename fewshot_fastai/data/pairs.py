@@ -131,7 +131,9 @@ class PairSampler(ItemTransform):
                              '_pos': {}, 'labels': None, 'is_valid': None})
         return res
 
-def find_pair_sampler(dls) -> PairSampler:
+def find_pair_sampler(
+    dls, # `SiameseDataLoaders` (or a learner's pair loaders)
+) -> PairSampler:
     "The `PairSampler` in `dls`' item transforms"
     for t in plain_dl(dls.valid).after_item.fs:
         if isinstance(t, PairSampler): return t

@@ -17,7 +17,11 @@ def cache_dir() -> Path:
     "Where extracted datasets live: ``$FEWSHOT_CACHE``, default ``~/.cache/fewshot_fastai``"
     return Path(os.environ.get('FEWSHOT_CACHE', Path.home()/'.cache'/'fewshot_fastai')).expanduser()
 
-def file_hash(fn, algo='md5', chunk=1<<20) -> str:
+def file_hash(
+    fn, # a file
+    algo='md5', # a hashlib algorithm name
+    chunk=1<<20, # bytes read at a time
+) -> str:
     "Hex digest of file `fn` with hashlib algorithm `algo`"
     h = hashlib.new(algo)
     with open(fn, 'rb') as f:

@@ -18,7 +18,13 @@ def class_split(
     held = set(random.Random(seed).sample(keys, n_valid))
     return {l for l in labels if (group(l) if group else l) in held}
 
-def held_out_classes(names:list[str], valid_pct:float=0.2, seed:int|None=None, valid_classes=None, group=None) -> set[str]:
+def held_out_classes(
+    names:list[str], # the class labels
+    valid_pct:float=0.2, # share of the classes (or groups) to hold out when `valid_classes` is None
+    seed:int|None=None, # seed of the random choice
+    valid_classes=None, # the held-out labels: a list, or a predicate on the label
+    group=None, # label -> group function: whole groups are held out (e.g. `alphabet_of`)
+) -> set[str]:
     "Validation labels: explicit `valid_classes` (list, or predicate on the label), else `class_split`; checked"
     if valid_classes is None: held = class_split(names, valid_pct, seed, group)
     elif callable(valid_classes): held = {n for n in names if valid_classes(n)}

@@ -16,10 +16,10 @@ LAKE_RUNS_URL = OMNIGLOT_URL + 'one-shot-classification/all_runs.zip'
 @dataclass
 class Run:
     "One run: `test[i]`'s true class is `training[answers[i]]`"
-    name: str
-    training: list
-    test: list
-    answers: list
+    name: str   # the run's folder name ('run01')
+    training: list   # the support images, one per class
+    test: list   # the query images
+    answers: list   # for each test image, the index of its class in `training`
 
 def lake_runs(
     path=None, # `all_runs.zip` or its extracted folder; default: look in $FEWSHOT_DATA / cache, else download

@@ -15,7 +15,9 @@ from .._files import replacing_file
 
 __all__ = ['generate', 'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done']
 
-def epochs_done(learn) -> int:
+def epochs_done(
+    learn, # a GAN learner
+) -> int:
     "Epochs finished over all fits of `learn` (restored by `resume_gan`); counted by `GANFixes` after each epoch"
     return getattr(learn, 'gan_epochs', 0)
 

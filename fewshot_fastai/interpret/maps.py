@@ -33,7 +33,10 @@ class CamResult:
     bias: torch.Tensor|None # (B,) the part of the logit that is not spatial (exact CAM only)
     method: str             # 'cam' or 'grad-cam'
 
-def normalize_maps(m:torch.Tensor, size=None) -> torch.Tensor:
+def normalize_maps(
+    m:torch.Tensor, # maps, (B,h,w)
+    size=None, # (H,W) to upsample them to (bilinear); None: as they are
+) -> torch.Tensor:
     """(B,h,w) -> (B,H,W) in [0,1]: bilinear upsampling to `size`, then per-map min-max scaling. A constant map
     (no spatial information, e.g. all-zero Grad-CAM) becomes all zeros rather than amplified rounding noise."""
     def range_(t): return t.flatten(1).min(1)[0][:, None, None], t.flatten(1).max(1)[0][:, None, None]
@@ -44,7 +47,10 @@ def normalize_maps(m:torch.Tensor, size=None) -> torch.Tensor:
     lo, hi = range_(m)
     return torch.where(flat, torch.zeros_like(m), (m - lo)/(hi - lo).clamp_min(1e-12))
 
-def model_inputs(learn_or_model, x) -> tuple[nn.Module, torch.Tensor]:
+def model_inputs(
+    learn_or_model, # a Learner or a module
+    x, # an image batch (B,C,H,W), or images/files the learner's loaders prepare
+) -> tuple[nn.Module, torch.Tensor]:
     """(model, batch) from a Learner or module and `x`: a (B,C,H,W) tensor, or images (paths/PIL/tensors) that a
     Learner's `dls` prepare as validation images"""
     model = unwrap_model(learn_or_model.model if isinstance(learn_or_model, Learner) else learn_or_model)

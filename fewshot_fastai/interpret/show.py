@@ -35,7 +35,9 @@ def cam_bbox(
     ys, xs = np.nonzero(mask)
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
-def display_image(img) -> np.ndarray:
+def display_image(
+    img, # a (C,H,W) tensor, a PIL image or an array
+) -> np.ndarray:
     """(H,W) or (H,W,3) array in [0,1] from a PIL image, an (C,H,W) tensor or an array; tensors outside [0,1]
     (normalised model inputs) are min-max scaled for display"""
     if hasattr(img, 'convert'): return np.asarray(img.convert('RGB'), dtype=np.float32)/255

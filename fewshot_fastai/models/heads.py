@@ -11,10 +11,33 @@ __all__ = ['PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'HE
 
 class PairHead(nn.Module):
     "Base: `forward(fa, fb) = compare(embed(fa), embed(fb))`"
-    def embed(self, f): raise NotImplementedError
-    def compare(self, ea, eb): raise NotImplementedError
-    def similarity(self, ea, eb): return self.compare(ea, eb)
-    def forward(self, fa, fb): return self.compare(self.embed(fa), self.embed(fb))
+    def embed(
+        self,
+        f, # encoder output of a batch of images: feature maps (B,C,H,W) or vectors (B,C)
+    ):
+        "The head's embedding of one side of the pairs"
+        raise NotImplementedError
+    def compare(
+        self,
+        ea, # embeddings of the first images
+        eb, # embeddings of the second images
+    ):
+        "The model's output for pairs of embeddings (logits, a distance or a similarity: the subclass says)"
+        raise NotImplementedError
+    def similarity(
+        self,
+        ea, # embeddings of the first images
+        eb, # embeddings of the second images
+    ):
+        "A score that grows with similarity (`compare` unless the subclass's output is a distance)"
+        return self.compare(ea, eb)
+    def forward(
+        self,
+        fa, # encoder output of the first images
+        fb, # encoder output of the second images
+    ):
+        "`compare(embed(fa), embed(fb))`"
+        return self.compare(self.embed(fa), self.embed(fb))
 
 class ConcatHead(PairHead):
     """fastai Siamese tutorial head: concat-pool each image's maps, concatenate the pair, `create_head` -> 2

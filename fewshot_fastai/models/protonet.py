@@ -5,14 +5,21 @@ from fastai.layers import Flatten
 
 __all__ = ['ProtoNet', 'CosineClassifier', 'EnsembleEncoder', 'prototypes', 'sq_distances']
 
-def prototypes(emb:torch.Tensor, labels:torch.Tensor, n_classes:int|None=None) -> torch.Tensor:
+def prototypes(
+    emb:torch.Tensor, # embeddings, (N,D)
+    labels:torch.Tensor, # their class indices, (N,)
+    n_classes:int|None=None, # number of classes (default: labels.max()+1)
+) -> torch.Tensor:
     "Mean embedding of each class, in float32 whatever the autocast dtype: (S,D), (S,) -> (N,D)"
     n = int(labels.max()) + 1 if n_classes is None else n_classes
     onehot = torch.nn.functional.one_hot(labels.as_subclass(torch.Tensor).long(), n).float()
     emb = emb.as_subclass(torch.Tensor).float()   # plain tensors: fastai's subclasses (TensorCategory @ TensorImage) clash
     with torch.autocast(emb.device.type, enabled=False): return onehot.t() @ emb / onehot.sum(0)[:, None]
 
-def sq_distances(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
+def sq_distances(
+    a:torch.Tensor, # (N,D)
+    b:torch.Tensor, # (M,D)
+) -> torch.Tensor:
     "Squared Euclidean distances in float32, from differences (no sqrt then square, no cancellation): (A,D),(B,D) -> (A,B)"
     return (a.float()[:, None] - b.float()[None]).pow(2).sum(-1)
 

@@ -82,7 +82,9 @@ def known_arch(
     import timm
     return name in timm.list_models()
 
-def arch_name(arch) -> str|None:
+def arch_name(
+    arch, # a name, or a constructor such as `conv4` or torchvision's `resnet18`
+) -> str|None:
     "The registry name that `resolve_arch` turns back into `arch` (a name, `conv4`, torchvision's `resnet18`...), else None"
     if isinstance(arch, str): return arch
     name = getattr(arch, '__name__', None)

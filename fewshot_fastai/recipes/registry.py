@@ -11,8 +11,8 @@ __all__ = ['Recipe', 'register', 'names', 'recipe', 'pick', 'overrides', 'class_
 @dataclass
 class Recipe:
     "A named recipe: `fn(data, **params)` -> a fitted Learner whose inference configuration `ff.save_model` keeps"
-    name: str
-    fn: callable
+    name: str   # what `ff.recipe(name)` looks up
+    fn: callable   # `fn(data, **params)` -> the fitted Learner
     data: str   # the kind of data it is for
     figure: str   # what it was measured at (see bench/RESULTS.md)
     command: str   # the command that reproduces the figure

@@ -1,18 +1,30 @@
-"""The real `fewshot-fastai` command on the shared images: train -> eval -> classify -> verify -> similarity -> cam
-round trip, and each kind of user mistake (one line on stderr naming the file or argument, exit status 2)"""
-import csv, io, json, os, subprocess, sys
+"""The `fewshot-fastai` command on the shared images: train -> eval -> classify -> verify -> similarity -> cam
+round trip, and each kind of user mistake (one line on stderr naming the file or argument, exit status 2).
+Training and one mistake run as real processes (`python -m fewshot_fastai`); the other calls run the same `main` in
+this process, as the console script does, which spares each one the ~5 s of importing torch and fastai."""
+import contextlib, csv, io, json, os, subprocess, sys, warnings
 from pathlib import Path
 import pytest
+from fewshot_fastai.cli import main
 
-def run(*args, timeout=600):
-    env = {**os.environ, 'PYTHONWARNINGS': 'ignore'}
-    return subprocess.run([sys.executable, '-m', 'fewshot_fastai', *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+def run(*args, timeout=600, process=False):
+    "`fewshot-fastai ARGS` -> CompletedProcess: in a real process with `process=True`, else through `main` here"
+    args = [str(a) for a in args]
+    if process:
+        env = {**os.environ, 'PYTHONWARNINGS': 'ignore'}
+        return subprocess.run([sys.executable, '-m', 'fewshot_fastai', *args], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        try: rc = main(args)
+        except SystemExit as e: rc = e.code   # argparse's own errors
+    return subprocess.CompletedProcess(args, rc or 0, out.getvalue(), err.getvalue())
 
 @pytest.fixture(scope='module')
 def trained(omni_small, tmp_path_factory):
     out = tmp_path_factory.mktemp('cli')/'run'
-    r = run('train', omni_small, '--out', out, '--recipe', 'pairs', '--epochs', 2, '--set', 'bs=32')
+    r = run('train', omni_small, '--out', out, '--recipe', 'pairs', '--epochs', 2, '--set', 'bs=32', process=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return out
 
@@ -51,6 +63,12 @@ def test_eval_classify_verify_round_trip(trained, omni_small, tmp_path):
     labels, _ = ff.classify(learn, [Path(o['query']) for o in rows], {c: [next((sup/c).iterdir())] for c in m['valid_classes']},
                             progress=False)
     assert [o['label'] for o in rows] == labels
+    # eval's accuracy and 95% interval, recomputed from the same 20 episodes' accuracies (mean +- 1.96 sd/sqrt(n))
+    import statistics
+    cf = ff.ClassFolder(omni_small, min_per_class=2)
+    per = ff.episode_accuracy(learn, cf.images, ff.data.EpisodeSampler(cf.labels, 5, 1, 1, 20, seed=0).episodes())['per_episode']
+    mean, half = statistics.mean(per), 1.96*statistics.stdev(per)/len(per)**0.5
+    assert half > 0 and ev['accuracy'] == round(mean, 4) and ev['ci95'] == [round(mean - half, 4), round(mean + half, 4)]
     r = run('classify', trained, '--support', sup, queries[0][0], queries[1][0], '--csv')
     assert r.returncode == 0 and list(csv.DictReader(io.StringIO(r.stdout)))[0]['query'] == str(queries[0][0])
     r = run('verify', trained, queries[0][0], queries[1][0], '--json')
@@ -141,7 +159,8 @@ def test_eval_scores_lake_runs_from_a_zip_and_a_folder(trained, omni_small, tmp_
 ])
 def test_user_errors_are_one_line(args, msg, trained, omni_small, tmp_path):
     fill = dict(data=omni_small, model=trained, tmp=tmp_path)
-    r = run(*[a.format(**fill) for a in args], timeout=300)
+    # the first mistake in a real process: its exit status and stderr as a shell sees them
+    r = run(*[a.format(**fill) for a in args], timeout=300, process=args[1] == 'NOPE')
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and msg in lines[0] and 'Traceback' not in r.stderr, r.stderr[-2000:]
