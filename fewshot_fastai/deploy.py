@@ -4,15 +4,8 @@ the encoder (and the pair head, where it has weights) as ONNX graphs with a dyna
 import hashlib, json, os
 from pathlib import Path
 import torch
-from fastai.data.block import DataBlock, TransformBlock
-from fastai.data.transforms import IntToFloatTensor, Normalize, ToTensor
-from fastai.torch_core import default_device
-from fastai.vision.augment import AffineCoordTfm, Resize
-from fastai.vision.core import PILImage, PILImageBW
-from fasttransform import Pipeline
-from .data.pairs import SiameseDataLoaders, PairSampler, find_pair_sampler
-from .data.episode_loaders import EpisodeDataLoaders, EpisodeDataset, EpisodeDL
-from .datasets.ink import InkCenter
+from .data.pairs import SiameseDataLoaders, IMAGE_MODES
+from .data.episode_loaders import EpisodeDataLoaders
 from .models.registry import create_encoder, encoder_features, known_arch
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
@@ -27,34 +20,7 @@ from ._files import replacing_folder, replacing_file
 __all__ = ['save_model', 'load_model', 'export_onnx']
 
 FORMAT = 'fewshot_fastai/1'
-_IMG = {'L': PILImageBW, 'RGB': PILImage}
-
-def _valid_tfms(learn) -> dict:
-    "The validation-time image preparation of `learn.dls` as JSON: mode, resize, normalisation"
-    dls, cfg = learn.dls, learn.fewshot_config
-    out = {}
-    if cfg['kind'] == 'siamese':
-        out['mode'] = find_pair_sampler(dls).img_cls._open_args['mode']
-        for t in plain_dl(dls.valid).after_item.fs:
-            if isinstance(t, Resize): out['resize'] = dict(size=list(t.size), method=str(t.method), pad_mode=str(t.pad_mode))
-            elif isinstance(t, InkCenter): out['ink_center'] = t.config()
-            elif not isinstance(t, (PairSampler, ToTensor)) and getattr(t, 'split_idx', None) != 0:
-                raise ValueError(f'save_model: validation item transform {type(t).__name__} cannot be saved as JSON '
-                                 '(Resize and InkCenter are); use learn.export for this learner')
-    else:
-        out['mode'] = dls.img_cls._open_args['mode']
-        prep = getattr(dls, 'prep', None)
-        if isinstance(prep, InkCenter): out['ink_center'] = prep.config()
-        elif prep is not None:
-            raise ValueError(f'save_model: the loaders\' prep {prep!r} cannot be saved as JSON (ff.datasets.InkCenter can); '
-                             'use learn.export for this learner')
-    for t in plain_dl(dls.valid).after_batch.fs:
-        if isinstance(t, Normalize): out['normalize'] = dict(mean=t.mean.flatten().tolist(), std=t.std.flatten().tolist())
-        # fastai's affine transforms (Rotate, Zoom, Flip...) set split_idx per call and are the identity on validation
-        elif not isinstance(t, (IntToFloatTensor, AffineCoordTfm)) and getattr(t, 'split_idx', None) != 0:
-            raise ValueError(f'save_model: validation batch transform {type(t).__name__} cannot be saved as JSON; '
-                             'use learn.export for this learner')
-    return out
+LOADERS = {'siamese': SiameseDataLoaders, 'episodic': EpisodeDataLoaders}   # the kind of a saved learner -> its loaders
 
 def save_model(
     learn, # a siamese or episodic learner
@@ -75,7 +41,7 @@ def save_model(
         raise ValueError('save_model: the encoder was passed as a module, not a name; JSON cannot rebuild it (use learn.export)')
     path = Path(path)
     if cfg.get('tta') is not None: tta_from_spec(cfg['tta'])   # refuse a spec that load_model could not apply
-    config = dict(format=FORMAT, **cfg, image=_valid_tfms(learn))
+    config = dict(format=FORMAT, **cfg, image=learn.dls.image_prep())
     lf = learn.loss_func
     if cfg['kind'] == 'siamese' and cfg['head'] == 'contrastive':
         config['calibration'] = dict(thresh=float(lf.thresh), scale=float(lf.scale), calibrated=bool(lf.calibrated))
@@ -98,37 +64,6 @@ def save_model(
 def _model_file(name:str) -> bool:
     "Files of a saved model folder (a new save replaces them all): its config, weights and ONNX exports"
     return name in ('config.json', 'model.safetensors') or name.endswith('.onnx')
-
-def _batch_tfms(image:dict) -> list:
-    "The validation batch transforms of a saved learner: to float, then its normalisation if it had one"
-    norm = image.get('normalize')
-    return [IntToFloatTensor()] + ([Normalize.from_stats(norm['mean'], norm['std'])] if norm else [])
-
-def _pair_dls(image:dict, bs:int=64):
-    "Empty pair DataLoaders that prepare new images as the saved learner's validation loader did"
-    img_cls = _IMG[image['mode']]
-    items = [PairSampler(None, [], [], img_cls)]
-    if 'ink_center' in image: items.append(InkCenter(**image['ink_center']))
-    if 'resize' in image:
-        r = image['resize']
-        items.append(Resize(tuple(r['size']), method=r['method'], pad_mode=r['pad_mode']))
-    dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: ([0], [0]), n_inp=2,
-                       item_tfms=[*items, ToTensor()], batch_tfms=_batch_tfms(image))
-    # fastai sets pipelines up on a first item: one blank pair, dropped by `new_empty` as `export` drops a dataset
-    from PIL import Image
-    blank = Image.new(image['mode'], (8, 8))
-    built = dblock.dataloaders([(blank, blank, 0)], bs=bs, num_workers=0)   # labelled: the batch types include the target
-    dls = SiameseDataLoaders(*built.loaders, path=built.path, device=default_device())
-    return dls.new_empty()
-
-def _episode_dls(image:dict, size):
-    img_cls = _IMG[image['mode']]
-    ds = EpisodeDataset.empty(torch.empty(0, 1 if image['mode'] == 'L' else 3, *size, dtype=torch.uint8))
-    dls = EpisodeDataLoaders(*(EpisodeDL(ds, bs=None, after_batch=Pipeline(_batch_tfms(image))) for _ in range(2)),
-                             device=default_device())
-    dls.n_inp, dls.img_cls, dls.size = 2, img_cls, torch.Size(size)
-    dls.prep = InkCenter(**image['ink_center']) if 'ink_center' in image else None
-    return dls
 
 def _read_folder(path:Path) -> tuple[bytes, bytes]:
     """The bytes of `config.json` and `model.safetensors`, both read through one handle on the folder, so that a save
@@ -181,7 +116,7 @@ def _checked_config(cfg_file:Path, raw:bytes) -> dict:
     f('n_in', int, lambda v: 1 <= v <= 4, 'an int of 1 to 4 channels')
     f('size', list, lambda v: len(v) == 2 and all(isinstance(x, int) and 8 <= x <= 2048 for x in v), '[rows, columns], ints in 8..2048')
     f('encoder_kwargs', dict, _small_json, 'an object of small plain values (numbers within 1e5, short lists and strings)')
-    f('image', dict, lambda v: v.get('mode') in _IMG, "an object whose 'mode' is 'L' or 'RGB'")
+    f('image', dict, lambda v: v.get('mode') in IMAGE_MODES, "an object whose 'mode' is 'L' or 'RGB'")
     if config['kind'] == 'siamese':
         f('head', str, lambda v: v in HEADS, f'one of {list(HEADS)}')
         f('emb_dim', int, lambda v: 1 <= v <= 65536, 'an int in 1..65536')
@@ -223,14 +158,15 @@ def load_model(
             if 'calibration' in config:
                 c = config['calibration']
                 loss.thresh, loss.scale, loss.calibrated = float(c['thresh']), float(c['scale']), bool(c['calibrated'])
-            dls, make = _pair_dls(config['image']), SiameseLearner
+            make = SiameseLearner
         else:
             from fastai.losses import CrossEntropyLossFlat
             model, loss = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {})), CrossEntropyLossFlat()
             if 'whitening' in config:   # buffers of the saved shape; load_state_dict fills them
                 d = config['whitening']
                 model.whitening = Whitening(torch.zeros(d), torch.zeros(d, d))
-            dls, make = _episode_dls(config['image'], size), EpisodicLearner
+            make = EpisodicLearner
+        dls = LOADERS[config['kind']].from_image_prep(config['image'], **({'size': size} if config['kind'] == 'episodic' else {}))
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         raise ValueError(f'{cfg_file}: cannot build the model it describes ({str(e).splitlines()[0][:160]})') from None
     try: model.load_state_dict({k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')})

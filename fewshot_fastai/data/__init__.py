@@ -3,14 +3,16 @@ class splits, image pairs (`SiameseImage`, a fastai DataBlock), N-way K-shot epi
 from .sources import cache_dir, file_hash, check_hash, safe_extract, download, fetch_zip, MAX_EXTRACT_BYTES, MAX_EXTRACT_RATIO
 from .items import ClassFolder, LazyImages, IndexedView, decoded_bytes, decode_image, label_of, to_image
 from .split import class_split, held_out_classes
-from .pairs import SiameseImage, PAIR_LABELS, PairSampler, SiameseDataLoaders, find_pair_sampler
+from .prep import register_prep, prep_config, prep_from_config, batch_prep, batch_tfms
+from .pairs import SiameseImage, PAIR_LABELS, IMAGE_MODES, PairSampler, PairDL, SiameseDataLoaders, find_pair_sampler
 from .episodes import Episode, EpisodeSampler
-from .episode_loaders import (image_tensor, LazyImageTensor, EpisodeDataset, show_titled, EpisodeDL, EpisodeDataLoaders, ClassBatches,
+from .show import EpisodeImages, EpisodeQueries, QueryRef, show_titled
+from .episode_loaders import (image_tensor, LazyImageTensor, EpisodeDataset, EpisodeDL, EpisodeDataLoaders, ClassBatches,
                               ClassifierDataLoaders)
 from .augment import Elastic
 
 __all__ = ['cache_dir', 'file_hash', 'check_hash', 'safe_extract', 'download', 'fetch_zip', 'MAX_EXTRACT_BYTES',
            'MAX_EXTRACT_RATIO', 'ClassFolder', 'LazyImages', 'IndexedView', 'decoded_bytes', 'decode_image', 'label_of',
-           'to_image', 'class_split', 'held_out_classes', 'SiameseImage', 'PAIR_LABELS', 'PairSampler',
-           'SiameseDataLoaders', 'find_pair_sampler', 'Episode', 'EpisodeSampler', 'image_tensor', 'LazyImageTensor',
-           'EpisodeDataset', 'show_titled', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches', 'ClassifierDataLoaders', 'Elastic']
+           'to_image', 'class_split', 'held_out_classes', 'register_prep', 'prep_config', 'prep_from_config', 'batch_prep', 'batch_tfms', 'SiameseImage', 'PAIR_LABELS', 'IMAGE_MODES', 'PairSampler', 'PairDL',
+           'SiameseDataLoaders', 'find_pair_sampler', 'EpisodeImages', 'EpisodeQueries', 'QueryRef', 'show_titled', 'Episode', 'EpisodeSampler', 'image_tensor', 'LazyImageTensor',
+           'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches', 'ClassifierDataLoaders', 'Elastic']

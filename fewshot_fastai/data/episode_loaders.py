@@ -3,10 +3,10 @@ episode `(x, support_labels, query_labels)`: `x` stacks the N*K support then the
 fastai batch transforms (augmentation) act on all of them at once; inputs are `(x, support_labels)`."""
 import random
 import torch
-from fastai.data.core import DataLoaders
+from fastai.data.core import DataLoaders, show_batch, show_results
 from fastai.data.load import DataLoader
 from fastai.data.transforms import IntToFloatTensor
-from fastai.torch_core import TensorCategory, default_device, rank_distrib, show_image
+from fastai.torch_core import TensorCategory, default_device, rank_distrib
 from fastai.vision.core import PILImage, TensorImage, image2tensor
 from fastcore.basics import listify
 from fasttransform import Pipeline
@@ -14,9 +14,12 @@ from .episodes import EpisodeSampler
 from .items import to_image, LazyImages
 from .._checks import check_int
 from .split import held_out_classes
+from .show import EpisodeImages, QueryRef, query_samples
+from .prep import prep_config, prep_from_config, batch_prep, batch_tfms
+from .pairs import IMAGE_MODES
 from .._distrib import plain_dl
 
-__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'show_titled', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
+__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
            'ClassifierDataLoaders']
 
 def image_tensor(
@@ -109,18 +112,10 @@ class EpisodeDataset:
         names = getattr(self.sampler, 'names', None) or getattr(self, 'names', None)
         return [str(names[c]) if names is not None else f'class {c}' for c in e.classes]
 
-def show_titled(
-    ax, # a matplotlib axis
-    t, # an image, (C,H,W), uint8 or in [0,1]
-    title:str, # its title
-    color=None, # the title's colour (default black)
-):
-    "fastai's `show_image` of a (C,H,W) image tensor (uint8 or [0,1]), with a small, optionally coloured title"
-    show_image(t.detach().cpu(), ax=ax, cmap='gray' if t.shape[0] == 1 else None)
-    ax.set_title(title, fontsize=8, color=color or 'black')
-
 class EpisodeDL(DataLoader):
-    "A fastai DataLoader of whole episodes that can show them (`show_batch`) and the model's answers (`show_results`)"
+    """A fastai DataLoader of whole episodes. `show_batch` / `show_results` draw through fastai's type dispatch
+    (`EpisodeImages`); with fixed episodes (validation), `items` are the queries, which fastai's
+    `Interpretation.plot_top_losses` indexes and shows (`EpisodeQueries`)."""
     def _batch_and_names(self, b):
         if b is None: b = self.one_batch()
         e = getattr(self.dataset, 'last', None)
@@ -137,18 +132,8 @@ class EpisodeDL(DataLoader):
         **kwargs,
     ):
         "One episode: the support images (one row, titled with their class names), then up to `max_n` queries, labelled"
-        import matplotlib.pyplot as plt
         x, sy, qy, names = self._batch_and_names(b)
-        ns, nq = len(sy), min(len(qy), max_n)
-        cols = max(min(ns, 10), min(nq, 10))
-        rows = -(-ns//cols) + -(-nq//cols)
-        fig, axs = plt.subplots(rows, cols, figsize=(figsize_per*cols, figsize_per*1.15*rows), squeeze=False)
-        for ax in axs.flat: ax.axis('off')
-        for i in range(ns): show_titled(axs.flat[i], x[i], f'support: {names[sy[i]]}')
-        first = -(-ns//cols)*cols
-        for j in range(nq): show_titled(axs.flat[first + j], x[ns + j], f'query: {names[qy[j]]}', 'tab:blue')
-        fig.tight_layout()
-        return fig
+        return show_batch(EpisodeImages(x), (sy, qy), names, max_n=max_n, figsize_per=figsize_per, **kwargs)
 
     def show_results(
         self,
@@ -160,18 +145,33 @@ class EpisodeDL(DataLoader):
     ):
         """Each query beside the support image of the class the model chose, titled green when right and red when
         wrong (`out`: decoded predictions, one class index per query)"""
-        import matplotlib.pyplot as plt
         x, sy, qy, names = self._batch_and_names(b)
         pred = torch.as_tensor(out[0] if isinstance(out, (tuple, list)) else out).view(-1).tolist()
-        n = min(len(qy), max_n)
-        first_of = {c: sy.index(c) for c in set(sy)}
-        fig, axs = plt.subplots(n, 2, figsize=(2*figsize_per, figsize_per*1.2*n), squeeze=False)
-        for j in range(n):
-            ok = pred[j] == qy[j]
-            show_titled(axs[j, 0], x[len(sy) + j], f'query ({names[qy[j]]})')
-            show_titled(axs[j, 1], x[first_of[pred[j]]], f'pred: {names[pred[j]]}', 'green' if ok else 'red')
-        fig.tight_layout()
-        return fig
+        return show_results(EpisodeImages(x), (sy, qy), names, pred, max_n=max_n, figsize_per=figsize_per, **kwargs)
+
+    @property
+    def items(self) -> list:
+        "The queries of the fixed episodes as `QueryRef`s, in the order of `get_preds`' rows"
+        eps = getattr(self.dataset, 'episodes', None)
+        if eps is None: raise ValueError('these episodes are drawn afresh at each access: interpret the validation loader (ds_idx=1)')
+        return [QueryRef(self.dataset, i, j) for i, e in enumerate(eps) for j in range(len(e.query))]
+
+    def _pre_show_batch(
+        self,
+        b, # (images of one-query episodes, their support labels, one class per query), as `test_dl` batches concatenate
+        max_n:int=9, # at most this many rows
+    ):
+        "What fastai's `Interpretation.plot_top_losses` shows: `(EpisodeQueries, classes, samples)`"
+        return query_samples(b, getattr(self.dataset, 'shown', None), max_n)
+
+class _QueryEpisodes:
+    "Dataset of one-query episodes: item `i` is the support set of `refs[i]`'s episode and that one query"
+    def __init__(self, refs): self.refs = refs
+    def __len__(self): return len(self.refs)
+    def __getitem__(self, i):
+        r = self.refs[i]; e = r.episode
+        return (TensorImage(r.dataset.x[e.support + [e.query[r.j]]]), TensorCategory(e.support_labels),
+                TensorCategory([e.query_labels[r.j]]))
 
 def _view(x:torch.Tensor, k:int) -> torch.Tensor:
     "View `k` of images `x` (...,H,W): k = 0..3 rotates by 90*k degrees, k = 4..7 also mirrors (left-right) first"
@@ -265,6 +265,46 @@ class EpisodeDataLoaders(DataLoaders):
         dls.n_inp, dls.img_cls, dls.size, dls.prep = 2, img_cls, xv.shape[-2:], prep
         dls.train_classes, dls.valid_classes = sorted(set(cf.classes) - held), sorted(held)
         return dls
+
+    def image_prep(self) -> dict:
+        "The validation-time image preparation as JSON (mode, a registered prep, normalisation): see `ff.data.prep`"
+        out = {'mode': self.img_cls._open_args['mode']}
+        prep = getattr(self, 'prep', None)
+        if (c := prep_config(prep)) is not None: out[c[0]] = c[1]
+        elif prep is not None:
+            raise ValueError(f"save_model: the loaders' prep {prep!r} cannot be saved as JSON (ff.datasets.InkCenter can); "
+                             'use learn.export for this learner')
+        return {**out, **batch_prep(self)}
+
+    @classmethod
+    def from_image_prep(
+        cls,
+        image:dict, # an `image_prep()` record
+        size, # (height, width) of the images
+    ) -> 'EpisodeDataLoaders':
+        "Empty episode loaders that prepare new images as the recorded validation loader did"
+        ds = EpisodeDataset.empty(torch.empty(0, 1 if image['mode'] == 'L' else 3, *size, dtype=torch.uint8))
+        dls = cls(*(EpisodeDL(ds, bs=None, after_batch=Pipeline(batch_tfms(image))) for _ in range(2)), device=default_device())
+        dls.n_inp, dls.img_cls, dls.size, dls.prep = 2, IMAGE_MODES[image['mode']], torch.Size(size), prep_from_config(image)
+        return dls
+
+    def test_dl(
+        self,
+        test_items, # `QueryRef`s of fixed episodes (`dls.valid.items`), as fastai's `Interpretation` passes them
+        rm_type_tfms=None, # fastai's argument, unused
+        with_labels:bool=True, # fastai's argument: the queries always keep their labels
+        **kwargs,
+    ):
+        """A loader of one-query episodes (each query with its episode's support set), in the order of `test_items`:
+        what fastai's `Interpretation` runs to show chosen queries. New images go through `ff.classify` or
+        `dls.image_batch` instead."""
+        refs = list(test_items)
+        if not all(isinstance(r, QueryRef) for r in refs):
+            raise ValueError('EpisodeDataLoaders.test_dl takes the queries of dls.valid.items; for new images use '
+                             'ff.classify(learn, images, support) or dls.image_batch(images)')
+        # the class names of the rows the display of these queries will show (`EpisodeDL._pre_show_batch` reads them)
+        for r in refs: r.dataset.shown = refs
+        return EpisodeDL(_QueryEpisodes(refs), bs=None, after_batch=plain_dl(self.valid).after_batch, device=self.device)
 
     def new_empty(self):
         "Empty loaders that still know how to prepare new images (for `export`/`load_learner`)"

@@ -6,21 +6,23 @@ import torch
 from fastcore.basics import fastuple, listify, store_attr
 from fastcore.meta import delegates
 from fastai.data.block import DataBlock, TransformBlock
-from fastai.data.core import DataLoaders
+from fastai.data.core import DataLoaders, TfmdDL
+from fastcore.foundation import L
 from fastai.data.transforms import IntToFloatTensor, ToTensor, Category, CategoryMap
-from fastai.torch_core import TensorCategory
-from fastai.vision.core import PILImage, TensorImage, image2tensor
-from fastai.vision.data import get_grid
+from fastai.torch_core import TensorCategory, default_device
+from fastai.vision.augment import Resize
+from fastai.vision.core import PILImage, PILImageBW, TensorImage, image2tensor
 from fasttransform import ItemTransform, Pipeline
-from plum import dispatch
 from .items import ClassFolder, LazyImages, to_image
 from .._checks import check_int
 from .._distrib import plain_dl
 from .split import held_out_classes
+from .prep import prep_config, prep_from_config, batch_prep, batch_tfms
 
-__all__ = ['SiameseImage', 'PAIR_LABELS', 'PairSampler', 'SiameseDataLoaders', 'find_pair_sampler']
+__all__ = ['SiameseImage', 'PAIR_LABELS', 'IMAGE_MODES', 'PairSampler', 'PairDL', 'SiameseDataLoaders', 'find_pair_sampler']
 
 PAIR_LABELS = ('different', 'same')
+IMAGE_MODES = {'L': PILImageBW, 'RGB': PILImage}   # a recorded image mode -> fastai's image class
 
 def _as_chw(t:torch.Tensor) -> torch.Tensor:
     "Image tensor in (C,H,W) order for display"
@@ -139,6 +141,21 @@ def find_pair_sampler(
         if isinstance(t, PairSampler): return t
     raise ValueError('these DataLoaders have no PairSampler: build them with SiameseDataLoaders')
 
+class PairDL(TfmdDL):
+    """fastai's `TfmdDL` for pairs. A decoded batch shows itself whole (a `SiameseImage`); this loader also gives one
+    `(a, b, label)` sample per pair, so that fastai's `show_results` and `Interpretation.plot_top_losses` reach the
+    pair functions registered by type dispatch (fastai passes no samples for a batch that shows itself)."""
+    def _pre_show_batch(
+        self,
+        b, # a batch (a, b, label)
+        max_n:int=9, # at most this many samples
+    ):
+        "(decoded batch, None, one `(a, b, label)` per pair)"
+        x, y, its = super()._pre_show_batch(b, max_n=max_n)
+        if its is None and isinstance(x, SiameseImage) and len(x) > 2:
+            its = L((x[0][i], x[1][i], x[2][i]) for i in range(min(len(x[0]), max_n)))
+        return x, y, its
+
 class SiameseDataLoaders(DataLoaders):
     "DataLoaders of `SiameseImage` pairs (inputs `a`, `b`; target 1 if same class) over a folder-per-class dataset"
     @classmethod
@@ -164,7 +181,7 @@ class SiameseDataLoaders(DataLoaders):
         vset = set(valid)
         train = [i for i in range(len(cf)) if i not in vset]
         sampler = PairSampler(cf.images, cf.labels, valid, img_cls, seed)
-        dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: (train, valid), n_inp=2,
+        dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: (train, valid), n_inp=2, dl_type=PairDL,
                            item_tfms=[sampler, *listify(item_tfms), ToTensor()],
                            batch_tfms=[IntToFloatTensor(), *listify(batch_tfms)])
         built = cls.from_dblock(dblock, list(range(len(cf))), bs=bs, **kwargs)
@@ -196,6 +213,38 @@ class SiameseDataLoaders(DataLoaders):
         # the pairs are built by the PairSampler item transform: no type transform to infer or remove
         return super().test_dl(list(test_items), rm_type_tfms=0, with_labels=with_labels, **kwargs)
 
+    def image_prep(self) -> dict:
+        "The validation-time image preparation as JSON (mode, resize, a registered prep, normalisation): see `ff.data.prep`"
+        out = {'mode': find_pair_sampler(self).img_cls._open_args['mode']}
+        for t in plain_dl(self.valid).after_item.fs:
+            if isinstance(t, Resize): out['resize'] = dict(size=list(t.size), method=str(t.method), pad_mode=str(t.pad_mode))
+            elif (c := prep_config(t)) is not None: out[c[0]] = c[1]
+            elif not isinstance(t, (PairSampler, ToTensor)) and getattr(t, 'split_idx', None) != 0:
+                raise ValueError(f'save_model: validation item transform {type(t).__name__} cannot be saved as JSON '
+                                 '(Resize and ff.datasets.InkCenter are); use learn.export for this learner')
+        return {**out, **batch_prep(self)}
+
+    @classmethod
+    def from_image_prep(
+        cls,
+        image:dict, # an `image_prep()` record
+        bs:int=64, # pairs per batch
+    ) -> 'SiameseDataLoaders':
+        "Empty pair loaders that prepare new images as the recorded validation loader did"
+        img_cls = IMAGE_MODES[image['mode']]
+        items = [PairSampler(None, [], [], img_cls)]
+        if (prep := prep_from_config(image)) is not None: items.append(prep)
+        if 'resize' in image:
+            r = image['resize']
+            items.append(Resize(tuple(r['size']), method=r['method'], pad_mode=r['pad_mode']))
+        dblock = DataBlock(blocks=(TransformBlock(),), splitter=lambda _: ([0], [0]), n_inp=2, dl_type=PairDL,
+                           item_tfms=[*items, ToTensor()], batch_tfms=batch_tfms(image))
+        # fastai sets pipelines up on a first item: one blank pair, dropped by `new_empty` as `export` drops a dataset
+        from PIL import Image
+        blank = Image.new(image['mode'], (8, 8))
+        built = dblock.dataloaders([(blank, blank, 0)], bs=bs, num_workers=0)   # labelled: the batch types include the target
+        return cls(*built.loaders, path=built.path, device=default_device()).new_empty()
+
     def new_empty(self):
         "Empty loaders for `export`: the `PairSampler` keeps its image class but not the dataset"
         res = super().new_empty()
@@ -203,24 +252,3 @@ class SiameseDataLoaders(DataLoaders):
             fs = [t.without_data() if isinstance(t, PairSampler) else t for t in dl.after_item.fs]
             dl.after_item = Pipeline(fs, split_idx=dl.after_item.split_idx)
         return res
-
-# fastai's TfmdDL.show_batch passes the whole decoded batch as `x` when its type has `show`
-@dispatch
-def show_batch(x:SiameseImage, y, samples, ctxs=None, max_n=6, nrows=None, ncols=2, figsize=None, **kwargs):
-    n = min(len(x[0]), max_n)
-    if ctxs is None: ctxs = get_grid(n, nrows=nrows, ncols=min(ncols, n), figsize=figsize)
-    for i, ctx in enumerate(ctxs[:n]): SiameseImage(x[0][i], x[1][i], x[2][i]).show(ctx=ctx, **kwargs)
-    return ctxs
-
-@dispatch
-def show_results(x:SiameseImage, y:SiameseImage, samples, outs, ctxs=None, max_n=6, nrows=None, ncols=2,
-                 figsize=None, **kwargs):
-    "`x` holds the pairs and their truth, `y` the same pairs with the model's decoded prediction"
-    n = min(len(x[0]), max_n)
-    if ctxs is None: ctxs = get_grid(n, nrows=nrows, ncols=min(ncols, n), figsize=figsize)
-    for i, ctx in enumerate(ctxs[:n]):
-        truth, pred = int(x[2][i]), int(y[2][i])
-        title = f'pred: {PAIR_LABELS[pred]}\ntruth: {PAIR_LABELS[truth]}'
-        ax = SiameseImage(x[0][i], x[1][i]).show(ctx=ctx, title=title, **kwargs)
-        ax.title.set_color('green' if pred == truth else 'red')
-    return ctxs

@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 from fastai.vision.core import PILBase
 from fasttransform import Transform
+from ..data.prep import register_prep
 
 __all__ = ['ink_center', 'InkCenter']
 
@@ -41,6 +42,7 @@ def ink_center(
     return src.transform((w, h), Image.AFFINE, (s, 0, cx - s*w/2, 0, s, cy - s*h/2), resample=Image.BILINEAR,
                          fillcolor=ground if mode == 'L' else (ground,)*3)
 
+@register_prep('ink_center')
 class InkCenter(Transform):
     """`ink_center` as a fastai item transform, before `Resize` (`item_tfms=[ff.datasets.InkCenter(), Resize(32)]`), and as the
     `prep` of `EpisodeDataLoaders` / `ClassifierDataLoaders`. Training and inference images get the same treatment;

@@ -100,10 +100,13 @@ def test_episodic_get_preds_and_interpretation(epi):
     with learn.no_bar(): acc = learn.validate()[1]
     assert (probs.argmax(1) == targs).float().mean().item() == pytest.approx(acc, abs=1e-6)
     plt.close('all')
-    fig = Interpretation.from_learner(learn).plot_top_losses(4)
-    titles = [ax.get_title() for ax in fig.axes]
+    Interpretation.from_learner(learn).plot_top_losses(4)   # fastai's own method, reaching ours by type dispatch
+    titles = [ax.get_title() for ax in plt.gcf().axes]
     assert len(titles) == 12 and titles[0].startswith('query, loss') and titles[1].startswith('truth: ')
     losses = [float(t.split('loss ')[1]) for t in titles[::3]]
+    # the true and predicted classes by their names in the episodes (the held-out characters)
+    assert all(t.split(': ')[1].split(' (')[0] in learn.dls.valid_classes for t in titles[1::3] + titles[2::3])
+    assert Interpretation.plot_top_losses.__module__ == 'fastai.interpret'   # fastai's method, not patched
     assert losses == sorted(losses, reverse=True)
     plt.close('all')
 
