@@ -26,6 +26,7 @@ from .interpret.show import show_cam, show_pair_cam, show_cams, CAMCallback
 from .gan.data import GANDataLoaders
 from .gan.learner import dcgan_learner, wgan_learner
 from .gan.stable import gan_learner
+from .gan.oneshot import OneShotDataLoaders, oneshot_learner, generate_like
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan
 from .deploy import save_model, load_model, export_onnx
 from .recipes import recipe
@@ -45,6 +46,6 @@ __all__ = ['__version__',
            'cam', 'grad_cam', 'similarity_maps', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback',
            # GANs
            'GANDataLoaders', 'gan_learner', 'dcgan_learner', 'wgan_learner', 'generate', 'GANSamples', 'GANFrechet',
-           'GANCheckpoint', 'resume_gan',
+           'GANCheckpoint', 'resume_gan', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
            # deployment and recipes
            'save_model', 'load_model', 'export_onnx', 'recipe']

@@ -67,9 +67,13 @@ def _parser():
     s = sub.add_parser('similarity', help='similarity maps of a pair, as a PNG')
     s.add_argument('model'); s.add_argument('a'); s.add_argument('b'); s.add_argument('--out', required=True)
     s.add_argument('--json', action='store_true')
-    n = sub.add_parser('gan', help='DCGAN / WGAN on DATA: sample grids, loss curves, Frechet distances')
+    n = sub.add_parser('gan', help='a GAN on DATA (hinge loss, DiffAugment, moving average by default): sample grids, loss '
+                       'curves, Frechet distances; --oneshot: a one-shot generator on a folder of class folders')
     n.add_argument('data'); n.add_argument('--out', required=True)
-    n.add_argument('--loop', default='dcgan', choices=['dcgan', 'wgan']); n.add_argument('--epochs', type=int, default=10)
+    n.add_argument('--loss', default='hinge', choices=['hinge', 'wgan-gp', 'dcgan', 'wgan'],
+                   help='hinge (spectral-norm critic), wgan-gp (gradient penalty), dcgan, wgan (clipping)')
+    n.add_argument('--oneshot', action='store_true', help='DAGAN: learn to draw new examples of a class from one image')
+    n.add_argument('--epochs', type=int, default=10)
     n.add_argument('--size', type=int, default=32, choices=[32, 64]); n.add_argument('--bs', type=int, default=64)
     n.add_argument('--invert', action='store_true', help='white <-> black (e.g. Omniglot ink)')
     n.add_argument('--rgb', dest='grey', action='store_false')

@@ -169,7 +169,7 @@ def test_gan_command(omni_small, tmp_path):
     r = run('gan', omni_small, '--out', tmp_path/'gan', '--epochs', 1, '--bs', 32, '--invert', '--json')
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout)
-    assert res['loop'] == 'dcgan' and res['images'] == 480 and len(res['samples']) == 1 and Path(res['samples'][0]).is_file()
+    assert res['loss'] == 'hinge' and res['images'] == 480 and len(res['samples']) == 1 and Path(res['samples'][0]).is_file()
     assert (tmp_path/'gan'/'losses.png').is_file() and (tmp_path/'gan'/'metrics.json').is_file()
     # the offline ImageNet weights are installed with the package's extras: the distance is measured, never skipped
     assert [e for e, _ in res['frechet']] == [0, 1] and all(d > 0 for _, d in res['frechet'])
@@ -195,3 +195,15 @@ def test_force_replaces_an_earlier_run_as_a_whole_and_cam_names_never_collide(om
     assert r.returncode == 0, r.stderr[-2000:]
     pngs = [Path(o['png']) for o in json.loads(r.stdout)]
     assert len(set(pngs)) == 2 and all(p.is_file() for p in pngs)
+
+def test_gan_command_oneshot_and_other_losses(omni_small, tmp_path):
+    r = run('gan', omni_small, '--out', tmp_path/'one', '--oneshot', '--epochs', 1, '--bs', 32, '--invert', '--json')
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res['oneshot'] and res['classes'] == 24 and res['images'] == 480
+    from PIL import Image
+    assert Image.open(res['grid']).size[0] > 400 and (tmp_path/'one'/'models'/'oneshot_gan.pth').is_file()
+    r = run('gan', omni_small, '--out', tmp_path/'dc', '--loss', 'dcgan', '--epochs', 1, '--bs', 32, '--json')
+    assert r.returncode == 0 and json.loads(r.stdout)['loss'] == 'dcgan'
+    r = run('gan', omni_small, '--out', tmp_path/'x', '--loss', 'lsgan')
+    assert r.returncode == 2 and "invalid choice: 'lsgan'" in r.stderr

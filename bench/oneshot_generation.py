@@ -1,0 +1,110 @@
+"""One-shot generation benchmark (Boutin et al. 2022, "Diversity vs. Recognizability"; Lake et al.'s one-shot
+generation task) on Omniglot alphabets unseen by both the generator and the classifier.
+
+1. A one-shot classifier: a model folder (`--classifier`, e.g. written by `python bench/omniglot_oneshot.py --save DIR`,
+   the `drawings` recipe trained on --train), or the recipe trained here.
+2. A one-shot generator (`ff.oneshot_learner`, DAGAN) trained on --train for --minutes.
+3. Within-alphabet --n-way trials on --test: one drawing (the source) per class; the source's class also has real
+   drawings by other people. Recognisability: the share of images the classifier assigns to the source's class,
+   for --samples generated images per source and for the real drawings. Diversity: the spread of --samples images
+   of a class in the classifier's embedding space (generated from one source; real: as many people's drawings).
+4. Generation as augmentation: the one-shot error of the same trials (query: a real drawing by another person) with
+   the support sets as they are, and with --augment generated variants added to each support image.
+A grid "one real image -> eight generated" of unseen characters is written to --out. Last line: one JSON object."""
+import argparse, json, random, tempfile, time, warnings
+from pathlib import Path
+import torch
+from fastai.vision.all import set_seed
+import fewshot_fastai as ff
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('--train', default='background_small1', help='Omniglot set the generator (and a classifier trained here) learn from')
+    p.add_argument('--test', default='background_small2', help='Omniglot set whose alphabets neither saw')
+    p.add_argument('--classifier', default=None, help='a model folder (ff.save_model); default: the drawings recipe trained on --train')
+    p.add_argument('--minutes', type=float, default=10, help="the generator's training budget (whole epochs)")
+    p.add_argument('--loss', default='hinge', choices=['hinge', 'wgan-gp', 'dcgan', 'wgan'])
+    p.add_argument('--nf', type=int, default=32, help="the generator's first width")
+    p.add_argument('--bs', type=int, default=64)
+    p.add_argument('--n-way', type=int, default=20)
+    p.add_argument('--trials', type=int, default=200)
+    p.add_argument('--samples', type=int, default=8, help='generated images per source (and real drawings per class for diversity)')
+    p.add_argument('--augment', type=int, default=4, help='generated variants added to each support image (part 4)')
+    p.add_argument('--out', default='out/oneshot_generation', help='folder for the grid and the generator checkpoint')
+    p.add_argument('--seed', type=int, default=0)
+    return p.parse_args(argv)
+
+def train_generator(a):
+    set_seed(a.seed)
+    dls = ff.OneShotDataLoaders.from_folder(ff.omniglot(a.train), size=32, invert=True, bs=a.bs)
+    learn = ff.oneshot_learner(dls, a.loss, nf=a.nf, path=a.out, cbs=[ff.GANCheckpoint('oneshot')])
+    t, epochs = time.perf_counter(), 0
+    with learn.no_bar(), learn.no_logging():
+        while time.perf_counter() - t < a.minutes*60: learn.fit(1); epochs += 1
+    return learn, epochs, time.perf_counter() - t
+
+def grid(learn, trials, path, n=8, rows=6):
+    "One real image (left) and `n` drawn from it, for `rows` unseen characters"
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    fig, axs = plt.subplots(rows, n + 1, figsize=(0.9*(n + 1), 0.95*rows))
+    for r, t in enumerate(trials[:rows]):
+        ims = [Image.open(t.source).convert('L').resize((32, 32))] + ff.generate_like(learn, t.source, n, seed=r)
+        for c, im in enumerate(ims):
+            axs[r, c].imshow(im, cmap='gray'); axs[r, c].axis('off')
+        axs[r, 0].set_title(t.label.split('/')[0][:14] if r == 0 else '', fontsize=6)
+    fig.suptitle('one real drawing (left) -> eight generated', fontsize=8)
+    from fewshot_fastai._files import replacing_file
+    with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=100, bbox_inches='tight')
+    plt.close(fig)
+
+def main(argv=None):
+    a = parse(argv)
+    warnings.filterwarnings('ignore')
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if a.classifier: clf = ff.load_model(a.classifier)
+    else:
+        set_seed(a.seed)
+        clf = ff.recipe('drawings')(ff.omniglot(a.train), seed=a.seed)
+    print(f'classifier: {a.classifier or "the drawings recipe trained on " + a.train} ({time.perf_counter() - t0:.0f}s)', flush=True)
+    learn, epochs, train_s = train_generator(a)
+    print(f'generator: {a.loss}, {epochs} epochs in {train_s/60:.1f} min on {a.train}', flush=True)
+    n_real = max(a.samples, 1)
+    trials = ff.gan.oneshot_trials(ff.omniglot(a.test), n_way=a.n_way, n_trials=a.trials, n_real=n_real, seed=a.seed)
+    t = time.perf_counter()
+    gen = [ff.generate_like(learn, tr.source, max(a.samples, a.augment), seed=a.seed + i) for i, tr in enumerate(trials)]
+    gen_s = time.perf_counter() - t
+    rec_gen = ff.gan.recognisability(clf, trials, [g[:a.samples] for g in gen])
+    rec_real = ff.gan.recognisability(clf, trials)
+    div_gen = ff.gan.diversity(clf, [g[:a.samples] for g in gen])
+    div_real = ff.gan.diversity(clf, [tr.real[:a.samples] for tr in trials])
+    print(f'recognisability ({a.n_way}-way, within alphabet, {a.trials} trials): generated {rec_gen:.3f}, real {rec_real:.3f} '
+          f'(ratio {rec_gen/rec_real:.3f})')
+    print(f'diversity (mean distance to the class mean, classifier embeddings): generated {div_gen:.3f}, real {div_real:.3f} '
+          f'(ratio {div_gen/div_real:.3f})')
+    # part 4: the same trials' one-shot error, query = the first real drawing, supports with and without generated variants
+    plain = [dict(tr.__dict__, real=tr.real[:1]) for tr in trials]
+    one = [ff.gan.OneShotTrial(**d) for d in plain]
+    err_plain = 1 - ff.gan.recognisability(clf, one)
+    aug = []
+    for i, tr in enumerate(one):
+        sup = {c: list(v) + ff.generate_like(learn, v[0], a.augment, seed=10_000 + 31*i + k)
+               for k, (c, v) in enumerate(tr.support.items())}
+        aug.append(ff.gan.OneShotTrial(tr.label, tr.source, sup, tr.real))
+    err_aug = 1 - ff.gan.recognisability(clf, aug)
+    print(f'one-shot error on the same trials: {100*err_plain:.2f}% as they are, {100*err_aug:.2f}% with {a.augment} '
+          f'generated variants per support image')
+    grid(learn, trials[::max(1, len(trials)//6)], out/'oneshot_grid.png')
+    res = dict(train=a.train, test=a.test, classifier=a.classifier or 'drawings recipe (trained here)', loss=a.loss,
+               nf=a.nf, generator_epochs=epochs, generator_minutes=round(train_s/60, 2), n_way=a.n_way, trials=a.trials,
+               samples=a.samples, recognisability_generated=round(rec_gen, 4), recognisability_real=round(rec_real, 4),
+               recognisability_ratio=round(rec_gen/rec_real, 4), diversity_generated=round(div_gen, 4),
+               diversity_real=round(div_real, 4), diversity_ratio=round(div_gen/div_real, 4),
+               error_plain_percent=round(100*err_plain, 2), error_augmented_percent=round(100*err_aug, 2),
+               augment=a.augment, generation_seconds=round(gen_s, 1), grid=str(out/'oneshot_grid.png'))
+    print(json.dumps(res))
+
+if __name__ == '__main__': main()
