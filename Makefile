@@ -19,7 +19,7 @@ demo: install
 	$(VENV)/bin/fewshot-fastai demo --out out/demo
 
 test-py: install chromium
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 test-nbs: install
 	cd nbs && FEWSHOT_FAST=1 ../$(VENV)/bin/nbdev-test --n-workers 1 --timing .

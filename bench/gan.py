@@ -16,6 +16,9 @@ def parse(argv=None):
     p.add_argument('--minutes', type=float, default=None, help='train for this much wall time (whole epochs) instead of --epochs')
     p.add_argument('--no-augment', action='store_true', help='ff.gan_learner without DiffAugment')
     p.add_argument('--no-ema', action='store_true', help='ff.gan_learner without the moving average')
+    p.add_argument('--ema-decay', type=float, default=0.999, help="ff.gan_learner: the moving average's decay")
+    p.add_argument('--lr', type=float, default=None, help="ff.gan_learner: the learning rate (default: the learner's)")
+    p.add_argument('--n-critic', type=int, default=None, help="ff.gan_learner: critic steps per generator step (default: the learner's)")
     p.add_argument('--data', default='omniglot', choices=['omniglot', 'orl'])
     p.add_argument('--epochs', type=int, default=20, help='training epochs for the Fréchet figure')
     p.add_argument('--timed-epochs', type=int, default=6, help='epochs timed per loop (after one warm-up epoch)')
@@ -117,7 +120,7 @@ def quality_only(a, dls, gen0, crit0, size, n_images):
         learn = (ff.dcgan_learner if a.loop == 'dcgan' else ff.wgan_learner)(dls, copy.deepcopy(gen0), copy.deepcopy(crit0))
     else:
         learn = ff.gan_learner(dls, a.loop, augment=None if a.no_augment else ff.gan.stable.POLICIES,
-                               ema=None if a.no_ema else 0.999, generator=copy.deepcopy(gen0))
+                               ema=None if a.no_ema else a.ema_decay, generator=copy.deepcopy(gen0), lr=a.lr, n_critic=a.n_critic)
     fd = lambda: ff.gan.frechet_distance(real, feats(ff.generate(ff.gan.callbacks.sampling_generator(learn), z)))
     start = fd()
     if a.minutes: train_s, epochs = fit_for(learn, a.minutes)
@@ -130,7 +133,7 @@ def quality_only(a, dls, gen0, crit0, size, n_images):
           f'Inception FID) {start:.1f} -> {end:.1f}')
     new = a.loop not in ('dcgan', 'wgan')
     print(json.dumps(dict(loop=a.loop, data=a.data, size=size, images=n_images, bs=a.bs, augment=new and not a.no_augment,
-                          ema=new and not a.no_ema, epochs=epochs, train_seconds=round(train_s, 1), fd_start=round(start, 2),
+                          ema=new and not a.no_ema and a.ema_decay, lr=a.lr, n_critic=a.n_critic, epochs=epochs, train_seconds=round(train_s, 1), fd_start=round(start, 2),
                           fd_end=round(end, 2), stopped=getattr(learn, 'gan_stopped', None))))
 
 if __name__ == '__main__': main()

@@ -4,7 +4,7 @@ generation task) on Omniglot alphabets unseen by both the generator and the clas
 1. A one-shot classifier: a model folder (`--classifier`, e.g. written by `python bench/omniglot_oneshot.py --save DIR`,
    the `drawings` recipe trained on --train), or the recipe trained here.
 2. A one-shot generator (`ff.oneshot_learner`, DAGAN) trained on --train for --minutes.
-3. Within-alphabet --n-way trials on --test: one drawing (the source) per class; the source's class also has real
+3. Within-alphabet --n-way trials on the alphabets of --test that --train lacks: one drawing (the source) per class; the source's class also has real
    drawings by other people. Recognisability: the share of images the classifier assigns to the source's class,
    for --samples generated images per source and for the real drawings. Diversity: the spread of --samples images
    of a class in the classifier's embedding space (generated from one source; real: as many people's drawings).
@@ -25,6 +25,10 @@ def parse(argv=None):
     p.add_argument('--minutes', type=float, default=10, help="the generator's training budget (whole epochs)")
     p.add_argument('--loss', default='hinge', choices=['hinge', 'wgan-gp', 'dcgan', 'wgan'])
     p.add_argument('--nf', type=int, default=32, help="the generator's first width")
+    p.add_argument('--consistency', type=float, default=2., help='weight of ff.gan.SourceConsistency (0: DAGAN as published)')
+    p.add_argument('--mode-seeking', type=float, default=0., help='weight of ff.gan.ModeSeeking (0: none)')
+    p.add_argument('--no-average', action='store_true', help="draw with the generator itself, not its moving average")
+    p.add_argument('--load', default=None, help='a folder whose models/oneshot_gan.pth to resume instead of training')
     p.add_argument('--bs', type=int, default=64)
     p.add_argument('--n-way', type=int, default=20)
     p.add_argument('--trials', type=int, default=200)
@@ -37,7 +41,11 @@ def parse(argv=None):
 def train_generator(a):
     set_seed(a.seed)
     dls = ff.OneShotDataLoaders.from_folder(ff.omniglot(a.train), size=32, invert=True, bs=a.bs)
-    learn = ff.oneshot_learner(dls, a.loss, nf=a.nf, path=a.out, cbs=[ff.GANCheckpoint('oneshot')])
+    learn = ff.oneshot_learner(dls, a.loss, nf=a.nf, consistency=a.consistency, mode_seeking=a.mode_seeking,
+                               path=a.load or a.out,
+                               cbs=[ff.GANCheckpoint('oneshot')])
+    if a.no_average: learn.oneshot['average'] = False
+    if a.load: return learn, ff.resume_gan(learn, 'oneshot'), 0.
     t, epochs = time.perf_counter(), 0
     with learn.no_bar(), learn.no_logging():
         while time.perf_counter() - t < a.minutes*60: learn.fit(1); epochs += 1
@@ -73,7 +81,11 @@ def main(argv=None):
     learn, epochs, train_s = train_generator(a)
     print(f'generator: {a.loss}, {epochs} epochs in {train_s/60:.1f} min on {a.train}', flush=True)
     n_real = max(a.samples, 1)
-    trials = ff.gan.oneshot_trials(ff.omniglot(a.test), n_way=a.n_way, n_trials=a.trials, n_real=n_real, seed=a.seed)
+    seen = {ff.datasets.alphabet_of(c) for c in ff.ClassFolder(ff.omniglot(a.train), decode=False).classes}
+    test = ff.ClassFolder(ff.omniglot(a.test)).subset(lambda c: ff.datasets.alphabet_of(c) not in seen)
+    alphabets = sorted({ff.datasets.alphabet_of(c) for c in test.classes})
+    print(f'unseen alphabets of {a.test}: {alphabets}', flush=True)
+    trials = ff.gan.oneshot_trials(test, n_way=a.n_way, n_trials=a.trials, n_real=n_real, seed=a.seed)
     t = time.perf_counter()
     gen = [ff.generate_like(learn, tr.source, max(a.samples, a.augment), seed=a.seed + i) for i, tr in enumerate(trials)]
     gen_s = time.perf_counter() - t
@@ -98,8 +110,8 @@ def main(argv=None):
     print(f'one-shot error on the same trials: {100*err_plain:.2f}% as they are, {100*err_aug:.2f}% with {a.augment} '
           f'generated variants per support image')
     grid(learn, trials[::max(1, len(trials)//6)], out/'oneshot_grid.png')
-    res = dict(train=a.train, test=a.test, classifier=a.classifier or 'drawings recipe (trained here)', loss=a.loss,
-               nf=a.nf, generator_epochs=epochs, generator_minutes=round(train_s/60, 2), n_way=a.n_way, trials=a.trials,
+    res = dict(train=a.train, test=a.test, unseen_alphabets=alphabets, classifier=a.classifier or 'drawings recipe (trained here)', loss=a.loss,
+               nf=a.nf, consistency=a.consistency, mode_seeking=a.mode_seeking, average=not a.no_average, generator_epochs=epochs, generator_minutes=round(train_s/60, 2), n_way=a.n_way, trials=a.trials,
                samples=a.samples, recognisability_generated=round(rec_gen, 4), recognisability_real=round(rec_real, 4),
                recognisability_ratio=round(rec_gen/rec_real, 4), diversity_generated=round(div_gen, 4),
                diversity_real=round(div_real, 4), diversity_ratio=round(div_gen/div_real, 4),

@@ -55,6 +55,12 @@ def held_out():
     return _held_out
 
 @pytest.fixture(scope='session')
+def unseen_files(omni_dls, held_out) -> dict:
+    "{class: its image files} of the characters `omni_dls` holds out (never trained on)"
+    u = held_out(omni_dls)
+    return {c: [f for f, l in zip(u.files, u.label_names()) if l == c] for c in u.classes}
+
+@pytest.fixture(scope='session')
 def omni_small(omni1, tmp_path_factory):
     "24 real Omniglot characters x 20 drawers, nested Alphabet/characterNN like the original"
     return copy_subset(omni1, tmp_path_factory.mktemp('omni_small'), 24, 20)

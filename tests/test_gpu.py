@@ -72,6 +72,21 @@ def test_gan_on_gpu_mixed_precision(omni1, tmp_path):
     again = ff.dcgan_learner(dls, path=tmp_path)
     assert ff.resume_gan(again, 'g') == 2
 
+@pytest.mark.parametrize('loss', ['hinge', 'wgan-gp'])
+def test_stable_and_oneshot_gans_on_gpu_mixed_precision(omni_small, tmp_path, loss):
+    "The new GAN parts under to_fp16: spectral norm, DiffAugment, the gradient penalty, the moving average, one-shot pairs"
+    dls = ff.GANDataLoaders.from_folder(omni_small, size=32, invert=True, bs=32)
+    learn = ff.gan_learner(dls, loss, cbs=[ff.GANCheckpoint('s')], path=tmp_path).to_fp16()
+    with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    assert next(learn.gen_ema.parameters()).device.type == 'cuda'
+    assert torch.isfinite(torch.tensor(learn.recorder.values[-1][:2])).all()
+    assert ff.resume_gan(ff.gan_learner(dls, loss, path=tmp_path), 's') == 2
+    odls = ff.OneShotDataLoaders.from_folder(omni_small, invert=True, bs=32)
+    olearn = ff.oneshot_learner(odls, loss).to_fp16()
+    with olearn.no_bar(), olearn.no_logging(): olearn.fit(1)
+    assert torch.isfinite(torch.tensor(olearn.recorder.values[-1][:2])).all()
+    assert len(ff.generate_like(olearn, odls.class_folder.files[0], 4)) == 4
+
 def test_cam_on_gpu():
     from skimage import data
     model = ff.efficientnet_lite0(pretrained=True).eval().cuda()

@@ -16,6 +16,9 @@ import random
 from dataclasses import dataclass, field
 import torch
 from torch import nn
+import torch.nn.functional as F
+from fastai.callback.core import Callback
+from fastai.vision.gan import GANTrainer
 from PIL import Image, ImageOps
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
@@ -30,7 +33,7 @@ from .._checks import check_int
 from .._distrib import unwrap_model
 from .stable import gan_learner, POLICIES
 
-__all__ = ['OneShotGenerator', 'pair_critic', 'OneShotPairs', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
+__all__ = ['OneShotGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
            'OneShotTrial', 'oneshot_trials', 'recognisability', 'diversity']
 
 def _down(ni, nf, bn=True):
@@ -96,6 +99,49 @@ def pair_critic(
     "`sn_critic` over pairs `(source, candidate)` stacked on the channel axis: (B,2C,H,W) -> (B,1) raw scores"
     from .stable import sn_critic
     return sn_critic(size, 2*n_channels, nf)
+
+class SourceConsistency(Callback):
+    """Adds to each generator step's loss `weight` x the L1 distance between the drawn image and its source, both
+    average-pooled by `pool` (at 32 px and `pool=4`: 8x8 maps of where the ink is). Two people's drawings of a
+    character put their ink in about the same places, so this anchors the drawing to its source's class early, when
+    the critic cannot yet tell a pair of two characters from a pair of one; the fine strokes stay free (DAGAN has no
+    such term; on a CPU budget its critic learns class consistency too slowly: see bench/RESULTS.md)"""
+    order = GANTrainer.order + 3
+    def __init__(
+        self,
+        weight:float=2., # the term's weight against the adversarial loss
+        pool:int=4, # average-pooling window: the coarseness at which the drawing must match its source
+    ): self.weight, self.pool = weight, pool
+    def after_loss(self):
+        if not self.training or not self.learn.gan_trainer.gen_mode or not self.weight: return
+        pair = self.learn.pred   # the generator's output in a generator step: (source, drawn)
+        c = pair.shape[1]//2
+        src, drawn = (F.avg_pool2d(t.float(), self.pool) for t in (pair[:, :c], pair[:, c:]))
+        term = self.weight*(drawn - src).abs().mean()
+        self.learn.loss_grad = self.learn.loss_grad + term
+        self.learn.loss = self.learn.loss_grad.clone()
+
+class ModeSeeking(Callback):
+    """Mode seeking (Mao et al. 2019, MSGAN): in each generator step, two drawings of the same sources from two noises;
+    adds `weight` x (noise distance / image distance) to the loss, so the generator cannot ignore its noise (a
+    conditional generator otherwise draws one image per source, whatever the noise)"""
+    order = GANTrainer.order + 3
+    def __init__(
+        self,
+        weight:float=1., # the term's weight
+        eps:float=1e-5, # keeps the ratio finite
+    ): self.weight, self.eps = weight, eps
+    def after_loss(self):
+        if not self.training or not self.learn.gan_trainer.gen_mode or not self.weight: return
+        gen = unwrap_model(self.learn.model).generator
+        c = self.learn.pred.shape[1]//2
+        src = self.learn.pred[:, :c].detach()
+        z1, z2 = (torch.randn(len(src), gen.z_dim, device=src.device, dtype=src.dtype) for _ in range(2))
+        a, b = gen.draw(src, z1), gen.draw(src, z2)
+        ratio = (a - b).float().abs().mean((1, 2, 3))/(z1 - z2).float().abs().mean(1)
+        term = self.weight/(ratio.mean() + self.eps)
+        self.learn.loss_grad = self.learn.loss_grad + term
+        self.learn.loss = self.learn.loss_grad.clone()
 
 class OneShotPairs:
     """Items `(source, pair)`: image `i` and, stacked on the channel axis, image `i` with another image of its class
@@ -163,15 +209,20 @@ def oneshot_learner(
     augment=POLICIES, # DiffAugment policy for the pairs the critic sees (both images alike); () or None: none
     ema:float|None=0.999, # decay of the generator's moving average (what `generate_like` uses); None: none
     nf:int=32, # the generator's first width
+    consistency:float=2., # weight of `SourceConsistency` (the drawn image's coarse ink against its source's); 0: DAGAN as published
+    mode_seeking:float=0., # weight of `ModeSeeking` (different noise, different drawings); 0: none
     cbs=None, # more callbacks
     **kwargs, # `gan_learner`'s other arguments (lr, n_critic ...)
 ):
     "A one-shot generation GAN (DAGAN) on fastai's `GANLearner`: `OneShotGenerator` against a `pair_critic`"
+    from fastcore.basics import listify
     from .learner import dcgan_critic
     size, c = dls.size, dls.n_channels
     critic = pair_critic(size, c) if loss in ('hinge', 'wgan-gp') else dcgan_critic(size, 2*c)
-    learn = gan_learner(dls, loss, augment, ema, generator=OneShotGenerator(size, c, dls.z_dim, nf), critic=critic, cbs=cbs, **kwargs)
-    learn.oneshot = dict(size=size, n_channels=c, invert=bool(dls.invert), z_dim=dls.z_dim)
+    extra = ([SourceConsistency(consistency)] if consistency else []) + ([ModeSeeking(mode_seeking)] if mode_seeking else [])
+    learn = gan_learner(dls, loss, augment, ema, generator=OneShotGenerator(size, c, dls.z_dim, nf), critic=critic,
+                        cbs=[*extra, *listify(cbs)], **kwargs)
+    learn.oneshot = dict(size=size, n_channels=c, invert=bool(dls.invert), z_dim=dls.z_dim, average=ema is not None)
     return learn
 
 def generate_like(
@@ -179,12 +230,14 @@ def generate_like(
     image, # one image of a class: a path, PIL image or array
     n:int=8, # how many new images
     seed:int|None=None, # seed of the noise (None: fresh)
+    average:bool|None=None, # draw with the moving average of the generator (None: the learner's `oneshot['average']`)
 ) -> list:
     "`n` new images of `image`'s class, as PIL images at the generator's size, in the source's polarity"
     check_int('generate_like', 'n', n)
     cfg = getattr(learn, 'oneshot', None)
     if cfg is None: raise ValueError('generate_like: not a one-shot generator learner (make one with ff.gan.oneshot_learner)')
-    gen = getattr(learn, 'gen_ema', None)
+    average = cfg.get('average', True) if average is None else average
+    gen = getattr(learn, 'gen_ema', None) if average else None
     if gen is None: gen = unwrap_model(learn.model).generator
     img_cls = PILImageBW if cfg['n_channels'] == 1 else PILImage
     im = to_image(image, img_cls)

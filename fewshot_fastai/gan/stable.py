@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from fastai.callback.core import Callback
+from fastai.torch_core import num_distrib
 from fastai.optimizer import Adam
 from fastai.vision.gan import FixedGANSwitcher, GANTrainer
 from .learner import dcgan_generator, dcgan_critic, dcgan_losses, wgan_losses, _gan_learner, _check_size
@@ -133,6 +134,14 @@ class GeneratorEMA(Callback):
         with torch.no_grad():
             for e, p in zip(self.learn.gen_ema.parameters(), gen.parameters()): e.lerp_(p, 1 - d)
             for e, b in zip(self.learn.gen_ema.buffers(), gen.buffers()): e.copy_(b)
+            # under DDP each rank's BatchNorm statistics are its own until the next forward broadcasts rank 0's:
+            # the average takes rank 0's now, so that every rank holds the same moving average
+            if num_distrib() > 1:
+                import torch.distributed as dist
+                for e in self.learn.gen_ema.buffers():
+                    t = e.cpu() if dist.get_backend() == 'gloo' else e
+                    dist.broadcast(t, 0)
+                    if t is not e: e.copy_(t)
 
 LOSSES = {'hinge': hinge_losses, 'wgan-gp': wgan_losses, 'dcgan': dcgan_losses, 'wgan': wgan_losses}
 

@@ -22,7 +22,7 @@ def _launch(kind, data, out, timeout=300):
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
-@pytest.mark.parametrize('kind', ['siamese', 'episodic', 'classifier', 'dcgan'])
+@pytest.mark.parametrize('kind', ['siamese', 'episodic', 'classifier', 'dcgan', 'oneshot'])
 def test_two_processes_train_in_step(kind, omni_small, tmp_path):
     r = _launch(kind, omni_small, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -35,6 +35,9 @@ def test_two_processes_train_in_step(kind, omni_small, tmp_path):
     # the weights moved: compare with the same learner, freshly built
     fresh, nway = worker.build(kind, omni_small)
     assert any(not torch.equal(v, a['state'][k]) for k, v in fresh.model.state_dict().items())
+    if 'ema' in a:   # the generator's moving average: updated alike on both ranks, and not the generator itself
+        assert all(torch.equal(a['ema'][k], b['ema'][k]) for k in a['ema'])
+        assert any(not torch.equal(v, a['state'][f'generator.{k}']) for k, v in a['ema'].items())
     if kind == 'siamese':   # the threshold and calibration are fitted on the validation pairs of both ranks, gathered
         assert a['thresh'] == b['thresh'] and a['thresh'][0] is not None
         fresh.model.load_state_dict(a['state'])

@@ -1,7 +1,7 @@
 """Trains one learner kind for a few batches under `learn.distrib_ctx(cpu=True)`; launched by
 tests/distrib/test_ddp.py with `torchrun --nproc_per_node 2` (gloo, 127.0.0.1). Each rank saves its final
 weights, the batches it trained on and its N-way column to OUT/rank{R}.pt.
-Usage: worker.py KIND DATA OUT   (KIND: siamese | episodic | classifier | dcgan)"""
+Usage: worker.py KIND DATA OUT   (KIND: siamese | episodic | classifier | dcgan | oneshot)"""
 import sys, warnings
 warnings.filterwarnings('ignore')
 from pathlib import Path
@@ -46,6 +46,10 @@ def build(kind, data):
         dls = ff.GANDataLoaders.from_folder(data, size=32, invert=True, max_images=128, bs=16)
         torch.manual_seed(0)
         return ff.dcgan_learner(dls, ff.gan.dcgan_generator(32, 1, nf=8), ff.gan.dcgan_critic(32, 1, nf=8)), None
+    if kind == 'oneshot':   # the new GAN parts: hinge loss, spectral-norm pair critic, DiffAugment, the generator's average
+        dls = ff.OneShotDataLoaders.from_folder(data, size=32, invert=True, bs=16, n_valid=16)
+        torch.manual_seed(0)
+        return ff.oneshot_learner(dls, nf=8), None
     raise ValueError(kind)
 
 if __name__ == '__main__':
@@ -60,5 +64,6 @@ if __name__ == '__main__':
                seen=rec.seen, wrapped_type=type(learn.model).__name__,
                thresh=(getattr(learn.loss_func, 'thresh', None), getattr(learn.loss_func, 'scale', None)))
     if nway is not None: res.update(nway=nway.last['accuracy'], episodes=[(e.support, e.query) for e in nway.episodes])
+    if getattr(learn, 'gen_ema', None) is not None: res['ema'] = {k: v.detach().clone() for k, v in learn.gen_ema.state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)
     torch.save(res, out/f'rank{rank_distrib()}.pt')

@@ -79,3 +79,40 @@ def test_recognisability_of_real_drawings_is_the_one_shot_accuracy(omni_small):
     assert ff.gan.recognisability(learn, trials, [[t.source]*2 for t in trials]) == 1.0
     assert ff.gan.diversity(learn, [[t.source]*3 for t in trials[:3]]) == pytest.approx(0, abs=1e-5)
     assert ff.gan.diversity(learn, [t.real + [t.source] for t in trials[:3]]) > 0
+
+def test_source_consistency_adds_the_pooled_l1_in_generator_steps_only(dls):
+    from types import SimpleNamespace as NS
+    src, pair = dls.one_batch()
+    pair = pair.as_subclass(torch.Tensor)
+    cb = ff.gan.SourceConsistency(weight=3., pool=4)
+    for gen_mode in (True, False):
+        learn = NS(training=True, gan_trainer=NS(gen_mode=gen_mode), pred=pair, loss_grad=torch.tensor(0.5), loss=None)
+        cb.learn = learn
+        cb.after_loss()
+        a, b = (torch.nn.functional.avg_pool2d(t, 4) for t in (pair[:, :1], pair[:, 1:]))
+        want = 0.5 + 3*(b - a).abs().mean() if gen_mode else torch.tensor(0.5)
+        assert torch.allclose(learn.loss_grad, want) and (learn.loss is None) == (not gen_mode)
+    learn = ff.oneshot_learner(dls, nf=8, consistency=2.)
+    assert any(isinstance(c, ff.gan.SourceConsistency) and c.weight == 2. for c in learn.cbs)
+
+def test_mode_seeking_penalises_a_generator_that_ignores_its_noise(dls):
+    from types import SimpleNamespace as NS
+    src, _ = dls.one_batch()
+    src = src.as_subclass(torch.Tensor)[:4]
+    set_seed(0)
+    g = O.OneShotGenerator(32, 1, z_dim=8, nf=8)
+    cb = ff.gan.ModeSeeking(weight=1.)
+    def term(gen):
+        learn = NS(training=True, gan_trainer=NS(gen_mode=True), pred=torch.cat([src, src], 1), loss_grad=torch.tensor(0.),
+                   loss=None, model=NS(generator=gen))
+        cb.learn = learn; cb.after_loss()
+        return float(learn.loss_grad)
+    torch.manual_seed(1); with_noise = term(g)
+    torch.manual_seed(1)
+    z1, z2 = torch.randn(4, 8), torch.randn(4, 8)
+    a, b = g.draw(src, z1), g.draw(src, z2)
+    want = 1/((a - b).abs().mean((1, 2, 3))/(z1 - z2).abs().mean(1)).mean()
+    assert with_noise == pytest.approx(float(want), rel=1e-4)
+    with torch.no_grad():   # a generator whose noise projections are zero draws the same image whatever the noise
+        for lin in (g.z_low, g.z_mid): lin.weight.zero_(); lin.bias.zero_()
+    assert term(g) > 1000*with_noise
