@@ -51,22 +51,14 @@ def train_generator(a):
         while time.perf_counter() - t < a.minutes*60: learn.fit(1); epochs += 1
     return learn, epochs, time.perf_counter() - t
 
-def grid(learn, trials, path, n=8, rows=6):
-    "One real image (left) and `n` drawn from it, for `rows` unseen characters"
+def grid(learn, trials, path, rows=6):
+    "One real drawing (left) and eight drawn from it, for `rows` unseen characters, as a PNG"
     import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from PIL import Image
-    fig, axs = plt.subplots(rows, n + 1, figsize=(0.9*(n + 1), 0.95*rows))
-    for r, t in enumerate(trials[:rows]):
-        ims = [Image.open(t.source).convert('L').resize((32, 32))] + ff.generate_like(learn, t.source, n, seed=r)
-        for c, im in enumerate(ims):
-            axs[r, c].imshow(im, cmap='gray'); axs[r, c].axis('off')
-        axs[r, 0].set_title(t.label.split('/')[0][:14] if r == 0 else '', fontsize=6)
+    fig = ff.gan.generated_grid(learn, [t.source for t in trials[:rows]])
     fig.suptitle('one real drawing (left) -> eight generated', fontsize=8)
     from fewshot_fastai._files import replacing_file
     with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=100, bbox_inches='tight')
-    plt.close(fig)
 
 def main(argv=None):
     a = parse(argv)

@@ -166,7 +166,8 @@ def load_model(
                 d = config['whitening']
                 model.whitening = Whitening(torch.zeros(d), torch.zeros(d, d))
             make = EpisodicLearner
-        dls = LOADERS[config['kind']].from_image_prep(config['image'], **({'size': size} if config['kind'] == 'episodic' else {}))
+        # the checked `size` field, whatever the record says (they are equal in a file save_model wrote)
+        dls = LOADERS[config['kind']].from_image_prep({**config['image'], 'size': list(size)})
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         raise ValueError(f'{cfg_file}: cannot build the model it describes ({str(e).splitlines()[0][:160]})') from None
     try: model.load_state_dict({k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')})

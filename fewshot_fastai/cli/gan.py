@@ -2,15 +2,14 @@
 a one-shot generator on a folder of class folders (a grid of one real image -> generated ones per class)."""
 import json, sys
 from pathlib import Path
-from PIL import Image
 from .._files import write_file
 from ..models.registry import PretrainedUnavailable
 from ..gan.data import GANDataLoaders
 from ..gan.stable import gan_learner
-from ..gan.oneshot import OneShotDataLoaders, oneshot_learner, generate_like
+from ..gan.oneshot import OneShotDataLoaders, oneshot_learner, generated_grid
 from ..gan.callbacks import GANSamples, GANFrechet, GANCheckpoint, plot_gan_losses
 from ..gan.frechet import lite0_features
-from .common import save_figure, plt
+from .common import save_figure
 
 __all__ = ['gan']
 
@@ -39,12 +38,7 @@ def _oneshot(a, out:Path) -> dict:
     learn.fit(a.epochs)
     cf = dls.class_folder
     firsts = [cf.files[cf.labels.index(k)] for k in range(0, len(cf.classes), max(1, len(cf.classes)//6))][:6]
-    pyplot = plt()
-    fig, axs = pyplot.subplots(len(firsts), 9, figsize=(8.1, 0.95*len(firsts)), squeeze=False)
-    for r, f in enumerate(firsts):
-        ims = [Image.open(f).convert('L' if a.grey else 'RGB').resize((a.size, a.size))] + generate_like(learn, f, 8, seed=r)
-        for c, im in enumerate(ims):
-            axs[r, c].imshow(im, cmap='gray' if a.grey else None); axs[r, c].axis('off')
+    fig = generated_grid(learn, firsts)
     save_figure(fig, out/'oneshot.png')
     save_figure(plot_gan_losses(learn), out/'losses.png')
     res = dict(loss=a.loss, oneshot=True, epochs=a.epochs, images=len(dls.train.dataset), classes=len(cf.classes),

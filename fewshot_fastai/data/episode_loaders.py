@@ -268,7 +268,7 @@ class EpisodeDataLoaders(DataLoaders):
 
     def image_prep(self) -> dict:
         "The validation-time image preparation as JSON (mode, a registered prep, normalisation): see `ff.data.prep`"
-        out = {'mode': self.img_cls._open_args['mode']}
+        out = {'mode': self.img_cls._open_args['mode'], 'size': list(self.size)}
         prep = getattr(self, 'prep', None)
         if (c := prep_config(prep)) is not None: out[c[0]] = c[1]
         elif prep is not None:
@@ -280,9 +280,9 @@ class EpisodeDataLoaders(DataLoaders):
     def from_image_prep(
         cls,
         image:dict, # an `image_prep()` record
-        size, # (height, width) of the images
     ) -> 'EpisodeDataLoaders':
         "Empty episode loaders that prepare new images as the recorded validation loader did"
+        size = tuple(image['size'])
         ds = EpisodeDataset.empty(torch.empty(0, 1 if image['mode'] == 'L' else 3, *size, dtype=torch.uint8))
         dls = cls(*(EpisodeDL(ds, bs=None, after_batch=Pipeline(batch_tfms(image))) for _ in range(2)), device=default_device())
         dls.n_inp, dls.img_cls, dls.size, dls.prep = 2, IMAGE_MODES[image['mode']], torch.Size(size), prep_from_config(image)

@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, field
 import torch
 from torch import nn
+from torch.utils.data import Subset
 import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.vision.gan import GANTrainer
@@ -27,14 +28,16 @@ from fastai.torch_core import TensorImage, default_device
 from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
 from torch.nn.utils.parametrizations import spectral_norm
+from pathlib import Path
 from ..data.items import ClassFolder, to_image
+from ..data.episodes import Episode
 from ..data.episode_loaders import image_tensor
 from .._checks import check_int
 from .._distrib import unwrap_model
-from .stable import gan_learner, POLICIES
+from .stable import gan_learner, sn_critic, add_to_loss, POLICIES
 
 __all__ = ['OneShotGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
-           'OneShotTrial', 'oneshot_trials', 'recognisability', 'diversity']
+           'OneShotTrial', 'oneshot_trials', 'recognisability', 'diversity', 'generated_grid']
 
 def _down(ni, nf, bn=True):
     return nn.Sequential(nn.Conv2d(ni, nf, 4, 2, 1, bias=not bn), *([nn.BatchNorm2d(nf)] if bn else []), nn.LeakyReLU(0.2))
@@ -97,7 +100,6 @@ def pair_critic(
     nf:int=64, # channels of the first layer
 ) -> nn.Sequential:
     "`sn_critic` over pairs `(source, candidate)` stacked on the channel axis: (B,2C,H,W) -> (B,1) raw scores"
-    from .stable import sn_critic
     return sn_critic(size, 2*n_channels, nf)
 
 class SourceConsistency(Callback):
@@ -117,9 +119,7 @@ class SourceConsistency(Callback):
         pair = self.learn.pred   # the generator's output in a generator step: (source, drawn)
         c = pair.shape[1]//2
         src, drawn = (F.avg_pool2d(t.float(), self.pool) for t in (pair[:, :c], pair[:, c:]))
-        term = self.weight*(drawn - src).abs().mean()
-        self.learn.loss_grad = self.learn.loss_grad + term
-        self.learn.loss = self.learn.loss_grad.clone()
+        add_to_loss(self.learn, self.weight*(drawn - src).abs().mean())
 
 class ModeSeeking(Callback):
     """Mode seeking (Mao et al. 2019, MSGAN): in each generator step, two drawings of the same sources from two noises;
@@ -139,9 +139,7 @@ class ModeSeeking(Callback):
         z1, z2 = (torch.randn(len(src), gen.z_dim, device=src.device, dtype=src.dtype) for _ in range(2))
         a, b = gen.draw(src, z1), gen.draw(src, z2)
         ratio = (a - b).float().abs().mean((1, 2, 3))/(z1 - z2).float().abs().mean(1)
-        term = self.weight/(ratio.mean() + self.eps)
-        self.learn.loss_grad = self.learn.loss_grad + term
-        self.learn.loss = self.learn.loss_grad.clone()
+        add_to_loss(self.learn, self.weight/(ratio.mean() + self.eps))
 
 class OneShotPairs:
     """Items `(source, pair)`: image `i` and, stacked on the channel axis, image `i` with another image of its class
@@ -192,16 +190,10 @@ class OneShotDataLoaders(DataLoaders):
         tfms = [IntToFloatTensor(), Normalize.from_stats(0.5, 0.5)]   # [0,1] -> [-1,1], the range of tanh
         valid = sorted(random.Random(seed).sample(range(len(x)), min(n_valid, len(x))))
         dls = cls(DataLoader(OneShotPairs(x, cf.labels), bs=bs, shuffle=True, drop_last=True, after_batch=Pipeline(tfms)),
-                  DataLoader(_Subset(OneShotPairs(x, cf.labels, fixed_seed=seed), valid), bs=bs, after_batch=Pipeline(tfms)),
+                  DataLoader(Subset(OneShotPairs(x, cf.labels, fixed_seed=seed), valid), bs=bs, after_batch=Pipeline(tfms)),
                   device=default_device() if device is None else device)
         dls.size, dls.n_channels, dls.z_dim, dls.invert, dls.class_folder = size, n_channels, z_dim, invert, cf
         return dls
-
-class _Subset:
-    "Items `positions` of `items`"
-    def __init__(self, items, positions): self.items, self.positions = items, positions
-    def __len__(self): return len(self.positions)
-    def __getitem__(self, i): return self.items[self.positions[i]]
 
 def oneshot_learner(
     dls:OneShotDataLoaders, # batches of `(source, real pair)`
@@ -289,19 +281,29 @@ def oneshot_trials(
         trials.append(OneShotTrial(classes[0], picks[classes[0]][0], {c: p[:1] for c, p in picks.items()}, picks[classes[0]][1:]))
     return trials
 
+def _trial_episodes(trials, candidates):
+    "(images, `Episode`s) of the trials: one episode each, its queries the candidates; a path used twice is encoded once"
+    images, pos, eps = [], {}, []
+    def at(im):
+        key = str(im) if isinstance(im, (str, Path)) else id(im)   # `images` keeps the objects alive, so ids stay theirs
+        if key not in pos: pos[key] = len(images); images.append(im)
+        return pos[key]
+    for i, t in enumerate(trials):
+        classes = sorted(t.support)
+        sup = [(at(im), k) for k, c in enumerate(classes) for im in t.support[c]]   # class-major, as `Episode` wants
+        query = [at(im) for im in (t.real if candidates is None else candidates[i])]
+        eps.append(Episode(classes, [p for p, _ in sup], [k for _, k in sup], query, [classes.index(t.label)]*len(query)))
+    return images, eps
+
 def recognisability(
-    classifier, # a one-shot classifier (a Learner `ff.classify` accepts)
+    classifier, # a one-shot classifier (a Learner `ff.episode_accuracy` accepts)
     trials:list, # `oneshot_trials`
     candidates:list|None=None, # per trial, images that claim the source's class (generated ones); None: the trials' real drawings
 ) -> float:
-    "The share of `candidates` that `classifier` assigns to their trial's source class against the trial's support"
-    from ..inference import classify
-    right = total = 0
-    for i, t in enumerate(trials):
-        cands = t.real if candidates is None else candidates[i]
-        labels, _ = classify(classifier, list(cands), t.support, progress=False)
-        right += sum(l == t.label for l in labels); total += len(labels)
-    return right/total
+    """The share of `candidates` that `classifier` assigns to their trial's source class against the trial's support
+    (its one-shot accuracy on episodes whose queries are the candidates; every image is encoded once)"""
+    from ..callbacks.nway import episode_accuracy
+    return episode_accuracy(classifier, *_trial_episodes(trials, candidates))['accuracy']
 
 def diversity(
     classifier, # a Learner whose embeddings `ff.embed` gives
@@ -309,8 +311,25 @@ def diversity(
 ) -> float:
     "The mean distance of a group's embeddings to their mean, averaged over the groups (0: all alike)"
     from ..inference import embed
-    spread = []
-    for g in groups:
-        e = embed(classifier, list(g)).float()
-        spread.append((e - e.mean(0)).norm(dim=1).mean().item())
+    groups = [list(g) for g in groups]
+    spread = [(e - e.mean(0)).norm(dim=1).mean().item()
+              for e in embed(classifier, [im for g in groups for im in g]).float().split([len(g) for g in groups])]
     return sum(spread)/len(spread)
+
+def generated_grid(
+    learn, # a `oneshot_learner`
+    sources:list, # one image each of the classes to show (paths, PIL images or arrays)
+    n:int=8, # generated images per source
+    seed:int=0, # row r's noise seed is `seed + r`
+    figsize_per:float=0.9, # inches per image
+):
+    "A figure: each source (left, at the generator's size) and `n` images `generate_like` draws from it"
+    import matplotlib.pyplot as plt
+    cfg = learn.oneshot
+    img_cls = PILImageBW if cfg['n_channels'] == 1 else PILImage
+    fig, axs = plt.subplots(len(sources), n + 1, figsize=(figsize_per*(n + 1), figsize_per*1.05*len(sources)), squeeze=False)
+    for r, src in enumerate(sources):
+        first = to_image(src, img_cls).resize((cfg['size'], cfg['size']))
+        for c, im in enumerate([first] + generate_like(learn, src, n, seed=seed + r)):
+            axs[r, c].imshow(im, cmap='gray' if cfg['n_channels'] == 1 else None); axs[r, c].axis('off')
+    return fig

@@ -17,7 +17,7 @@ from fastai.vision.gan import FixedGANSwitcher, GANTrainer
 from .learner import dcgan_generator, dcgan_critic, dcgan_losses, wgan_losses, _gan_learner, _check_size
 from .._distrib import unwrap_model
 
-__all__ = ['hinge_losses', 'sn_critic', 'diff_augment', 'DiffAugment', 'GradientPenalty', 'GeneratorEMA', 'gan_learner']
+__all__ = ['hinge_losses', 'sn_critic', 'diff_augment', 'DiffAugment', 'add_to_loss', 'GradientPenalty', 'GeneratorEMA', 'gan_learner']
 
 def hinge_losses():
     "(generator, critic) hinge losses: critic E[relu(1 - f(real))] + E[relu(1 + f(fake))], generator -E[f(fake)]"
@@ -89,6 +89,14 @@ class DiffAugment(nn.Module):
         "The critic's scores (B,1) of the (augmented, in training) images"
         return self.critic(diff_augment(x, self.policy) if self.training else x)
 
+def add_to_loss(
+    learn, # the learner, in `after_loss`
+    term:torch.Tensor, # a scalar with its graph
+):
+    "Adds `term` to the loss fastai is about to backpropagate (`learn.loss_grad`) and to the one it logs (`learn.loss`)"
+    learn.loss_grad = learn.loss_grad + term
+    learn.loss = learn.loss_grad.clone()
+
 class GradientPenalty(Callback):
     """WGAN-GP: in each critic step, adds `weight * (|grad f(x_hat)| - 1)^2` averaged over images `x_hat` drawn on the
     lines between real and generated images, to the critic loss (fastai's loss takes predictions only, so the
@@ -107,8 +115,7 @@ class GradientPenalty(Callback):
         x_hat = (eps*real + (1 - eps)*fake).requires_grad_(True)
         g, = torch.autograd.grad(gan.critic(x_hat).float().sum(), x_hat, create_graph=True)
         gp = self.weight*((g.flatten(1).norm(dim=1) - 1)**2).mean()
-        self.learn.loss_grad = self.learn.loss_grad + gp
-        self.learn.loss = self.learn.loss_grad.clone()
+        add_to_loss(self.learn, gp)
 
 class GeneratorEMA(Callback):
     """An exponential moving average of the generator's weights, updated after every generator step (decay

@@ -75,6 +75,9 @@ def test_recognisability_of_real_drawings_is_the_one_shot_accuracy(omni_small):
         eps.append(ff.data.Episode(classes, sup, list(range(len(classes))), qry, [classes.index(t.label)]*len(t.real)))
     acc = ff.episode_accuracy(learn, images, eps)['accuracy']
     assert rec == pytest.approx(acc, abs=1e-9) and 0 < rec < 1
+    # and the same as ff.classify asked trial by trial (one support set at a time: another code path)
+    right = sum(l == t.label for t in trials for l in ff.classify(learn, t.real, t.support, progress=False)[0])
+    assert rec == pytest.approx(right/sum(len(t.real) for t in trials), abs=1e-9)
     # generated candidates that are the support image itself are always recognised; diversity of copies is 0
     assert ff.gan.recognisability(learn, trials, [[t.source]*2 for t in trials]) == 1.0
     assert ff.gan.diversity(learn, [[t.source]*3 for t in trials[:3]]) == pytest.approx(0, abs=1e-5)
