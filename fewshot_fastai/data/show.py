@@ -6,6 +6,10 @@
 - Episodes: `EpisodeImages` (the supports then the queries of one episode) and `EpisodeQueries` (the queries that
   `plot_top_losses` picked, one per row, with the support images of their true and predicted classes)."""
 import torch
+# fastai's catch-all `plot_top_losses(x, y, *args)` must be registered before ours: plum finds `Any` and our types
+# comparable both ways, and then the method registered last wins. fastai registers it when `fastai.interpret` is
+# first imported, which `fastai.vision.all` does but a user importing only parts of fastai may not have done yet.
+import fastai.interpret  # noqa: F401
 from fastai.torch_core import TensorImage, show_image
 from fastai.vision.data import get_grid
 from fastcore.foundation import L
