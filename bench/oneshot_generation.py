@@ -24,6 +24,7 @@ def parse(argv=None):
     p.add_argument('--classifier', default=None, help='a model folder (ff.save_model); default: the drawings recipe trained on --train')
     p.add_argument('--minutes', type=float, default=10, help="the generator's training budget (whole epochs)")
     p.add_argument('--loss', default='hinge', choices=['hinge', 'wgan-gp', 'dcgan', 'wgan'])
+    p.add_argument('--generator', default='dagan', choices=['dagan', 'warp'], help="ff.gan.oneshot_learner's generator: draws anew (dagan) or bends the source (warp)")
     p.add_argument('--nf', type=int, default=32, help="the generator's first width")
     p.add_argument('--consistency', type=float, default=2., help='weight of ff.gan.SourceConsistency (0: DAGAN as published)')
     p.add_argument('--mode-seeking', type=float, default=0., help='weight of ff.gan.ModeSeeking (0: none)')
@@ -41,7 +42,7 @@ def parse(argv=None):
 def train_generator(a):
     set_seed(a.seed)
     dls = ff.OneShotDataLoaders.from_folder(ff.omniglot(a.train), size=32, invert=True, bs=a.bs)
-    learn = ff.oneshot_learner(dls, a.loss, nf=a.nf, consistency=a.consistency, mode_seeking=a.mode_seeking,
+    learn = ff.oneshot_learner(dls, a.loss, nf=a.nf, generator=a.generator, consistency=a.consistency, mode_seeking=a.mode_seeking,
                                path=a.load or a.out,
                                cbs=[ff.GANCheckpoint('oneshot')])
     if a.no_average: learn.oneshot['average'] = False
@@ -103,6 +104,7 @@ def main(argv=None):
           f'generated variants per support image')
     grid(learn, trials[::max(1, len(trials)//6)], out/'oneshot_grid.png')
     res = dict(train=a.train, test=a.test, unseen_alphabets=alphabets, classifier=a.classifier or 'drawings recipe (trained here)', loss=a.loss,
+               generator=a.generator,
                nf=a.nf, consistency=a.consistency, mode_seeking=a.mode_seeking, average=not a.no_average, generator_epochs=epochs, generator_minutes=round(train_s/60, 2), n_way=a.n_way, trials=a.trials,
                samples=a.samples, recognisability_generated=round(rec_gen, 4), recognisability_real=round(rec_real, 4),
                recognisability_ratio=round(rec_gen/rec_real, 4), diversity_generated=round(div_gen, 4),

@@ -6,13 +6,13 @@ from .learner import (dcgan_generator, dcgan_critic, dcgan_init, dcgan_losses, w
 from .stable import hinge_losses, sn_critic, diff_augment, DiffAugment, add_to_loss, GradientPenalty, GeneratorEMA, gan_learner
 from .callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses, epochs_done
 from .frechet import frechet_distance, FrechetFeatures, lite0_features
-from .oneshot import (OneShotGenerator, pair_critic, SourceConsistency, ModeSeeking, OneShotPairs, OneShotDataLoaders, oneshot_learner, generate_like,
+from .oneshot import (OneShotGenerator, WarpGenerator, pair_critic, SourceConsistency, ModeSeeking, OneShotPairs, OneShotDataLoaders, oneshot_learner, generate_like,
                       OneShotTrial, oneshot_trials, recognisability, diversity, generated_grid)
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'hinge_losses',
            'sn_critic', 'diff_augment', 'DiffAugment', 'add_to_loss', 'GradientPenalty', 'GeneratorEMA', 'gan_learner', 'generate',
            'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done',
-           'frechet_distance', 'FrechetFeatures', 'lite0_features', 'OneShotGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs',
+           'frechet_distance', 'FrechetFeatures', 'lite0_features', 'OneShotGenerator', 'WarpGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs',
            'OneShotDataLoaders', 'oneshot_learner', 'generate_like', 'OneShotTrial', 'oneshot_trials', 'recognisability',
            'diversity', 'generated_grid']

@@ -36,7 +36,7 @@ from .._checks import check_int
 from .._distrib import unwrap_model
 from .stable import gan_learner, sn_critic, add_to_loss, POLICIES
 
-__all__ = ['OneShotGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
+__all__ = ['OneShotGenerator', 'WarpGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
            'OneShotTrial', 'oneshot_trials', 'recognisability', 'diversity', 'generated_grid']
 
 def _down(ni, nf, bn=True):
@@ -86,6 +86,68 @@ class OneShotGenerator(nn.Module):
             extra = [self.z_mid(z).view(B, -1, 8, 8)] if k == 0 else []
             h = torch.cat([up(h), skips[-2 - k], *extra], 1)
         return self.out(h)
+
+    def forward(
+        self,
+        source:torch.Tensor, # source images in [-1, 1], (B,C,H,W)
+    ) -> torch.Tensor:
+        "The pairs `(source, drawn)`, (B,2C,H,W)"
+        return torch.cat([source, self.draw(source)], 1)
+
+class WarpGenerator(nn.Module):
+    """A one-shot generator that redraws its source by *moving* it: the source and noise are encoded as in
+    `OneShotGenerator` (strided convs down to 4x4, noise beside the bottleneck, one decoder level with its skip and
+    more noise at 8x8), and the net outputs a displacement field at 4x4 and 8x8 (at most `max_shift` of the image
+    side), upsampled smoothly to the image and applied with `grid_sample`. Every drawn image is its source bent, so
+    it keeps the source's strokes and ink (no specks, no lost strokes); the critic decides which bends look like
+    another person's drawing. Why: people's drawings of a character differ mostly by where the strokes go, not by
+    what they are (Hauberg et al. 2016 learned such deformations for data augmentation); a free-form decoder spends
+    a CPU budget on relearning to draw strokes at all. Starts as the identity (zero field): a copy of the source."""
+    def __init__(
+        self,
+        size:int=32, # image side: 32 or 64
+        n_channels:int=1, # image channels
+        z_dim:int=64, # noise size
+        nf:int=32, # channels of the first encoder level (doubling at each level)
+        max_shift:float=0.25, # the largest displacement, as a share of the image side
+    ):
+        super().__init__()
+        if size not in (32, 64): raise ValueError(f'WarpGenerator: size={size}; use 32 or 64')
+        check_int('WarpGenerator', 'z_dim', z_dim); check_int('WarpGenerator', 'nf', nf)
+        if not 0 < max_shift <= 1: raise ValueError(f'WarpGenerator: max_shift={max_shift}; use a share of the side in (0, 1]')
+        self.size, self.n_channels, self.z_dim, self.max_shift = size, n_channels, z_dim, max_shift
+        n = {32: 3, 64: 4}[size]
+        w = [nf*2**i for i in range(n)]
+        self.enc = nn.ModuleList([_down(n_channels if i == 0 else w[i - 1], w[i], bn=i > 0) for i in range(n)])
+        self.z_low, self.z_mid = nn.Linear(z_dim, 16*w[-1]), nn.Linear(z_dim, 64*w[-2])
+        self.coarse = nn.Conv2d(2*w[-1], 2, 3, padding=1)           # the 4x4 field, from the bottleneck and noise
+        self.up = _up(2*w[-1], w[-2])
+        self.fine = nn.Conv2d(3*w[-2], 2, 3, padding=1)             # the 8x8 field, from the decoder, skip and noise
+        for head in (self.coarse, self.fine): nn.init.zeros_(head.weight); nn.init.zeros_(head.bias)
+
+    def field(self, source, z):
+        "The displacement (B,H,W,2) in grid_sample's coordinates ([-1, 1] across the image)"
+        B = len(source)
+        skips, h = [], source
+        for e in self.enc: h = e(h); skips.append(h)
+        h = torch.cat([h, self.z_low(z).view(B, -1, 4, 4)], 1)
+        mid = torch.cat([self.up(h), skips[-2], self.z_mid(z).view(B, -1, 8, 8)], 1)
+        size = source.shape[-2:]
+        f = sum(F.interpolate(head(x), size=size, mode='bicubic', align_corners=False)
+                for head, x in ((self.coarse, h), (self.fine, mid)))
+        return (2*self.max_shift*torch.tanh(f)).permute(0, 2, 3, 1)
+
+    def draw(
+        self,
+        source:torch.Tensor, # source images in [-1, 1], (B,C,H,W), background -1 (bright ink on black)
+        z:torch.Tensor|None=None, # noise (B,z_dim); None: drawn now
+    ) -> torch.Tensor:
+        "The sources bent by a field drawn from the noise, (B,C,H,W) in [-1, 1]"
+        if z is None: z = torch.randn(len(source), self.z_dim, device=source.device, dtype=source.dtype)
+        base = F.affine_grid(torch.eye(2, 3, device=source.device, dtype=source.dtype).expand(len(source), 2, 3),
+                             source.shape, align_corners=False)
+        # outside the image is background: -1 (zeros padding would be mid-grey)
+        return F.grid_sample(source + 1, base + self.field(source, z), align_corners=False) - 1
 
     def forward(
         self,
@@ -203,6 +265,7 @@ def oneshot_learner(
     nf:int=32, # the generator's first width
     consistency:float=2., # weight of `SourceConsistency` (the drawn image's coarse ink against its source's); 0: DAGAN as published
     mode_seeking:float=0., # weight of `ModeSeeking` (different noise, different drawings); 0: none
+    generator:str='dagan', # 'dagan': `OneShotGenerator` (a U-Net that draws anew); 'warp': `WarpGenerator` (bends the source)
     cbs=None, # more callbacks
     **kwargs, # `gan_learner`'s other arguments (lr, n_critic ...)
 ):
@@ -210,11 +273,14 @@ def oneshot_learner(
     from fastcore.basics import listify
     from .learner import dcgan_critic
     size, c = dls.size, dls.n_channels
+    kinds = {'dagan': OneShotGenerator, 'warp': WarpGenerator}
+    if generator not in kinds: raise ValueError(f"oneshot_learner: generator={generator!r}; use one of {sorted(kinds)}")
     critic = pair_critic(size, c) if loss in ('hinge', 'wgan-gp') else dcgan_critic(size, 2*c)
     extra = ([SourceConsistency(consistency)] if consistency else []) + ([ModeSeeking(mode_seeking)] if mode_seeking else [])
-    learn = gan_learner(dls, loss, augment, ema, generator=OneShotGenerator(size, c, dls.z_dim, nf), critic=critic,
+    learn = gan_learner(dls, loss, augment, ema, generator=kinds[generator](size, c, dls.z_dim, nf), critic=critic,
                         cbs=[*extra, *listify(cbs)], **kwargs)
-    learn.oneshot = dict(size=size, n_channels=c, invert=bool(dls.invert), z_dim=dls.z_dim, average=ema is not None)
+    learn.oneshot = dict(size=size, n_channels=c, invert=bool(dls.invert), z_dim=dls.z_dim, average=ema is not None,
+                         generator=generator)
     return learn
 
 def generate_like(

@@ -119,3 +119,33 @@ def test_mode_seeking_penalises_a_generator_that_ignores_its_noise(dls):
     with torch.no_grad():   # a generator whose noise projections are zero draws the same image whatever the noise
         for lin in (g.z_low, g.z_mid): lin.weight.zero_(); lin.bias.zero_()
     assert term(g) > 1000*with_noise
+
+def test_warp_generator_bends_its_source(dls):
+    set_seed(0)
+    g = O.WarpGenerator(32, 1, z_dim=8, nf=8, max_shift=0.25).eval()
+    src, _ = dls.one_batch()
+    src = src[:3].as_subclass(torch.Tensor)
+    with torch.no_grad():
+        assert torch.allclose(g.draw(src), src, atol=1e-5)               # a zero field at the start: the source itself
+        # a constant field of 2 px to the right of the sampling point: the drawing moves 2 px left, background enters
+        g.coarse.bias.copy_(torch.tensor([torch.atanh(torch.tensor(0.25)).item(), 0.]))   # 2*0.25*tanh(b) = 4/32
+        out = g.draw(src)
+    assert torch.allclose(out[..., :-2], src[..., 2:], atol=1e-4) and torch.allclose(out[..., -1], torch.tensor(-1.))
+    with torch.no_grad():
+        for head in (g.coarse, g.fine): torch.nn.init.normal_(head.weight, std=0.05)
+        z = torch.randn(1, 8).expand(3, -1)
+        a, b, c = g.draw(src, z), g.draw(src.flip(0), z), g.draw(src, torch.randn(3, 8))
+    assert a.min() >= -1 and a.max() <= 1
+    assert torch.allclose(a, b.flip(0), atol=1e-5) and not torch.allclose(a, c, atol=1e-3)   # source and noise both matter
+    assert (a - src).abs().mean() > 0.01
+    with pytest.raises(ValueError, match='max_shift'): O.WarpGenerator(max_shift=0)
+
+def test_warp_learner_trains_and_draws(dls):
+    set_seed(0)
+    learn = ff.oneshot_learner(dls, nf=8, generator='warp', consistency=0)
+    assert isinstance(learn.model.generator, O.WarpGenerator) and learn.oneshot['generator'] == 'warp'
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    src = dls.class_folder.files[0]
+    ims = ff.generate_like(learn, src, n=3, seed=1)
+    assert len(ims) == 3 and all(im.size == (32, 32) for im in ims) and len({im.tobytes() for im in ims}) == 3
+    with pytest.raises(ValueError, match="generator='gan'"): ff.oneshot_learner(dls, generator='gan')
