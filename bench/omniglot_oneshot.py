@@ -23,6 +23,10 @@ def parse(argv=None):
     p.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder")
     p.add_argument('--seed', type=int, default=0, help='the recipe\'s seed and the evaluation episodes\'')
     p.add_argument('--save', default=None, help='folder: save the trained model there (ff.save_model)')
+    p.add_argument('--variants', default=None, metavar='DIR', help='a one-shot generator (the --out folder of bench/oneshot_generation.py): '
+                   'ff.gan.GeneratedVariants of it in the training batches (issue 31, part 4)')
+    p.add_argument('--variants-generator', default='warp', choices=['dagan', 'warp'], help="that generator's kind")
+    p.add_argument('--variants-p', type=float, default=0.5, help='share of training images replaced by a generated variant')
     p.add_argument('--load', default=None, help='a model folder (ff.save_model, or `fewshot-fastai train --out`): evaluate it, no training')
     return p.parse_args(argv)
 
@@ -48,6 +52,13 @@ def unseen_alphabets(train_names):
         for a in sorted({ff.datasets.alphabet_of(c) for c in cf.classes} - train_alpha):
             out[a] = cf.subset(lambda c, a=a: ff.datasets.alphabet_of(c) == a)
     return out
+
+def load_generator(a):
+    "The one-shot generator saved by bench/oneshot_generation.py in --variants (built as that bench builds it, then resumed)"
+    dls = ff.OneShotDataLoaders.from_folder(ff.omniglot(a.train if a.train != 'both' else 'background_small1'), size=32, invert=True)
+    learn = ff.oneshot_learner(dls, generator=a.variants_generator, path=a.variants)
+    ff.resume_gan(learn, 'oneshot')
+    return learn
 
 def ci95(err_pct, n):
     "Half-width of the 95% confidence interval of an error rate (percent) measured on `n` trials"
@@ -104,10 +115,12 @@ def main(argv=None):
         cf = merged_class_folder(SETS[a.train])
         print(f'train: {a.train} ({len(cf.classes)} characters); unseen alphabets: {list(unseen) or "none"}')
         t = time.time()
-        learn = r(cf, **params)
+        extra = [ff.gan.GeneratedVariants(load_generator(a), p=a.variants_p)] if a.variants else None
+        learn = r(cf, **params, extra_tfms=extra)
         stats = dict(params=r.settings(params),
                      epochs=learn.recipe_stats['epochs'], train_minutes=round(learn.recipe_stats['train_seconds']/60, 2),
                      wall_minutes=round((time.time() - t)/60, 2))
+        if a.variants: stats.update(variants=a.variants, variants_generator=a.variants_generator, variants_p=a.variants_p)
         if a.save: ff.save_model(learn, a.save)
         print(f"drawings recipe: {stats['epochs']} epochs in {stats['train_minutes']:.1f} min")
     tta = learn.fewshot_config.get('tta')

@@ -22,12 +22,15 @@ def parse(argv=None):
     p.add_argument('--train', default='background_small1', help='Omniglot set the generator (and a classifier trained here) learn from')
     p.add_argument('--test', default='background_small2', help='Omniglot set whose alphabets neither saw')
     p.add_argument('--classifier', default=None, help='a model folder (ff.save_model); default: the drawings recipe trained on --train')
-    p.add_argument('--minutes', type=float, default=10, help="the generator's training budget (whole epochs)")
+    p.add_argument('--minutes', type=float, default=6, help="the generator's training budget (whole epochs)")
     p.add_argument('--loss', default='hinge', choices=['hinge', 'wgan-gp', 'dcgan', 'wgan'])
-    p.add_argument('--generator', default='dagan', choices=['dagan', 'warp'], help="ff.gan.oneshot_learner's generator: draws anew (dagan) or bends the source (warp)")
+    p.add_argument('--generator', default='warp', choices=['dagan', 'warp', 'elastic'],
+                   help="ff.gan.oneshot_learner's generator: draws anew (dagan) or bends the source (warp); 'elastic': no "
+                        "GAN, the reference of random elastic distortions (ff.data.Elastic) of the source at --elastic px")
+    p.add_argument('--elastic', type=float, default=1.5, help="--generator elastic: ff.data.Elastic's magnitude in px at 32 px")
     p.add_argument('--nf', type=int, default=32, help="the generator's first width")
-    p.add_argument('--consistency', type=float, default=2., help='weight of ff.gan.SourceConsistency (0: DAGAN as published)')
-    p.add_argument('--mode-seeking', type=float, default=0., help='weight of ff.gan.ModeSeeking (0: none)')
+    p.add_argument('--consistency', type=float, default=None, help="weight of ff.gan.SourceConsistency (0: none, as DAGAN published; default: oneshot_learner's for the generator)")
+    p.add_argument('--mode-seeking', type=float, default=None, help="weight of ff.gan.ModeSeeking (0: none; default: oneshot_learner's for the generator)")
     p.add_argument('--no-average', action='store_true', help="draw with the generator itself, not its moving average")
     p.add_argument('--load', default=None, help='a folder whose models/oneshot_gan.pth to resume instead of training')
     p.add_argument('--bs', type=int, default=64)
@@ -52,6 +55,19 @@ def train_generator(a):
         while time.perf_counter() - t < a.minutes*60: learn.fit(1); epochs += 1
     return learn, epochs, time.perf_counter() - t
 
+class ElasticLike:
+    "The reference 'generator' without learning: `n` random elastic distortions (`ff.data.Elastic`) of the source at 32 px"
+    def __init__(self, magnitude): self.tfm = ff.data.Elastic(magnitude, p=1.)
+    def __call__(self, image, n, seed):
+        import numpy as np
+        from PIL import Image
+        from fastai.vision.core import TensorImage
+        im = (image if isinstance(image, Image.Image) else Image.open(image)).convert('L').resize((32, 32), Image.BILINEAR)
+        x = TensorImage(torch.tensor(np.asarray(im), dtype=torch.float32)[None, None].expand(n, -1, -1, -1)/255)
+        torch.manual_seed(seed)
+        out = self.tfm(x, split_idx=0)
+        return [Image.fromarray((o[0]*255).round().clamp(0, 255).byte().numpy()) for o in out]
+
 def grid(learn, trials, path, rows=6):
     "One real drawing (left) and eight drawn from it, for `rows` unseen characters, as a PNG"
     import matplotlib
@@ -71,8 +87,13 @@ def main(argv=None):
         set_seed(a.seed)
         clf = ff.recipe('drawings')(ff.omniglot(a.train), seed=a.seed)
     print(f'classifier: {a.classifier or "the drawings recipe trained on " + a.train} ({time.perf_counter() - t0:.0f}s)', flush=True)
-    learn, epochs, train_s = train_generator(a)
-    print(f'generator: {a.loss}, {epochs} epochs in {train_s/60:.1f} min on {a.train}', flush=True)
+    if a.generator == 'elastic':
+        learn, epochs, train_s, draw = None, 0, 0., ElasticLike(a.elastic)
+        print(f'generator: none, random elastic distortions of {a.elastic} px', flush=True)
+    else:
+        learn, epochs, train_s = train_generator(a)
+        draw = lambda im, n, seed: ff.generate_like(learn, im, n, seed=seed)
+        print(f'generator: {a.loss}, {epochs} epochs in {train_s/60:.1f} min on {a.train}', flush=True)
     n_real = max(a.samples, 1)
     seen = {ff.datasets.alphabet_of(c) for c in ff.ClassFolder(ff.omniglot(a.train), decode=False).classes}
     test = ff.ClassFolder(ff.omniglot(a.test)).subset(lambda c: ff.datasets.alphabet_of(c) not in seen)
@@ -80,7 +101,7 @@ def main(argv=None):
     print(f'unseen alphabets of {a.test}: {alphabets}', flush=True)
     trials = ff.gan.oneshot_trials(test, n_way=a.n_way, n_trials=a.trials, n_real=n_real, seed=a.seed)
     t = time.perf_counter()
-    gen = [ff.generate_like(learn, tr.source, max(a.samples, a.augment), seed=a.seed + i) for i, tr in enumerate(trials)]
+    gen = [draw(tr.source, max(a.samples, a.augment), a.seed + i) for i, tr in enumerate(trials)]
     gen_s = time.perf_counter() - t
     rec_gen = ff.gan.recognisability(clf, trials, [g[:a.samples] for g in gen])
     rec_real = ff.gan.recognisability(clf, trials)
@@ -94,23 +115,28 @@ def main(argv=None):
     plain = [dict(tr.__dict__, real=tr.real[:1]) for tr in trials]
     one = [ff.gan.OneShotTrial(**d) for d in plain]
     err_plain = 1 - ff.gan.recognisability(clf, one)
-    aug = []
-    for i, tr in enumerate(one):
-        sup = {c: list(v) + ff.generate_like(learn, v[0], a.augment, seed=10_000 + 31*i + k)
-               for k, (c, v) in enumerate(tr.support.items())}
-        aug.append(ff.gan.OneShotTrial(tr.label, tr.source, sup, tr.real))
+    if learn is not None:
+        aug = [ff.gan.OneShotTrial(tr.label, tr.source, ff.gan.with_generated(learn, tr.support, a.augment, seed=10_000 + 31*i), tr.real)
+               for i, tr in enumerate(one)]
+    else:
+        aug = [ff.gan.OneShotTrial(tr.label, tr.source, {c: list(v) + draw(v[0], a.augment, 10_000 + 31*i + k)
+                                                         for k, (c, v) in enumerate(tr.support.items())}, tr.real)
+               for i, tr in enumerate(one)]
     err_aug = 1 - ff.gan.recognisability(clf, aug)
     print(f'one-shot error on the same trials: {100*err_plain:.2f}% as they are, {100*err_aug:.2f}% with {a.augment} '
           f'generated variants per support image')
-    grid(learn, trials[::max(1, len(trials)//6)], out/'oneshot_grid.png')
+    if learn is not None: grid(learn, trials[::max(1, len(trials)//6)], out/'oneshot_grid.png')
+    from fewshot_fastai.gan.oneshot import GENERATOR_DEFAULTS
+    weights = [given if given is not None else (GENERATOR_DEFAULTS[a.generator][k] if a.generator in GENERATOR_DEFAULTS else None)
+               for k, given in enumerate((a.consistency, a.mode_seeking))]
     res = dict(train=a.train, test=a.test, unseen_alphabets=alphabets, classifier=a.classifier or 'drawings recipe (trained here)', loss=a.loss,
-               generator=a.generator,
-               nf=a.nf, consistency=a.consistency, mode_seeking=a.mode_seeking, average=not a.no_average, generator_epochs=epochs, generator_minutes=round(train_s/60, 2), n_way=a.n_way, trials=a.trials,
+               generator=a.generator, elastic=a.elastic if a.generator == 'elastic' else None,
+               nf=a.nf, consistency=weights[0], mode_seeking=weights[1], average=not a.no_average, generator_epochs=epochs, generator_minutes=round(train_s/60, 2), n_way=a.n_way, trials=a.trials,
                samples=a.samples, recognisability_generated=round(rec_gen, 4), recognisability_real=round(rec_real, 4),
                recognisability_ratio=round(rec_gen/rec_real, 4), diversity_generated=round(div_gen, 4),
                diversity_real=round(div_real, 4), diversity_ratio=round(div_gen/div_real, 4),
                error_plain_percent=round(100*err_plain, 2), error_augmented_percent=round(100*err_aug, 2),
-               augment=a.augment, generation_seconds=round(gen_s, 1), grid=str(out/'oneshot_grid.png'))
+               augment=a.augment, generation_seconds=round(gen_s, 1), grid=str(out/'oneshot_grid.png') if learn is not None else None)
     print(json.dumps(res))
 
 if __name__ == '__main__': main()

@@ -32,16 +32,17 @@ def gan(a) -> dict:
     return res
 
 def _oneshot(a, out:Path) -> dict:
-    "A one-shot generator (DAGAN) on a folder of class folders, and a grid: the first image of some classes -> 8 drawn"
+    "A one-shot generator on a folder of class folders, and a grid: the first image of some classes -> 8 drawn"
     dls = OneShotDataLoaders.from_folder(a.data, size=a.size, n_channels=1 if a.grey else 3, invert=a.invert, bs=a.bs)
-    learn = oneshot_learner(dls, a.loss, cbs=[GANCheckpoint('oneshot')], path=out)
+    kind = dict(generator=a.generator) if a.generator else {}
+    learn = oneshot_learner(dls, a.loss, cbs=[GANCheckpoint('oneshot')], path=out, **kind)
     learn.fit(a.epochs)
     cf = dls.class_folder
     firsts = [cf.files[cf.labels.index(k)] for k in range(0, len(cf.classes), max(1, len(cf.classes)//6))][:6]
     fig = generated_grid(learn, firsts)
     save_figure(fig, out/'oneshot.png')
     save_figure(plot_gan_losses(learn), out/'losses.png')
-    res = dict(loss=a.loss, oneshot=True, epochs=a.epochs, images=len(dls.train.dataset), classes=len(cf.classes),
+    res = dict(loss=a.loss, oneshot=True, generator=learn.oneshot['generator'], epochs=a.epochs, images=len(dls.train.dataset), classes=len(cf.classes),
                grid=str(out/'oneshot.png'), stopped=learn.gan_stopped)
     write_file(out/'metrics.json', json.dumps(res, indent=1, allow_nan=False))
     return res

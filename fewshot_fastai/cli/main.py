@@ -72,7 +72,9 @@ def _parser():
     n.add_argument('data'); n.add_argument('--out', required=True)
     n.add_argument('--loss', default='hinge', choices=['hinge', 'wgan-gp', 'dcgan', 'wgan'],
                    help='hinge (spectral-norm critic), wgan-gp (gradient penalty), dcgan, wgan (clipping)')
-    n.add_argument('--oneshot', action='store_true', help='DAGAN: learn to draw new examples of a class from one image')
+    n.add_argument('--oneshot', action='store_true', help='learn to draw new examples of a class from one image')
+    n.add_argument('--generator', default=None, choices=['warp', 'dagan'],
+                   help="--oneshot: 'warp' bends the image (WarpGenerator), 'dagan' draws anew (OneShotGenerator); default: oneshot_learner's")
     n.add_argument('--epochs', type=int, default=10)
     n.add_argument('--size', type=int, default=32, choices=[32, 64]); n.add_argument('--bs', type=int, default=64)
     n.add_argument('--invert', action='store_true', help='white <-> black (e.g. Omniglot ink)')

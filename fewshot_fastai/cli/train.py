@@ -93,7 +93,7 @@ def recipes(a):
         r = recipe(a.name)
         if a.json: return dict(name=r.name, data=r.data, figure=r.figure, command=r.command,
                                params={k: dict(default=list(d) if isinstance(d, tuple) else d, doc=doc) for k, (d, doc) in r.params().items()})
-        rows = [dict(parameter=k, default=repr(d), doc=doc) for k, (d, doc) in r.params().items() if k not in ('cbs',)]
+        rows = [dict(parameter=k, default=repr(d), doc=doc) for k, (d, doc) in r.params().items() if k not in ('cbs', 'extra_tfms')]
         return f'{r.name}: {r.data}\n  measured: {r.figure}\n  command:  {r.command}\n\n' + render(rows, False, False)
     rows = [dict(recipe=n, data=recipe(n).data, measured=recipe(n).figure, command=recipe(n).command) for n in names()]
     if a.json: return rows

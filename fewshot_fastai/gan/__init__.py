@@ -8,6 +8,7 @@ from .callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_g
 from .frechet import frechet_distance, FrechetFeatures, lite0_features
 from .oneshot import (OneShotGenerator, WarpGenerator, pair_critic, SourceConsistency, ModeSeeking, OneShotPairs, OneShotDataLoaders, oneshot_learner, generate_like,
                       OneShotTrial, oneshot_trials, recognisability, diversity, generated_grid)
+from .variants import with_generated, GeneratedVariants
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
            'wgan_losses', 'GANFixes', 'GANStats', 'GANNaNStop', 'dcgan_learner', 'wgan_learner', 'hinge_losses',
@@ -15,4 +16,4 @@ __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images', 'dcgan_generator', 'dc
            'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done',
            'frechet_distance', 'FrechetFeatures', 'lite0_features', 'OneShotGenerator', 'WarpGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs',
            'OneShotDataLoaders', 'oneshot_learner', 'generate_like', 'OneShotTrial', 'oneshot_trials', 'recognisability',
-           'diversity', 'generated_grid']
+           'diversity', 'generated_grid', 'with_generated', 'GeneratedVariants']

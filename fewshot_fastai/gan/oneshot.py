@@ -125,7 +125,11 @@ class WarpGenerator(nn.Module):
         self.fine = nn.Conv2d(3*w[-2], 2, 3, padding=1)             # the 8x8 field, from the decoder, skip and noise
         for head in (self.coarse, self.fine): nn.init.zeros_(head.weight); nn.init.zeros_(head.bias)
 
-    def field(self, source, z):
+    def field(
+        self,
+        source:torch.Tensor, # source images in [-1, 1], (B,C,H,W)
+        z:torch.Tensor, # noise (B,z_dim)
+    ) -> torch.Tensor:
         "The displacement (B,H,W,2) in grid_sample's coordinates ([-1, 1] across the image)"
         B = len(source)
         skips, h = [], source
@@ -257,24 +261,31 @@ class OneShotDataLoaders(DataLoaders):
         dls.size, dls.n_channels, dls.z_dim, dls.invert, dls.class_folder = size, n_channels, z_dim, invert, cf
         return dls
 
+# weights measured in bench/RESULTS.md ("One-shot generation"): (SourceConsistency, ModeSeeking) per generator
+GENERATOR_DEFAULTS = {'warp': (0., 0.5), 'dagan': (2., 0.)}
+
 def oneshot_learner(
     dls:OneShotDataLoaders, # batches of `(source, real pair)`
     loss:str='hinge', # as `gan_learner`: 'hinge', 'wgan-gp', 'dcgan' or 'wgan'
     augment=POLICIES, # DiffAugment policy for the pairs the critic sees (both images alike); () or None: none
     ema:float|None=0.999, # decay of the generator's moving average (what `generate_like` uses); None: none
     nf:int=32, # the generator's first width
-    consistency:float=2., # weight of `SourceConsistency` (the drawn image's coarse ink against its source's); 0: DAGAN as published
-    mode_seeking:float=0., # weight of `ModeSeeking` (different noise, different drawings); 0: none
-    generator:str='dagan', # 'dagan': `OneShotGenerator` (a U-Net that draws anew); 'warp': `WarpGenerator` (bends the source)
+    consistency:float|None=None, # weight of `SourceConsistency` (the drawn image's coarse ink against its source's); 0: none; None: the generator's default (warp 0, dagan 2)
+    mode_seeking:float|None=None, # weight of `ModeSeeking` (different noise, different drawings); 0: none; None: the generator's default (warp 0.5, dagan 0)
+    generator:str='warp', # 'warp': `WarpGenerator` (bends the source); 'dagan': `OneShotGenerator` (a U-Net that draws anew)
     cbs=None, # more callbacks
     **kwargs, # `gan_learner`'s other arguments (lr, n_critic ...)
 ):
-    "A one-shot generation GAN (DAGAN) on fastai's `GANLearner`: `OneShotGenerator` against a `pair_critic`"
+    """A one-shot generation GAN on fastai's `GANLearner`: a generator of the source's class (`WarpGenerator` or
+    DAGAN's `OneShotGenerator`) against a `pair_critic`"""
     from fastcore.basics import listify
     from .learner import dcgan_critic
     size, c = dls.size, dls.n_channels
     kinds = {'dagan': OneShotGenerator, 'warp': WarpGenerator}
     if generator not in kinds: raise ValueError(f"oneshot_learner: generator={generator!r}; use one of {sorted(kinds)}")
+    d_cons, d_ms = GENERATOR_DEFAULTS[generator]
+    consistency = d_cons if consistency is None else consistency
+    mode_seeking = d_ms if mode_seeking is None else mode_seeking
     critic = pair_critic(size, c) if loss in ('hinge', 'wgan-gp') else dcgan_critic(size, 2*c)
     extra = ([SourceConsistency(consistency)] if consistency else []) + ([ModeSeeking(mode_seeking)] if mode_seeking else [])
     learn = gan_learner(dls, loss, augment, ema, generator=kinds[generator](size, c, dls.z_dim, nf), critic=critic,

@@ -3,6 +3,7 @@ import fastai.callback.channelslast  # noqa: F401  patches Learner.to_channelsla
 from fastai.vision.augment import Rotate, Zoom
 from fastai.vision.core import PILImageBW
 from fastai.torch_core import set_seed
+from fastcore.basics import listify
 from ..data.augment import Elastic
 from ..data.episode_loaders import EpisodeDataLoaders
 from ..datasets.ink import InkCenter
@@ -41,6 +42,7 @@ def drawings(
     channels_last:bool=True, # fastai's channels-last memory format: about 20% faster Conv4 steps on CPU, same answers
     quiet:bool=True, # no progress bar or table
     cbs=None, # more callbacks for the fit
+    extra_tfms=None, # more training batch transforms, e.g. `ff.gan.GeneratedVariants(generator)` (not saved with the model)
 ):
     """A prototypical network (Conv4) trained on episodes of `data`'s characters, their rotations and mirror images as
     extra classes, with ink centring, affine and elastic augmentation; at inference it averages the embeddings of
@@ -49,7 +51,7 @@ def drawings(
     cf = class_folder(data)
     def build(episodes, seed=seed):
         set_seed(seed)
-        aug = [Rotate(max_deg=rotate, p=0.75), Zoom(max_zoom=zoom, p=0.75)] + ([Elastic(elastic)] if elastic else [])
+        aug = [Rotate(max_deg=rotate, p=0.75), Zoom(max_zoom=zoom, p=0.75)] + ([Elastic(elastic)] if elastic else []) + listify(extra_tfms)
         held = sorted(class_split(cf.classes, valid_pct, seed)) if valid_pct else []
         split = dict(valid_classes=held) if held else dict(valid_pct=0)
         dls = EpisodeDataLoaders.from_class_folder(cf, size=size, img_cls=PILImageBW, seed=seed, **split,

@@ -35,7 +35,7 @@ class Recipe:
         params:dict, # the parameters given (overrides)
     ) -> dict:
         "Every setting of a run with `params` (the defaults, overridden), as JSON-able values: what to record beside a figure"
-        out = {k: d for k, (d, _) in self.params().items() if k not in ('cbs', 'quiet')} | {k: v for k, v in params.items() if k not in ('cbs', 'quiet')}
+        out = {k: d for k, (d, _) in self.params().items() if k not in _NOT_SETTINGS} | {k: v for k, v in params.items() if k not in _NOT_SETTINGS}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
     def check(
         self,
@@ -46,6 +46,7 @@ class Recipe:
         if bad: raise ValueError(f'recipe {self.name!r} has no parameter {bad[0]!r}; its parameters: {", ".join(self.params())}')
 
 _RECIPES: dict[str, Recipe] = {}
+_NOT_SETTINGS = ('cbs', 'quiet', 'extra_tfms')   # objects, not JSON-able settings
 
 def register(
     name:str, # the recipe's name

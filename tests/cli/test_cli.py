@@ -203,6 +203,9 @@ def test_gan_command_oneshot_and_other_losses(omni_small, tmp_path):
     assert res['oneshot'] and res['classes'] == 24 and res['images'] == 480
     from PIL import Image
     assert Image.open(res['grid']).size[0] > 400 and (tmp_path/'one'/'models'/'oneshot_gan.pth').is_file()
+    other = 'dagan' if res['generator'] == 'warp' else 'warp'
+    r = run('gan', omni_small, '--out', tmp_path/'two', '--oneshot', '--generator', other, '--epochs', 1, '--bs', 32, '--invert', '--json')
+    assert r.returncode == 0 and json.loads(r.stdout)['generator'] == other
     r = run('gan', omni_small, '--out', tmp_path/'dc', '--loss', 'dcgan', '--epochs', 1, '--bs', 32, '--json')
     assert r.returncode == 0 and json.loads(r.stdout)['loss'] == 'dcgan'
     r = run('gan', omni_small, '--out', tmp_path/'x', '--loss', 'lsgan')
