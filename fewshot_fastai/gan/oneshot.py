@@ -45,6 +45,25 @@ def _down(ni, nf, bn=True):
 def _up(ni, nf):
     return nn.Sequential(nn.ConvTranspose2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU())
 
+def _source_encoder(m, name, size, n_channels, z_dim, nf) -> list:
+    """Sets on `m` what both one-shot generators share: the checked sizes, the source encoder (strided convs down to
+    4x4) and the noise projections to 4x4 and 8x8 maps (`z_low`, `z_mid`). -> the encoder's widths"""
+    if size not in (32, 64): raise ValueError(f'{name}: size={size}; use 32 or 64')
+    check_int(name, 'z_dim', z_dim); check_int(name, 'nf', nf)
+    m.size, m.n_channels, m.z_dim = size, n_channels, z_dim
+    n = {32: 3, 64: 4}[size]                       # encoder levels, down to 4x4
+    w = [nf*2**i for i in range(n)]
+    m.enc = nn.ModuleList([_down(n_channels if i == 0 else w[i - 1], w[i], bn=i > 0) for i in range(n)])
+    m.z_low = nn.Linear(z_dim, 16*w[-1])           # noise as 4x4 maps beside the bottleneck
+    m.z_mid = nn.Linear(z_dim, 64*w[-2])           # and as 8x8 maps beside the first decoder level
+    return w
+
+def _encode(m, source, z):
+    "(the encoder's maps at each level, the bottleneck with the 4x4 noise maps beside it)"
+    skips, h = [], source
+    for e in m.enc: h = e(h); skips.append(h)
+    return skips, torch.cat([h, m.z_low(z).view(len(source), -1, 4, 4)], 1)
+
 class OneShotGenerator(nn.Module):
     """DAGAN's generator for 32 or 64 px images: an encoder of the source (strided convs), noise projected to maps
     and concatenated at the bottleneck and at the first decoder level, a decoder with skip connections from the
@@ -58,14 +77,8 @@ class OneShotGenerator(nn.Module):
         nf:int=32, # channels of the first encoder level (doubling at each level)
     ):
         super().__init__()
-        if size not in (32, 64): raise ValueError(f'OneShotGenerator: size={size}; use 32 or 64')
-        check_int('OneShotGenerator', 'z_dim', z_dim); check_int('OneShotGenerator', 'nf', nf)
-        self.size, self.n_channels, self.z_dim = size, n_channels, z_dim
-        n = {32: 3, 64: 4}[size]                       # encoder levels, down to 4x4
-        w = [nf*2**i for i in range(n)]
-        self.enc = nn.ModuleList([_down(n_channels if i == 0 else w[i - 1], w[i], bn=i > 0) for i in range(n)])
-        self.z_low = nn.Linear(z_dim, 16*w[-1])        # noise as 4x4 maps beside the bottleneck
-        self.z_mid = nn.Linear(z_dim, 64*w[-2])        # and as 8x8 maps beside the first decoder level
+        w = _source_encoder(self, 'OneShotGenerator', size, n_channels, z_dim, nf)
+        n = len(w)
         # decoder level k doubles the side and gives w[n-2-k] channels; then its skip (and at k=0 the noise) joins
         ins = [2*w[-1], 3*w[-2]] + [2*w[n - 1 - k] for k in range(2, n - 1)]
         self.ups = nn.ModuleList([_up(ins[k], w[n - 2 - k]) for k in range(n - 1)])
@@ -79,9 +92,7 @@ class OneShotGenerator(nn.Module):
         "New images of the sources' classes, (B,C,H,W) in [-1, 1]"
         B = len(source)
         if z is None: z = torch.randn(B, self.z_dim, device=source.device, dtype=source.dtype)
-        skips, h = [], source
-        for e in self.enc: h = e(h); skips.append(h)
-        h = torch.cat([h, self.z_low(z).view(B, -1, 4, 4)], 1)
+        skips, h = _encode(self, source, z)
         for k, up in enumerate(self.ups):
             extra = [self.z_mid(z).view(B, -1, 8, 8)] if k == 0 else []
             h = torch.cat([up(h), skips[-2 - k], *extra], 1)
@@ -112,14 +123,9 @@ class WarpGenerator(nn.Module):
         max_shift:float=0.25, # the largest displacement, as a share of the image side
     ):
         super().__init__()
-        if size not in (32, 64): raise ValueError(f'WarpGenerator: size={size}; use 32 or 64')
-        check_int('WarpGenerator', 'z_dim', z_dim); check_int('WarpGenerator', 'nf', nf)
         if not 0 < max_shift <= 1: raise ValueError(f'WarpGenerator: max_shift={max_shift}; use a share of the side in (0, 1]')
-        self.size, self.n_channels, self.z_dim, self.max_shift = size, n_channels, z_dim, max_shift
-        n = {32: 3, 64: 4}[size]
-        w = [nf*2**i for i in range(n)]
-        self.enc = nn.ModuleList([_down(n_channels if i == 0 else w[i - 1], w[i], bn=i > 0) for i in range(n)])
-        self.z_low, self.z_mid = nn.Linear(z_dim, 16*w[-1]), nn.Linear(z_dim, 64*w[-2])
+        w = _source_encoder(self, 'WarpGenerator', size, n_channels, z_dim, nf)
+        self.max_shift = max_shift
         self.coarse = nn.Conv2d(2*w[-1], 2, 3, padding=1)           # the 4x4 field, from the bottleneck and noise
         self.up = _up(2*w[-1], w[-2])
         self.fine = nn.Conv2d(3*w[-2], 2, 3, padding=1)             # the 8x8 field, from the decoder, skip and noise
@@ -132,9 +138,7 @@ class WarpGenerator(nn.Module):
     ) -> torch.Tensor:
         "The displacement (B,H,W,2) in grid_sample's coordinates ([-1, 1] across the image)"
         B = len(source)
-        skips, h = [], source
-        for e in self.enc: h = e(h); skips.append(h)
-        h = torch.cat([h, self.z_low(z).view(B, -1, 4, 4)], 1)
+        skips, h = _encode(self, source, z)
         mid = torch.cat([self.up(h), skips[-2], self.z_mid(z).view(B, -1, 8, 8)], 1)
         size = source.shape[-2:]
         f = sum(F.interpolate(head(x), size=size, mode='bicubic', align_corners=False)
