@@ -16,7 +16,7 @@ $(VENV)/.installed: setup.py
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/fewshot-fastai demo --out out/demo
+	$(VENV)/bin/fewshot-fastai demo --out out/demo --force
 
 test-py: install chromium
 	$(PY) -m pytest -q --durations=15 tests

@@ -1,6 +1,6 @@
 "Argument checks for the public entry points: an impossible value raises an error naming the argument and the value"
 
-__all__ = ['check_int', 'check_positive']
+__all__ = ['check_int', 'check_positive', 'MAX_SIZE', 'MAX_PARAMS']
 
 def check_int(where:str, name:str, value, low:int=1):
     "`value` must be an integer >= `low`"
@@ -13,3 +13,10 @@ def check_positive(where:str, name:str, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f'{where}: {name}={value!r}; it must be a number > 0')
     return value
+
+# The largest image side a recipe trains on and `load_model` loads (one bound, so that what `train` writes loads):
+# a 512 px batch of Conv4 maps already takes several GB of a 24 GB machine.
+MAX_SIZE = 512
+# The most parameters a model file may ask for (counted on PyTorch's meta device before anything is allocated):
+# 200M float32 parameters are 800 MB, several times the largest encoder we ship.
+MAX_PARAMS = 200_000_000

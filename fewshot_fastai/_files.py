@@ -30,8 +30,9 @@ def _fsync_file(p:Path):
 
 @contextmanager
 def replacing_file(path):
-    "Yields a temporary sibling path to write with any writer (torch.save, savefig...); renamed onto `path` on success"
-    path = Path(path)
+    """Yields a temporary sibling path to write with any writer (torch.save, savefig...); renamed onto `path` on success.
+    A symbolic link is written through: its target is replaced, the link stays."""
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     _clear_stale(path)
     tmp = _tmp_sibling(path)
@@ -66,8 +67,9 @@ def replacing_folder(
 ):
     """Yields a new temporary sibling folder; when the block ends without an error it replaces `path` as a whole, else it
     is removed and `path` is untouched. An existing folder holding a file `keep` does not accept is refused (ValueError),
-    so that a replacement never deletes files it did not write."""
-    path = Path(path)
+    so that a replacement never deletes files it did not write. A symbolic link is written through: the folder it
+    leads to is replaced, the link stays."""
+    path = Path(os.path.realpath(path))
     if path.exists() and not path.is_dir(): raise ValueError(f'{path}: a file, not a folder')
     if path.is_dir():
         other = sorted(p.name for p in path.iterdir() if not keep(p.name))

@@ -1,12 +1,12 @@
 """Deployment without pickle: `save_model` writes the weights as safetensors plus a small JSON that rebuilds the model
 and its image preparation; `load_model` reads them back into a Learner without training data. `export_onnx` writes
 the encoder (and the pair head, where it has weights) as ONNX graphs with a dynamic batch axis."""
-import hashlib, json, os
+import errno, hashlib, json, os
 from pathlib import Path
 import torch
 from .data.pairs import SiameseDataLoaders, IMAGE_MODES
 from .data.episode_loaders import EpisodeDataLoaders
-from .models.registry import create_encoder, encoder_features, known_arch
+from .models.registry import create_encoder, encoder_features, encoder_kwargs_error, known_arch
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
@@ -16,6 +16,7 @@ from .inference import SupportSet, tta_from_spec
 from .verification.whitening import Whitening
 from ._distrib import unwrap_model, is_main_process, plain_dl
 from ._files import replacing_folder, replacing_file
+from ._checks import MAX_SIZE, MAX_PARAMS
 
 __all__ = ['save_model', 'load_model', 'export_onnx']
 
@@ -65,6 +66,27 @@ def _model_file(name:str) -> bool:
     "Files of a saved model folder (a new save replaces them all): its config, weights and ONNX exports"
     return name in ('config.json', 'model.safetensors') or name.endswith('.onnx')
 
+MAX_CONFIG_BYTES = 1 << 20   # a config.json is a few kB
+MAX_WEIGHTS_BYTES = 4*MAX_PARAMS + (64 << 20)   # the largest model a file may describe, plus a support set
+
+def _read_member(fd:int, folder:Path, name:str, limit:int) -> bytes:
+    """The bytes of regular file `name` in the folder open as `fd`: never through a symbolic link (which could lead out of
+    the folder), never a FIFO or device (which could block or never end), never more than `limit` bytes"""
+    import stat
+    try: f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP: raise ValueError(f'{folder/name}: a symbolic link; a model folder holds its own files') from None
+        if e.errno == errno.ENOENT: raise FileNotFoundError(name) from None
+        raise
+    with os.fdopen(f, 'rb') as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f'{folder/name}: not a regular file (a folder, FIFO or device); a model folder holds its own files')
+        if st.st_size > limit: raise ValueError(f'{folder/name}: {st.st_size:,} bytes, more than the {limit:,} a model file may have')
+        data = fh.read(limit + 1)
+    if len(data) > limit: raise ValueError(f'{folder/name}: more than the {limit:,} bytes a model file may have')
+    return data
+
 def _read_folder(path:Path) -> tuple[bytes, bytes]:
     """The bytes of `config.json` and `model.safetensors`, both read through one handle on the folder, so that a save
     swapping the folder meanwhile cannot give the config of one version and the weights of another"""
@@ -73,14 +95,12 @@ def _read_folder(path:Path) -> tuple[bytes, bytes]:
         except FileNotFoundError: raise FileNotFoundError(f'{path}: no such model folder') from None
         except NotADirectoryError: raise NotADirectoryError(f'{path}: not a folder (ff.save_model writes a folder)') from None
         try:
-            out = []
-            for name in ('config.json', 'model.safetensors'):
-                f = os.open(name, os.O_RDONLY, dir_fd=fd)
-                with os.fdopen(f, 'rb') as fh: out.append(fh.read())
-            return out[0], out[1]
+            return (_read_member(fd, path, 'config.json', MAX_CONFIG_BYTES),
+                    _read_member(fd, path, 'model.safetensors', MAX_WEIGHTS_BYTES))
         except FileNotFoundError as e:
-            if attempt == 4 or not (path/e.filename).exists():
-                raise FileNotFoundError(f'{path/e.filename}: missing; is {path} a folder written by ff.save_model?') from None
+            name = e.args[0] if e.args else 'config.json'
+            if attempt == 4 or not (path/name).exists():
+                raise FileNotFoundError(f'{path/name}: missing; is {path} a folder written by ff.save_model?') from None
         finally: os.close(fd)   # the folder was replaced while we read (its old version removed): read the new one
     raise AssertionError('unreachable')
 
@@ -106,16 +126,19 @@ def _small_json(v, depth:int=0) -> bool:
 
 def _checked_config(cfg_file:Path, raw:bytes) -> dict:
     "The config of a saved model, parsed and checked field by field: a model file is data, never instructions"
-    try: config = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f'{cfg_file}: not valid JSON ({e})') from None
+    try: config = json.loads(raw, parse_constant=lambda c: _no_constant(cfg_file, c))
+    except RecursionError: raise ValueError(f'{cfg_file}: nested too deeply to be a model config') from None
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f'{cfg_file}: not valid JSON ({str(e)[:120]})') from None
     if not isinstance(config, dict): raise ValueError(f'{cfg_file}: not a JSON object')
     if config.get('format') != FORMAT: raise ValueError(f'{cfg_file}: format {config.get("format")!r}, expected {FORMAT!r}')
     f = lambda *a, **k: _field(cfg_file, config, *a, **k)
     f('kind', str, lambda v: v in ('siamese', 'episodic'), "'siamese' or 'episodic'")
     f('arch', str, known_arch, 'an encoder name of our registry (ours, torchvision, or a timm name installed here)')
     f('n_in', int, lambda v: 1 <= v <= 4, 'an int of 1 to 4 channels')
-    f('size', list, lambda v: len(v) == 2 and all(isinstance(x, int) and 8 <= x <= 2048 for x in v), '[rows, columns], ints in 8..2048')
+    f('size', list, lambda v: len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and 8 <= x <= MAX_SIZE for x in v),
+      f'[rows, columns], ints in 8..{MAX_SIZE}')
     f('encoder_kwargs', dict, _small_json, 'an object of small plain values (numbers within 1e5, short lists and strings)')
+    if (why := encoder_kwargs_error(config['arch'], config['encoder_kwargs'])): raise ValueError(f"{cfg_file}: field 'encoder_kwargs': {why}")
     f('image', dict, lambda v: v.get('mode') in IMAGE_MODES, "an object whose 'mode' is 'L' or 'RGB'")
     if config['kind'] == 'siamese':
         f('head', str, lambda v: v in HEADS, f'one of {list(HEADS)}')
@@ -128,9 +151,35 @@ def _checked_config(cfg_file:Path, raw:bytes) -> dict:
     if f('tta', (dict, type(None)), optional=True):
         try: tta_from_spec(config['tta'])
         except ValueError as e: raise ValueError(f'{cfg_file}: field \'tta\': {e}') from None
-    f('support_labels', list, optional=True)
+    if config['kind'] == 'siamese' and f('calibration', dict, optional=True) is not None:
+        c = config['calibration']
+        for k in ('thresh', 'scale'):
+            v = c.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) < 1e30:
+                raise ValueError(f"{cfg_file}: field 'calibration.{k}' = {json.dumps(v)[:40]}: expected a finite number")
+        if not isinstance(c.get('calibrated'), bool): raise ValueError(f"{cfg_file}: field 'calibration.calibrated': expected true or false")
+    f('support_labels', list, lambda v: all(isinstance(l, str) for l in v) and len(set(v)) == len(v),
+      'a list of distinct strings', optional=True)
     f('weights_sha256', str, optional=True)
     return config
+
+def _no_constant(cfg_file, c):
+    raise ValueError(f'{c} is not a number a model config may hold')
+
+def _build(config:dict, n_in:int, size:tuple):
+    "The model and its loss that `config` describes (on the current default device: 'meta' to count parameters only)"
+    encoder = create_encoder(config['arch'], n_in=n_in, pretrained=False, **config['encoder_kwargs'])
+    if config['kind'] == 'siamese':
+        nf, maps = encoder_features(encoder, n_in, size)
+        head = config['head']
+        head_mod = HEADS[head](nf, maps, emb_dim=config['emb_dim']) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
+        return SiameseModel(encoder, head_mod), pair_loss(head, config['margin'])
+    from fastai.losses import CrossEntropyLossFlat
+    model = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {}))
+    if 'whitening' in config:   # buffers of the saved shape; load_state_dict fills them
+        d = config['whitening']
+        model.whitening = Whitening(torch.zeros(d), torch.zeros(d, d))
+    return model, CrossEntropyLossFlat()
 
 def load_model(
     path, # a folder written by `save_model`
@@ -148,24 +197,19 @@ def load_model(
     try: tensors = load_bytes(raw_w)
     except Exception as e: raise ValueError(f'{weights}: not a readable safetensors file ({str(e)[:120]})') from None
     n_in, size = config['n_in'], tuple(config['size'])
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad: raise ValueError(f'{weights}: tensor {bad[0]!r} holds NaN or infinite values' + (f' ({len(bad)} such tensors)' if len(bad) > 1 else ''))
     try:
-        encoder = create_encoder(config['arch'], n_in=n_in, pretrained=False, **config['encoder_kwargs'])
+        with torch.device('meta'): n_params = sum(p.numel() for p in _build(config, n_in, size)[0].parameters())   # nothing allocated
+        if n_params > MAX_PARAMS:
+            raise ValueError(f'{cfg_file}: describes a model of {n_params:,} parameters, more than the {MAX_PARAMS:,} a model file may ask for')
+        model, loss = _build(config, n_in, size)
         if config['kind'] == 'siamese':
-            nf, maps = encoder_features(encoder, n_in, size)
-            head = config['head']
-            head_mod = HEADS[head](nf, maps, emb_dim=config['emb_dim']) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
-            model, loss = SiameseModel(encoder, head_mod), pair_loss(head, config['margin'])
             if 'calibration' in config:
                 c = config['calibration']
                 loss.thresh, loss.scale, loss.calibrated = float(c['thresh']), float(c['scale']), bool(c['calibrated'])
             make = SiameseLearner
-        else:
-            from fastai.losses import CrossEntropyLossFlat
-            model, loss = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {})), CrossEntropyLossFlat()
-            if 'whitening' in config:   # buffers of the saved shape; load_state_dict fills them
-                d = config['whitening']
-                model.whitening = Whitening(torch.zeros(d), torch.zeros(d, d))
-            make = EpisodicLearner
+        else: make = EpisodicLearner
         # the checked `size` field, whatever the record says (they are equal in a file save_model wrote)
         dls = LOADERS[config['kind']].from_image_prep({**config['image'], 'size': list(size)})
     except (TypeError, ValueError, KeyError, RuntimeError) as e:

@@ -1,5 +1,8 @@
 "Inference on new images: `predict_pair(s)`, embeddings and similarities, support-set `classify`"
 import math, threading
+from pathlib import Path
+import numpy as np
+from PIL import Image
 from functools import partial
 import torch
 import torch.nn.functional as F
@@ -8,7 +11,7 @@ from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
 from .data.pairs import SiameseImage, find_pair_sampler
-from .data.items import to_image
+from .data.items import to_image, IMAGE_TYPES
 from .losses import same_probability
 from .models.protonet import prototypes
 from ._distrib import unwrap_model, plain_dl
@@ -199,6 +202,12 @@ def support_scores(
 def _check_mode(mode):
     if mode not in ('mean', 'prototype'): raise ValueError(f"support mode {mode!r}: use 'mean' or 'prototype'")
 
+def _check_queries(where:str, queries):
+    "A sequence of images, not one image (a path string would be taken for a sequence of its characters)"
+    if isinstance(queries, (str, Path, bytes, Image.Image, np.ndarray)) or isinstance(queries, torch.Tensor) and queries.ndim < 4:
+        raise TypeError(f'{where}: queries must be a list of images (or a (B,C,H,W) batch); got one {type(queries).__name__}: '
+                        'wrap it in a list, or use .predict(image)')
+
 class SupportSet:
     """The support images of each label, encoded once: `classify(queries)` and `predict(query)` encode only the
     queries. Safe to share between threads: each call scores one consistent snapshot of the labels. Labels and shots can be added (`add`) or removed (`remove`) later; `ff.save_model(learn, path,
@@ -229,8 +238,12 @@ class SupportSet:
         self,
         support:dict, # {label: image or images}
     ):
-        "Add the shots of several labels ({label: images}), encoded together in batches of `bs`"
-        items = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in support.items()}
+        "Add the shots of several labels ({label: images}), encoded together in batches of `bs`; labels are kept as strings"
+        if not isinstance(support, dict): raise TypeError(f'SupportSet: support must be a dict {{label: images}}, not a {type(support).__name__}')
+        items = {}
+        for k, v in support.items():
+            if str(k) in items: raise ValueError(f'SupportSet: labels {next(l for l in support if str(l) == str(k))!r} and {k!r} are both {str(k)!r} as strings')
+            items[str(k)] = list(v) if isinstance(v, (list, tuple)) else [v]
         if (empty := [k for k, v in items.items() if not v]):
             raise ValueError(f'SupportSet: label {empty[0]!r} has no images' + (f' ({len(empty)} such labels)' if len(empty) > 1 else ''))
         e, start = embed(self.learn, [x for v in items.values() for x in v], self.bs, tta=self.tta), 0   # outside the lock
@@ -255,7 +268,11 @@ class SupportSet:
         label, # the class label
         shots=None, # positions of the shots to remove; None: the whole label
     ):
-        "Remove `label`, or only its shots at the positions `shots` (the label goes when none is left)"
+        "Remove `label`, or only its shots at the positions `shots` (one position or a list; the label goes when none is left)"
+        label = str(label)
+        if isinstance(shots, int) and not isinstance(shots, bool): shots = [shots]
+        if shots is not None and (not isinstance(shots, (list, tuple, range)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in shots)):
+            raise TypeError(f'SupportSet.remove: shots must be positions (an int or a list of ints), not {shots!r}')
         with self._lock:
             emb = dict(self.emb)
             if label not in emb: raise KeyError(f'SupportSet: no label {label!r} (labels: {list(emb)[:10]})')
@@ -280,6 +297,7 @@ class SupportSet:
 
     def _scores(self, queries, progress=False, mode=None):
         "(labels, scores) from one snapshot of the support set, consistent even while another thread changes it"
+        _check_queries('SupportSet.classify', queries)
         with self._lock: emb = self.emb   # replaced, never changed in place: this dict stays as it is
         if not emb: raise ValueError('SupportSet: no labels; add some with .add(label, images)')
         mode = mode or self.mode
@@ -321,7 +339,9 @@ def classify(
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
     or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `mode` (see
     `support_scores`). -> (labels, scores (Q, n_labels))"""
+    if not isinstance(support, dict): raise TypeError(f'classify: support must be a dict {{label: images}}, not a {type(support).__name__}')
     if not support: raise ValueError('classify: empty support set')
+    _check_queries('classify', queries)
     return SupportSet(learn, support, bs, mode, tta).classify(queries, progress)
 
 def predict_pairs(
@@ -331,14 +351,23 @@ def predict_pairs(
 ) -> torch.Tensor:
     "Probability (score, for contrastive heads) that each `(a, b)` in `pairs` is the same class. -> (N,)"
     check_int('predict_pairs', 'bs', bs)
+    if getattr(learn, 'fewshot_config', {}).get('kind', 'siamese') != 'siamese' or not hasattr(unwrap_model(learn.model), 'head'):
+        raise TypeError('predict_pair: needs a pair (siamese) model; for an episodic model compare images with ff.classify or ff.SupportSet')
     pairs, out = list(pairs), []
+    for i, pr in enumerate(pairs):
+        if not isinstance(pr, (tuple, list)) or len(pr) != 2: raise TypeError(f'predict_pairs: pair {i} is not an (a, b) pair of images')
+        for x in pr:
+            if not isinstance(x, (str, Path, bytes, bytearray, Image.Image, np.ndarray, torch.Tensor)):
+                raise TypeError(f'predict_pairs: pair {i}: cannot make an image of {type(x).__name__}: give {IMAGE_TYPES}')
     learn.model.eval()
     dev = model_device(learn.model)
     with torch.no_grad():
         for i in range(0, len(pairs), bs):
             a, b = (t.to(dev) for t in pair_batch(learn.dls, pairs[i:i+bs]))
             out.append(same_probability(learn.loss_func, learn.model(TensorImage(a), TensorImage(b))).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
+    res = torch.cat(out) if out else torch.empty(0)
+    if not torch.isfinite(res).all(): raise ValueError('predict_pairs: the model gave a NaN or infinite score (are its weights broken?)')
+    return res
 
 def predict_pair(
     learn:Learner, # a siamese learner

@@ -1,13 +1,64 @@
-"""What the commands share: one-line user errors, image and model lookup, matplotlib off-screen, table rendering."""
-import csv, io, json
+"""What the commands share: one-line user errors, output folders that never hold anything but our runs, image and
+model lookup, matplotlib off-screen, table rendering."""
+import csv, io, json, os, warnings
+from contextlib import contextmanager
 from pathlib import Path
 from ..data.items import ClassFolder
 from ..deploy import load_model
 
-__all__ = ['UserError', 'plt', 'images', 'model', 'support', 'render', 'save_figure']
+__all__ = ['UserError', 'RUN_MARKER', 'check_out', 'writing_run', 'plt', 'images', 'model', 'support', 'render', 'save_figure']
 
 class UserError(Exception):
     "A mistake in what the user asked for: printed as one line, exit status 2"
+
+RUN_MARKER = '.fewshot-run'   # every run folder a command writes holds it: `--force` replaces only such a folder
+# what the commands wrote before the marker existed: a folder of only these names (and a metrics.json) is a run too
+_RUN_NAMES = ('metrics.json', 'model', 'models', 'siamese.pkl', 'encoder.onnx')
+
+def _is_run(folder:Path) -> bool:
+    if (folder/RUN_MARKER).is_file(): return True
+    names = [p.name for p in folder.iterdir()]
+    return 'metrics.json' in names and all(n in _RUN_NAMES or n.endswith(('.png', '.onnx')) for n in names)
+
+def _within(a:Path, b:Path) -> bool: return a == b or b in a.parents
+
+def check_out(
+    out, # the --out argument
+    force:bool, # --force given
+    inputs:dict, # {what: path} read by the command (data, model, support, images): --out must not overlap them
+) -> Path:
+    """The real path of --out (symbolic links resolved), checked before anything is read or written: not a file, not
+    inside, equal to or above an input, and either new, empty, or an earlier run of ours (its marker) with --force.
+    Creates nothing."""
+    real = Path(os.path.realpath(Path(out).expanduser()))
+    if real.exists() and not real.is_dir(): raise UserError(f'--out {out}: a file, not a folder')
+    for what, path in inputs.items():
+        if path is None: continue
+        rp = Path(os.path.realpath(Path(path).expanduser()))
+        if _within(real, rp) or _within(rp, real):
+            where = 'is' if real == rp else 'is inside' if _within(real, rp) else 'holds'
+            raise UserError(f'--out {out}: {where} {what} {path}; write the run to a folder of its own')
+    existing = next(d for d in (real, *real.parents) if d.exists())
+    if not os.access(existing if existing != real else real.parent, os.W_OK):
+        raise UserError(f'--out {out}: cannot write in {existing if existing != real else real.parent} (read-only or not ours)')
+    if real.is_dir() and any(real.iterdir()):
+        if not _is_run(real):
+            first = sorted(p.name for p in real.iterdir())[0]
+            raise UserError(f'--out {out}: holds files that are not a fewshot-fastai run (such as {first!r}); give a new or '
+                            'empty folder (--force replaces only an earlier run)')
+        if not force: raise UserError(f'--out {out}: holds an earlier run; give a new folder, or --force to replace it as a whole')
+    return real
+
+@contextmanager
+def writing_run(
+    out:Path, # the folder `check_out` returned
+    cmd:str, # the command writing it
+):
+    "Yields a temporary sibling folder; on success it replaces `out` as a whole (with the run marker), else it is removed"
+    from .._files import replacing_folder
+    with replacing_folder(out, keep=lambda name: True) as tmp:
+        yield tmp
+        (tmp/RUN_MARKER).write_text(json.dumps(dict(command=cmd)) + '\n')
 
 def plt():
     import matplotlib
@@ -20,7 +71,11 @@ def images(paths) -> list[Path]:
     from fastai.data.transforms import get_image_files
     out = []
     for p in map(Path, paths):
-        if p.is_dir(): out += sorted(get_image_files(p))
+        if p.is_dir():
+            found = sorted(get_image_files(p))
+            shown = [f for f in found if not any(part.startswith('.') for part in f.relative_to(p).parts)]
+            if len(shown) < len(found): warnings.warn(f'{p}: {len(found) - len(shown)} hidden image file(s) skipped (a name starting with a dot on the way)')
+            out += shown
         elif p.is_file(): out.append(p)
         else: raise UserError(f'{p}: no such file or folder')
     if not out: raise UserError(f'no image files in {", ".join(map(str, paths))}')
@@ -48,6 +103,7 @@ def render(rows, as_json:bool, as_csv:bool) -> str:
     "A list of dicts (or one dict) as JSON, CSV or an aligned table"
     if isinstance(rows, dict) and not as_csv: rows_l = [rows]
     else: rows_l = rows if isinstance(rows, list) else [rows]
+    json.dumps(rows, allow_nan=False, default=str)   # a NaN or infinite result is an error, in every format
     if as_json: return json.dumps(rows, indent=1)
     keys = list(rows_l[0]) if rows_l else []
     if as_csv:

@@ -3,7 +3,9 @@ import json
 from pathlib import Path
 from .._files import replacing_file, write_file
 from ..recipes import recipe
-from ..datasets.sources import omniglot
+from ..datasets.sources import omniglot, OMNIGLOT
+from ..models.registry import known_arch
+from .common import UserError, check_out, writing_run
 from ..inference import predict_pairs
 from ..data.pairs import find_pair_sampler
 from ..models.pretrained import efficientnet_lite0, imagenet_batch
@@ -19,7 +21,14 @@ def demo(a):
     import matplotlib.pyplot as plt
     import torch
     from fastai.learner import load_learner
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if a.train not in OMNIGLOT: raise UserError(f'--train {a.train}: an Omniglot set, one of {", ".join(OMNIGLOT)}')
+    if not known_arch(a.arch): raise UserError(f'--arch {a.arch}: not an encoder of our registry (ff.list_encoders())')
+    recipe('pairs').check_values(dict(size=a.size, epochs=a.epochs, lr=a.lr))   # the recipe's bounds, before any work
+    out = check_out(a.out, a.force, {})
+    with writing_run(out, 'demo') as tmp: _demo(a, tmp, out, plt, torch, load_learner)
+
+def _demo(a, out, final, plt, torch, load_learner):
+    "The demo's work, written into the temporary folder `out` that becomes `final`"
     print(f'The pairs recipe: a siamese {a.arch} ({a.head} head) on Omniglot {a.train}, {a.size}px, {a.epochs} epochs; '
           'validation = pairs of characters unseen in training', flush=True)
     learn = recipe('pairs')(omniglot(a.train), epochs=a.epochs, size=a.size, head=a.head, arch=a.arch, lr=a.lr, quiet=False)
@@ -40,12 +49,12 @@ def demo(a):
     learn.export(out.resolve()/'siamese.pkl')
     reloaded = load_learner(out/'siamese.pkl')
     same = bool(torch.allclose(predict_pairs(learn, pairs), predict_pairs(reloaded, pairs), atol=1e-6))
-    stats.update(export_roundtrip_identical=same, outputs=sorted(p.name for p in out.iterdir()))
+    stats.update(export_roundtrip_identical=same, outputs=sorted({p.name for p in out.iterdir()} | {'metrics.json'}))
     write_file(out/'metrics.json', json.dumps(stats, indent=1, allow_nan=False))
     print(f"\nPair verification accuracy on {stats['held_out_classes']} unseen characters ({stats['valid_pairs']} pairs): "
           f"{stats['verification_accuracy']:.1%} after {stats['train_seconds']:.0f}s of training")
     print(f'Export/load_learner gives identical predictions: {same}')
-    print(f'Figures and model in {out}/: ' + ', '.join(stats['outputs']))
+    print(f'Figures and model in {final}/: ' + ', '.join(stats['outputs']))
     print(json.dumps(stats))
 
 def _imagenet_cam(path) -> dict:

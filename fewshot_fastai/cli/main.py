@@ -32,6 +32,7 @@ def _parser():
     d.add_argument('--size', type=int, default=28)
     d.add_argument('--epochs', type=int, default=int(os.environ.get('FEWSHOT_DEMO_EPOCHS', 12)))
     d.add_argument('--lr', type=float, default=3e-3)
+    d.add_argument('--force', action='store_true', help='replace an earlier demo run in --out')
     t = sub.add_parser('train', help='train (or fit) a recipe on DATA (one folder per class); writes the model, metrics.json and plots')
     t.add_argument('data'); t.add_argument('--out', required=True)
     t.add_argument('--recipe', default=None, help='drawings, faces or pairs (`fewshot-fastai recipes` lists them); default: '
@@ -64,9 +65,10 @@ def _parser():
     m = sub.add_parser('cam', help='overlays: each image against the support image of the class it matches')
     m.add_argument('model'); m.add_argument('images', nargs='+'); m.add_argument('--support', required=True)
     m.add_argument('--out', required=True); m.add_argument('--json', action='store_true')
+    m.add_argument('--force', action='store_true', help='replace an earlier run in --out')
     s = sub.add_parser('similarity', help='similarity maps of a pair, as a PNG')
     s.add_argument('model'); s.add_argument('a'); s.add_argument('b'); s.add_argument('--out', required=True)
-    s.add_argument('--json', action='store_true')
+    s.add_argument('--json', action='store_true'); s.add_argument('--force', action='store_true', help='replace an earlier run in --out')
     n = sub.add_parser('gan', help='a GAN on DATA (hinge loss, DiffAugment, moving average by default): sample grids, loss '
                        'curves, Frechet distances; --oneshot: a one-shot generator on a folder of class folders')
     n.add_argument('data'); n.add_argument('--out', required=True)
@@ -79,28 +81,54 @@ def _parser():
     n.add_argument('--size', type=int, default=32, choices=[32, 64]); n.add_argument('--bs', type=int, default=64)
     n.add_argument('--invert', action='store_true', help='white <-> black (e.g. Omniglot ink)')
     n.add_argument('--rgb', dest='grey', action='store_false')
-    n.add_argument('--json', action='store_true')
+    n.add_argument('--json', action='store_true'); n.add_argument('--force', action='store_true', help='replace an earlier run in --out')
     return p
+
+def _one_line(err:BaseException) -> str:
+    "What a failure says to the user, on one line: the message, or for the OS's errors the path and the reason"
+    import errno, zipfile
+    if isinstance(err, OSError) and err.errno is not None and not isinstance(err, (FileNotFoundError, NotADirectoryError)):
+        where = f'{err.filename}: ' if err.filename else ''
+        hint = {errno.ENOSPC: ' (the disk is full; nothing was half-written)', errno.EROFS: ' (a read-only file system)',
+                errno.EACCES: ' (permission denied)', errno.EDQUOT: ' (over the disk quota)'}.get(err.errno, '')
+        return f'{where}{err.strerror or err}{hint}'
+    if isinstance(err, zipfile.BadZipFile): return f'not a zip archive ({err})'
+    if isinstance(err, RecursionError): return 'an input is nested too deeply to read (a crafted file?)'
+    msg = err.args[0] if err.args else str(err)
+    if not isinstance(msg, str): msg = str(err)
+    if 'os error 28' in msg or 'No space left' in msg: return 'the disk is full; nothing was half-written'
+    return msg.splitlines()[0] if msg else type(err).__name__
+
+class _Terminated(BaseException):
+    "SIGTERM, raised in the main thread so that every temporary file and folder is cleaned up on the way out"
+
+def _on_sigterm(signum, frame): raise _Terminated()
 
 def main(argv=None):
     a = _parser().parse_args(argv)
     warnings.filterwarnings('ignore', category=FutureWarning)
+    import signal, threading, zipfile
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _on_sigterm)
     if a.cmd == 'demo':
         if (miss := _missing(DEMO_NEEDS)):
             print(f"fewshot-fastai demo needs {' and '.join(miss)}: pip install 'fewshot_fastai[demo]'", file=sys.stderr)
             return 2
-        from .demo import demo
-        return demo(a)
-    module, func = COMMANDS[a.cmd]
+        module, func = 'demo', 'demo'
+    else: module, func = COMMANDS[a.cmd]
     run = getattr(importlib.import_module(f'.{module}', __package__), func)   # a command's imports load when it runs
     from .common import UserError, render
     try:
+        if a.cmd == 'demo': return run(a) or 0   # the demo prints as it goes
         with contextlib.redirect_stdout(sys.stderr): res = run(a)   # progress on stderr, results on stdout
-    except (UserError, FileNotFoundError, NotADirectoryError, ValueError, KeyError) as err:
-        msg = err.args[0] if err.args else str(err)
-        print(f'fewshot-fastai {a.cmd}: error: {msg}', file=sys.stderr)
+        if a.cmd == 'train': out = f"model and metrics.json in {a.out}\n{json.dumps(res, allow_nan=False)}"
+        elif isinstance(res, str): out = res
+        else: out = render(res, getattr(a, 'json', False), getattr(a, 'csv', False))
+    except (UserError, ValueError, KeyError, TypeError, OSError, RecursionError, zipfile.BadZipFile) as err:
+        print(f'fewshot-fastai {a.cmd}: error: {_one_line(err)}', file=sys.stderr)
         return 2
-    if a.cmd == 'train': print(f"model and metrics.json in {a.out}"); print(json.dumps(res))
-    elif isinstance(res, str): print(res)
-    else: print(render(res, getattr(a, 'json', False), getattr(a, 'csv', False)))
+    except (KeyboardInterrupt, _Terminated) as err:
+        print(f'fewshot-fastai {a.cmd}: {"interrupted" if isinstance(err, KeyboardInterrupt) else "terminated"}; '
+              'nothing half-written was left', file=sys.stderr)
+        return 130 if isinstance(err, KeyboardInterrupt) else 143
+    print(out)
     return 0

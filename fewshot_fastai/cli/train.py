@@ -1,24 +1,20 @@
 """`fewshot-fastai train | eval | recipes`: fit a recipe on a folder, score a model, list the recipes."""
 import json, math, random, sys
 from pathlib import Path
-from .._files import replacing_folder
 from ..data.items import ClassFolder, IndexedView
 from ..data.episodes import EpisodeSampler
 from ..datasets.runs import load_runs
 from ..callbacks.nway import episode_accuracy, runs_error, pairs_eer
 from ..deploy import save_model, export_onnx
 from ..recipes import recipe, pick, overrides, names
-from .common import UserError, model, render, plt as pyplot
+from .common import UserError, check_out, writing_run, model, render, plt as pyplot
 
 __all__ = ['train', 'evaluate', 'recipes']
 
 def train(a) -> dict:
     "Fit the recipe (named, or picked from the images) on DATA; write the model, metrics.json and the plots that apply"
-    out = Path(a.out)
-    if out.exists() and not out.is_dir(): raise UserError(f'--out {out}: a file, not a folder')
-    if out.is_dir() and any(out.iterdir()) and not a.force:
-        raise UserError(f'--out {out}: holds an earlier run; give a new folder, or --force to replace it as a whole')
     if not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
+    out = check_out(a.out, a.force, {'the data folder': a.data})
     cf = ClassFolder(a.data)
     name, why = (a.recipe, None) if a.recipe is not None else pick(cf)
     r = recipe(name)
@@ -43,7 +39,7 @@ def train(a) -> dict:
     names, final = (learn.recorder.metric_names[1:-1], learn.recorder.values[-1]) if stats.get('epochs') and learn.recorder.values else ([], [])
     final = {n: round(float(v), 4) for n, v in zip(names, final) if v is not None and math.isfinite(float(v))}
     # the run folder as a whole, all-or-nothing: an earlier run (with --force) is replaced, never mixed with this one
-    with replacing_folder(out, keep=lambda name: True) as tmp:
+    with writing_run(out, 'train') as tmp:
         if stats.get('epochs'):
             learn.recorder.plot_loss(); plt.savefig(tmp/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
         if has_valid and stats.get('epochs'):
@@ -62,6 +58,11 @@ def train(a) -> dict:
 def evaluate(a) -> dict:
     "N-way K-shot accuracy and pair EER on DATA, and/or the error on Lake-format runs"
     if a.data is None and a.runs is None: raise UserError('give DATA (a folder of class folders) or --runs (Lake\'s all_runs.zip or its folder)')
+    for flag, v, low in (('--n-way', a.n_way, 2), ('--k-shot', a.k_shot, 1), ('--n-query', a.n_query, 1),
+                         ('--episodes', a.episodes, 1), ('--max-pairs-images', a.max_pairs_images, 2), ('--seed', a.seed, 0)):
+        if v < low: raise UserError(f'{flag} {v}: must be {low} or more')
+    if a.runs is not None and not Path(a.runs).exists(): raise UserError(f'--runs {a.runs}: no such file or folder')
+    if a.data is not None and not Path(a.data).is_dir(): raise UserError(f'{a.data}: no such folder (one folder of images per class)')
     learn = model(a.model)
     res = {}
     if a.runs is not None:

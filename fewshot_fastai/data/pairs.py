@@ -177,6 +177,10 @@ class SiameseDataLoaders(DataLoaders):
         check_int('SiameseDataLoaders', 'bs', bs)
         names = cf.classes
         held = held_out_classes(names, valid_pct, seed, valid_classes, group)
+        for what, cls_ in (('training', set(names) - held), ('validation', held)):
+            if 0 < len(cls_) < 2 or what == 'training' and not cls_:   # a 'different' pair needs two classes
+                raise ValueError(f'SiameseDataLoaders: {len(cls_)} {what} class(es) of the {len(names)} in {cf.root}: pairs need at '
+                                 f'least 2 on each side (valid_pct={valid_pct}); give more classes or change valid_pct')
         valid = [i for i, l in enumerate(cf.labels) if names[l] in held]
         vset = set(valid)
         train = [i for i in range(len(cf)) if i not in vset]

@@ -78,10 +78,14 @@ def safe_extract(
                                  f'(limits: {max_bytes:,} bytes, {max_ratio:g}x its compressed size)')
             zf.extractall(tmp)
             if dest.exists() and not replace: raise FileExistsError(f'{dest} already exists')
+    except zipfile.BadZipFile as e: raise ValueError(f'{zip_path}: not a zip archive ({e})') from None
     except OSError as e:
         # another process finished the same extraction first (its rename was atomic): theirs stands
         if e.errno in (errno.EEXIST, errno.ENOTEMPTY) and dest.is_dir() and not replace:
             raise FileExistsError(f'{dest} already exists') from None
+        if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise ValueError(f'{dest.parent}: cannot write the extraction there ({e.strerror}); set FEWSHOT_CACHE to a '
+                             'writable folder') from None
         raise
     return dest
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from PIL import Image
 import warnings
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +18,7 @@ from fastai.callback.hook import Hooks
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastai.learner import Learner
 from .._distrib import unwrap_model
+from ..models.taps import TapGrid
 
 __all__ = ['CamResult', 'cam', 'cam_result', 'grad_cam', 'similarity_maps', 'PairMaps', 'last_conv_layer',
            'normalize_maps', 'model_inputs']
@@ -57,12 +59,18 @@ def model_inputs(
     if not isinstance(model, nn.Module): raise TypeError(f'expected a Learner or nn.Module, got {type(learn_or_model).__name__}')
     dev = next(model.parameters()).device
     # plain tensors: fastai's TensorImage subclasses would otherwise carry over to maps and scores
-    if isinstance(x, torch.Tensor) and x.ndim == 4: return model, x.as_subclass(torch.Tensor).to(dev)
-    if isinstance(x, torch.Tensor) and x.ndim == 3: return model, x[None].as_subclass(torch.Tensor).to(dev)
+    if isinstance(x, torch.Tensor) and x.ndim in (3, 4):
+        if not x.numel(): raise ValueError(f'no images: an empty batch of shape {tuple(x.shape)}')
+        if x.is_floating_point() and not torch.isfinite(x).all(): raise ValueError('the image batch holds NaN or infinite values')
+        return model, (x if x.ndim == 4 else x[None]).as_subclass(torch.Tensor).to(dev)
     if not isinstance(learn_or_model, Learner):
         raise TypeError('images other than a (B,C,H,W) tensor need a Learner, whose DataLoaders prepare them')
-    one = isinstance(x, (str, Path, Image.Image, torch.Tensor))
+    one = isinstance(x, (str, Path, Image.Image, torch.Tensor, np.ndarray, bytes))
     dls, items = learn_or_model.dls, [x] if one else list(x)
+    if not items: raise ValueError('no images: give at least one')
+    for i in items:   # non-finite pixels are refused here, before a fallback below could read them another way
+        if isinstance(i, (torch.Tensor, np.ndarray)) and not np.isfinite(np.asarray(torch.as_tensor(i).float())).all():
+            raise ValueError('an image holds NaN or infinite pixel values')
     from ..inference import image_batch
     try: xb = image_batch(dls, items)
     except (AttributeError, ValueError, TypeError):   # plain fastai image DataLoaders: their test_dl prepares items
@@ -140,6 +148,17 @@ def _targets(target, n, device):
     t = torch.as_tensor(target, device=device).long()
     return t.expand(n) if t.ndim == 0 else t
 
+def resolve_layer(
+    model:nn.Module, # the model (or encoder) the layer belongs to
+    layer, # None, a module of `model`, or its name as `named_modules` gives it ('layer3', 'encoder.3')
+):
+    "The module `layer` names in `model`, or a ValueError listing some of its layer names"
+    if layer is None or isinstance(layer, nn.Module): return layer
+    names = dict(model.named_modules())
+    if isinstance(layer, str) and layer in names and layer: return names[layer]
+    some = [n for n in names if n and n.count('.') <= 1][:20]
+    raise ValueError(f'layer {layer!r}: not a layer of {type(model).__name__}; give a module or one of its names, e.g. {some}')
+
 def _forward_with_map(model:nn.Module, x:torch.Tensor, layer:nn.Module|None=None):
     """`model(x)` with the output of `layer`, or by default of the last module (in execution order) whose output is a
     spatial (B,C,h>1,w>1) map: one forward pass, graph kept. -> (output, map, module)"""
@@ -189,6 +208,7 @@ def grad_cam(
     layer:nn.Module|None=None, # module whose activations are weighted; default: the last spatial block
 ) -> CamResult:
     "Grad-CAM of `target` (default: predicted class) at `layer` (default: the last spatial block, same pass)"
+    layer = resolve_layer(model, layer)
     was = model.training; model.eval()
     try:
         with torch.enable_grad():
@@ -209,6 +229,7 @@ def cam_result(
     """Like `cam`, with the raw maps, targets, logits and method. `method`: 'auto' (exact CAM where the model is
     global pool -> affine head, else Grad-CAM), 'cam' (error if not possible) or 'grad-cam'."""
     model, x = model_inputs(learn_or_model, x)
+    layer = resolve_layer(model, layer)
     if hasattr(model, 'encoder') and hasattr(model, 'similarity'):
         raise TypeError(f'cam explains class scores; for the pairs of a {type(model).__name__} use similarity_maps')
     if method not in ('auto', 'cam', 'grad-cam'): raise ValueError(f"cam: method {method!r}: use 'auto', 'cam' or 'grad-cam'")
@@ -249,6 +270,9 @@ class PairMaps:
 def _encode_maps(model, x, layer):
     """(maps to explain, with graph; embedding) of `x` through a siamese/proto model's encoder, in one pass: the
     encoder's last spatial output (its own output unless that is 1x1 or a vector, as Conv4 at 28 px), or `layer`'s"""
+    if layer is None and isinstance(model.encoder, TapGrid):   # its vectors are pooled from the tapped layers: explain the last
+        maps = model.encoder.tap_maps(x)
+        return maps[-1], _embed_from_maps(model, model.encoder.from_maps(maps))
     out, act, _ = _forward_with_map(model.encoder, x, layer)
     return act, _embed_from_maps(model, out)
 
@@ -272,6 +296,8 @@ def similarity_maps(
         raise ValueError(f"similarity_maps: method {method!r}: use 'auto', 'exact' or 'grad-cam'")
     model, a = model_inputs(learn_or_model, a)
     _, b = model_inputs(learn_or_model, b)
+    if len(a) != len(b): raise ValueError(f'similarity_maps: {len(a)} first and {len(b)} second images; give one of each per pair')
+    layer = resolve_layer(model, layer)
     if not (hasattr(model, 'encoder') and hasattr(model, 'similarity')):
         raise TypeError(f'similarity_maps needs a SiameseModel or ProtoNet, got {type(model).__name__}')
     head = getattr(model, 'head', None)

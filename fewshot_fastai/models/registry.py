@@ -10,7 +10,7 @@ from torch import nn
 from fastai.vision.learner import create_body, model_meta
 
 __all__ = ['PretrainedUnavailable', 'EncoderEntry', 'register_encoder', 'list_encoders', 'resolve_arch', 'known_arch',
-           'arch_name', 'create_encoder', 'encoder_features']
+           'arch_name', 'encoder_kwargs_error', 'create_encoder', 'encoder_features']
 
 class PretrainedUnavailable(RuntimeError):
     "Pretrained weights could not be fetched (typically: no internet)"
@@ -89,6 +89,38 @@ def arch_name(
     if isinstance(arch, str): return arch
     name = getattr(arch, '__name__', None)
     return name if name is not None and not isinstance(arch, nn.Module) and resolve_arch(name) is arch else None
+
+# Keywords a model file may pass to an encoder that is not ours (timm, torchvision): only our tapping (`create_encoder`'s
+# `taps`, `grid`). Never `weights`, `pretrained`, `checkpoint_path`, `pretrained_cfg`: they reach files or the network.
+_TAP_KWARGS = ('taps', 'grid')
+
+def _plain_numbers(v) -> bool:
+    if isinstance(v, (list, tuple)): return all(_plain_numbers(x) for x in v)
+    return isinstance(v, (bool, int, float)) and (isinstance(v, bool) or abs(v) < float('inf'))
+
+def encoder_kwargs_error(
+    arch:str, # an encoder name (`known_arch`)
+    kwargs:dict, # keywords for `create_encoder(arch, ...)` read from a file
+) -> str|None:
+    """Why `kwargs` may not be passed to encoder `arch` from a model file, or None: an allow-list per encoder, the
+    parameters of our own constructors (numbers, flags and lists of them) and for any encoder `taps` (layer names) and
+    `grid`; everything else (weights, checkpoints, paths, URLs, timm/torchvision options) is refused"""
+    entry = _ENCODERS.get(arch)
+    allowed = set(_TAP_KWARGS)
+    if entry is not None:
+        import inspect
+        params = inspect.signature(entry.fn).parameters.values()
+        allowed |= {p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD and p.name not in ('n_in', 'pretrained')}
+    for k, v in kwargs.items():
+        if k not in allowed:
+            return f'{k!r} is not a parameter a model file may set for {arch!r} (allowed: {", ".join(sorted(allowed))})'
+        if k == 'taps':
+            names = [v] if isinstance(v, str) else v
+            if not isinstance(names, list) or not names or not all(isinstance(t, str) and 0 < len(t) <= 100 and
+                                                                     all(c.isalnum() or c in '._' for c in t) for t in names):
+                return f"'taps' = {str(v)[:60]}: layer names (letters, digits, '.', '_')"
+        elif not _plain_numbers(v): return f'{k!r} = {str(v)[:60]}: numbers, flags or lists of them'
+    return None
 
 def _offline_error(name, e):
     return PretrainedUnavailable(f'pretrained weights for {name} could not be loaded ({type(e).__name__}: {e}). '

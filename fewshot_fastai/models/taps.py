@@ -56,11 +56,22 @@ class TapGrid(nn.Module):
         x, # images, (B,C,H,W)
     ):
         "(B, sum over the taps of channels*rows*columns)"
-        out = []
-        for name, m in zip(self.taps, self.body(x).values()):
+        return self.from_maps(self.tap_maps(x))
+    def tap_maps(
+        self,
+        x, # images, (B,C,H,W)
+    ) -> list:
+        "The tapped layers' feature maps [(B,C_i,H_i,W_i)], in `taps` order (what a CAM of this encoder explains)"
+        maps = list(self.body(x).values())
+        for name, m in zip(self.taps, maps):
             if m.ndim != 4: raise ValueError(f'TapGrid: layer {name!r} gives a tensor of shape {tuple(m.shape)}, not feature maps (B,C,H,W)')
-            out.append(_grid_pool(m, self.grid).flatten(1))
-        return torch.cat(out, 1)
+        return maps
+    def from_maps(
+        self,
+        maps:list, # `tap_maps(x)`
+    ) -> torch.Tensor:
+        "The vectors of `forward` from the tapped maps"
+        return torch.cat([_grid_pool(m, self.grid).flatten(1) for m in maps], 1)
 
 def _bins(n:int, g:int, like:torch.Tensor) -> torch.Tensor:
     "(g,n) matrix whose row i averages positions floor(i*n/g) .. ceil((i+1)*n/g)-1: adaptive average pooling's bins"

@@ -32,7 +32,8 @@ def faces(
     if len(size) != 2 or min(size) < 32: raise ValueError(f'faces: size={tuple(size)}: (rows, columns), each 32 px or more')
     cf = class_folder(data)
     t = time.time()
-    dls = ClassifierDataLoaders.from_class_folder(cf, size=tuple(size), bs=bs, img_cls=PILImage, valid_pct=0)
+    # nothing is trained: the loaders only carry the image preparation, so a folder smaller than a batch is fine
+    dls = ClassifierDataLoaders.from_class_folder(cf, size=tuple(size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0)
     learn = episodic_learner(dls, arch, pretrained=True, encoder_kwargs=dict(taps=list(taps), grid=list(grid)),
                              pool='flatten', metrics=[])
     tta = dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None

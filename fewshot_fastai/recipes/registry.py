@@ -1,12 +1,13 @@
 """The recipe registry (as timm's model registry): each recipe is a function registered under a name with what it
 was measured at. `names()`, `recipe(name)`, `pick(data)` (a recipe for a folder, from what its images look like) and
 `overrides(name, ['key=value', ...])` (typed parameters from strings, for the command line and the benchmarks)."""
-import inspect
+import inspect, math
 from dataclasses import dataclass
 from pathlib import Path
 from fastcore.docments import docments
+from .._checks import MAX_SIZE
 
-__all__ = ['Recipe', 'register', 'names', 'recipe', 'pick', 'overrides', 'class_folder']
+__all__ = ['Recipe', 'BOUNDS', 'MAX_SIZE', 'check_bound', 'register', 'names', 'recipe', 'pick', 'overrides', 'class_folder']
 
 @dataclass
 class Recipe:
@@ -22,6 +23,7 @@ class Recipe:
         **params, # the recipe's parameters to override
     ):
         "Run the recipe on `data`: -> the fitted Learner"
+        self.check(params); self.check_values(params)
         return self.fn(data, **params)
     @property
     def doc(self) -> str: return inspect.getdoc(self.fn) or ''
@@ -44,6 +46,36 @@ class Recipe:
         "A one-line error for a parameter the recipe does not have"
         bad = [k for k in params if k not in self.params()]
         if bad: raise ValueError(f'recipe {self.name!r} has no parameter {bad[0]!r}; its parameters: {", ".join(self.params())}')
+
+    def check_values(
+        self,
+        params:dict, # {parameter: value}
+    ):
+        "A one-line error, before any work, for a value outside `BOUNDS` (so that a legal run fits a 24 GB machine)"
+        for k, v in params.items():
+            if k in BOUNDS: check_bound(f'recipe {self.name!r}', k, v)
+
+# What a recipe parameter may be, whatever the recipe: (low, high), inclusive, for a number or each number of a tuple.
+# Sizes and widths are bounded so that a legal run fits 24 GB (a 512 px batch of Conv4 maps already takes several GB);
+# `load_model` applies the same size bound, so what `train` accepts it loads.
+BOUNDS = dict(epochs=(1, 10000), minutes=(1e-3, 7*24*60), size=(16, MAX_SIZE), hidden=(1, 1024), bs=(1, 4096),
+              lr=(1e-8, 10), valid_pct=(0, 0.95), n_way=(2, 1000), n_query=(1, 1000), episodes_per_epoch=(1, 100000),
+              tta_px=(0, 16), tta_degrees=(0, 90), elastic=(0, 16), rotate=(0, 180), zoom=(1, 4), ink_center=(0, 1),
+              shrink=(1e-8, 1e6), grid=(1, 16), rotations=(1, 8), seed=(0, 2**32 - 1))
+
+def check_bound(
+    where:str, # what to name in the error
+    key:str, # the parameter
+    value, # its value: a number, or a tuple/list of numbers
+):
+    "`value` (or each of its numbers) finite and within `BOUNDS[key]`, else a ValueError naming both"
+    low, high = BOUNDS[key]
+    vals = list(value) if isinstance(value, (tuple, list)) else [value]
+    for v in vals:
+        if v is None and key == 'minutes': continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
+            raise ValueError(f'{where}: {key}={value!r}: must be {"numbers" if len(vals) > 1 else "a number"} in {low:g}..{high:g}')
+    return value
 
 _RECIPES: dict[str, Recipe] = {}
 _NOT_SETTINGS = ('cbs', 'quiet', 'extra_tfms')   # objects, not JSON-able settings

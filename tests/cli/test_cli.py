@@ -29,7 +29,7 @@ def trained(omni_small, tmp_path_factory):
     return out
 
 def test_train_writes_everything(trained):
-    assert {p.name for p in trained.iterdir()} == {'model', 'loss.png', 'results.png', 'metrics.json'}
+    assert {p.name for p in trained.iterdir()} == {'model', 'loss.png', 'results.png', 'metrics.json', '.fewshot-run'}
     # a contrastive head has no weights of its own: the encoder is the whole ONNX export
     assert {p.name for p in (trained/'model').iterdir()} == {'config.json', 'model.safetensors', 'encoder.onnx'}
     m = json.loads((trained/'metrics.json').read_text())
@@ -87,7 +87,7 @@ def test_train_picks_drawings_for_omniglot_and_keeps_its_inference_configuration
     assert 'recipe: drawings, picked from the images' in r.stderr
     cfg = json.loads((out/'model'/'config.json').read_text())
     assert cfg['recipe'] == 'drawings' and cfg['image']['ink_center']['fill'] == 0.8 and cfg['tta']['views'] == 'affine'
-    assert {p.name for p in out.iterdir()} == {'model', 'loss.png', 'metrics.json'}   # valid_pct=0: no results to show
+    assert {p.name for p in out.iterdir()} == {'model', 'loss.png', 'metrics.json', '.fewshot-run'}   # valid_pct=0: no results to show
     import fewshot_fastai as ff
     learn = ff.load_model(out/'model')
     f = sorted(omni_small.rglob('*.png'))[0]
@@ -141,12 +141,12 @@ def test_eval_scores_lake_runs_from_a_zip_and_a_folder(trained, omni_small, tmp_
     (['train', '{data}', '--out', 'x', '--recipe', 'knn'], "unknown recipe 'knn': choose from drawings, faces, pairs"),
     (['train', '{data}', '--out', 'x', '--set', 'colour=1'], "recipe 'drawings' has no parameter 'colour'"),
     (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--set', 'epochs=many'], "epochs='many' is not a int"),
-    (['train', '{data}', '--out', 'x', '--set', 'ink_center=2'], 'fill=2.0 must be in (0, 1]'),
+    (['train', '{data}', '--out', 'x', '--set', 'ink_center=2'], 'ink_center=2.0: must be a number in 0..1'),
     (['train', '{data}', '--out', 'x', '--recipe', 'faces', '--epochs', '3'], '--epochs: the faces recipe trains nothing'),
-    (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--epochs', '0'], 'epochs=0: train at least 1 epoch'),
-    (['train', '{data}', '--out', 'x', '--set', 'size=4'], 'drawings: size=4'),
-    (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--set', 'bs=100000'], 'no training batches'),
-    (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--set', 'lr=nan'], 'lr=nan: a learning rate must be a number > 0'),
+    (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--epochs', '0'], 'epochs=0: must be a number in 1..10000'),
+    (['train', '{data}', '--out', 'x', '--set', 'size=4'], 'size=4: must be a number in 16..512'),
+    (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--set', 'bs=4000'], 'no training batches'),
+    (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--set', 'lr=nan'], 'lr=nan: must be a number in'),
     (['train', '{data}', '--out', '{model}'], 'holds an earlier run; give a new folder, or --force'),
     (['train', '{data}', '--out', '{model}/metrics.json'], 'a file, not a folder'),
     (['eval', '{model}'], 'give DATA (a folder of class folders) or --runs'),
@@ -182,7 +182,7 @@ def test_force_replaces_an_earlier_run_as_a_whole_and_cam_names_never_collide(om
     r = run('train', omni_small, '--out', out, '--epochs', 1, '--set', 'episodes_per_epoch=2', '--set', 'n_way=5', '--force')
     assert r.returncode == 0, r.stderr[-2000:]
     # nothing of the siamese run is left beside the new one
-    assert {p.name for p in out.iterdir()} == {'model', 'loss.png', 'metrics.json'}
+    assert {p.name for p in out.iterdir()} == {'model', 'loss.png', 'metrics.json', '.fewshot-run'}
     assert {p.name for p in (out/'model').iterdir()} == {'config.json', 'model.safetensors', 'encoder.onnx'}
     assert sorted(p.name for p in tmp_path.iterdir()) == ['run']
     # two images of one name in two folders: two overlays
