@@ -57,7 +57,11 @@ def save_model(
     # the folder as a whole, all-or-nothing: weights and config always belong together (and the config names the
     # weights' digest, so that a mixture could not load silently)
     with replacing_folder(path, keep=_model_file) as tmp:
-        save_file(tensors, str(tmp/'model.safetensors'), metadata={'format': FORMAT})
+        try: save_file(tensors, str(tmp/'model.safetensors'), metadata={'format': FORMAT})
+        except Exception as e:   # safetensors reports the OS's errors (a full disk...) as its own type: as the OSError they are
+            if type(e).__name__ != 'SafetensorError': raise
+            code = errno.ENOSPC if 'os error 28' in str(e) else errno.EIO
+            raise OSError(code, os.strerror(code), str(tmp/'model.safetensors')) from None
         config['weights_sha256'] = hashlib.sha256((tmp/'model.safetensors').read_bytes()).hexdigest()
         (tmp/'config.json').write_text(json.dumps(config, indent=1))
     return path
@@ -78,10 +82,11 @@ def _read_member(fd:int, folder:Path, name:str, limit:int) -> bytes:
         if e.errno == errno.ELOOP: raise ValueError(f'{folder/name}: a symbolic link; a model folder holds its own files') from None
         if e.errno == errno.ENOENT: raise FileNotFoundError(name) from None
         raise
+    st = os.fstat(f)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(f)
+        raise ValueError(f'{folder/name}: not a regular file (a folder, FIFO or device); a model folder holds its own files')
     with os.fdopen(f, 'rb') as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f'{folder/name}: not a regular file (a folder, FIFO or device); a model folder holds its own files')
         if st.st_size > limit: raise ValueError(f'{folder/name}: {st.st_size:,} bytes, more than the {limit:,} a model file may have')
         data = fh.read(limit + 1)
     if len(data) > limit: raise ValueError(f'{folder/name}: more than the {limit:,} bytes a model file may have')

@@ -119,9 +119,22 @@ def tta_from_spec(
         raise ValueError(f"tta spec {spec!r}: a dict whose 'views' is one of {TTA_VIEWS}")
     px = spec.get('px', 0)
     check_int('tta spec', 'px', px, 0)
+    if px > MAX_TTA_PX: raise ValueError(f'tta spec: px={px}: shifts of at most {MAX_TTA_PX} px')
     if spec['views'] == 'shift': return px
     if spec['views'] == 'flip': return partial(flip_views, px=px)
-    return partial(affine_views, degrees=tuple(spec.get('degrees', (0,))), scales=tuple(spec.get('scales', (1.,))), px=px)
+    degrees, scales = spec.get('degrees', [0]), spec.get('scales', [1.])
+    for name, vals, low, high in (('degrees', degrees, -180, 180), ('scales', scales, 0.1, 10)):
+        if not isinstance(vals, (list, tuple)) or not vals or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high for v in vals):
+            raise ValueError(f'tta spec: {name}={str(vals)[:60]}: a non-empty list of numbers in {low}..{high}')
+    n = len(degrees)*len(scales)*(5 if px else 1)
+    if n > MAX_TTA_VIEWS:
+        raise ValueError(f'tta spec: {len(degrees)} degrees x {len(scales)} scales{" x 5 shifts" if px else ""} = {n} views; at most {MAX_TTA_VIEWS}')
+    return partial(affine_views, degrees=tuple(degrees), scales=tuple(scales), px=px)
+
+# Bounds on what a test-time augmentation (from a model file or a recipe) may ask for: each view costs a full encoder
+# pass over every image, so 64 views make inference 64 times slower than none
+MAX_TTA_VIEWS, MAX_TTA_PX = 64, 16
 
 def learner_tta(
     learn, # a learner, possibly carrying `fewshot_config['tta']`

@@ -1,6 +1,6 @@
 """What the commands share: one-line user errors, output folders that never hold anything but our runs, image and
 model lookup, matplotlib off-screen, table rendering."""
-import csv, io, json, os, warnings
+import csv, io, json, os, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from ..data.items import ClassFolder
@@ -30,6 +30,7 @@ def check_out(
     """The real path of --out (symbolic links resolved), checked before anything is read or written: not a file, not
     inside, equal to or above an input, and either new, empty, or an earlier run of ours (its marker) with --force.
     Creates nothing."""
+    if not str(out).strip(): raise UserError("--out '': give a folder for the run")
     real = Path(os.path.realpath(Path(out).expanduser()))
     if real.exists() and not real.is_dir(): raise UserError(f'--out {out}: a file, not a folder')
     for what, path in inputs.items():
@@ -38,9 +39,9 @@ def check_out(
         if _within(real, rp) or _within(rp, real):
             where = 'is' if real == rp else 'is inside' if _within(real, rp) else 'holds'
             raise UserError(f'--out {out}: {where} {what} {path}; write the run to a folder of its own')
-    existing = next(d for d in (real, *real.parents) if d.exists())
-    if not os.access(existing if existing != real else real.parent, os.W_OK):
-        raise UserError(f'--out {out}: cannot write in {existing if existing != real else real.parent} (read-only or not ours)')
+    existing = next(d for d in (real.parent, *real.parents) if d.exists())
+    try: os.rmdir(tempfile.mkdtemp(prefix='.fewshot-probe-', dir=existing))   # a real write, before any work
+    except OSError as e: raise UserError(f'--out {out}: cannot write in {existing} ({e.strerror or e})') from None
     if real.is_dir() and any(real.iterdir()):
         if not _is_run(real):
             first = sorted(p.name for p in real.iterdir())[0]

@@ -70,6 +70,7 @@ def canonical_image(
     if mode in ('L', 'RGB'): return im
     if mode == 'P': im = im.convert('RGBA' if 'transparency' in im.info else 'RGB'); mode = im.mode
     if mode == 'PA': im = im.convert('RGBA'); mode = 'RGBA'
+    if mode == 'RGB': return im
     if mode == '1': return im.convert('L')
     if mode.startswith('I;16'): return Image.fromarray(_from_levels(np.asarray(im).astype(np.uint16), where), 'L')
     if mode == 'I':   # 32-bit integers: 16-bit PNGs and TIFFs open so in some readers; their range is 0..65535

@@ -2,24 +2,10 @@
 round trip, and each kind of user mistake (one line on stderr naming the file or argument, exit status 2).
 Training and one mistake run as real processes (`python -m fewshot_fastai`); the other calls run the same `main` in
 this process, as the console script does, which spares each one the ~5 s of importing torch and fastai."""
-import contextlib, csv, io, json, os, subprocess, sys, warnings
+import csv, io, json, os, subprocess, sys
 from pathlib import Path
 import pytest
-from fewshot_fastai.cli import main
-
-def run(*args, timeout=600, process=False):
-    "`fewshot-fastai ARGS` -> CompletedProcess: in a real process with `process=True`, else through `main` here"
-    args = [str(a) for a in args]
-    if process:
-        env = {**os.environ, 'PYTHONWARNINGS': 'ignore'}
-        return subprocess.run([sys.executable, '-m', 'fewshot_fastai', *args], capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        try: rc = main(args)
-        except SystemExit as e: rc = e.code   # argparse's own errors
-    return subprocess.CompletedProcess(args, rc or 0, out.getvalue(), err.getvalue())
+from _cli import run
 
 @pytest.fixture(scope='module')
 def trained(omni_small, tmp_path_factory):
