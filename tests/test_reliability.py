@@ -109,6 +109,7 @@ def _edit(path, fn):
     (lambda c: c.update(encoder_kwargs={'hidden': 32}), 'its tensors do not fit the model'),
     (lambda c: c.update(encoder_kwargs={'hidden': 10**9}), "field 'encoder_kwargs'"),
     (lambda c: c.update(encoder_kwargs={'depth': 'x'}), "field 'encoder_kwargs': 'depth' is not a parameter"),
+    (lambda c: c.update(encoder_kwargs={'n_blocks': -1}), 'cannot build the model it describes'),
 ])
 def test_a_crafted_config_is_refused_naming_the_file_and_field(tiny, tmp_path, edit, msg):
     learn, _ = tiny
