@@ -12,6 +12,7 @@ setup(
     long_description=(here / "README.md").read_text() if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fewshot_fastai", "fewshot_fastai.*"]),
+    package_data={"fewshot_fastai.recipes": ["measured.json"]},   # the recipes' measured figures (bench --record)
     # fastai 2.8 is the first to bring fasttransform and plum (its dispatch), which the code imports directly
     install_requires=["fastai>=2.8", "fastcore>=1.8", "fasttransform", "plum-dispatch", "fastprogress", "fastdownload", "accelerate>=0.21", "safetensors", "torch>=2.0",
                       "torchvision>=0.15", "timm>=0.9", "numpy", "pillow", "matplotlib", "scipy"],

@@ -4,10 +4,9 @@ training set holds, Lake-format runs written from those alphabets, and Lake's of
 Every figure is given without and with the model's own test-time augmentation (the recipe's, applied by default by
 every entry point), each with a 95% confidence interval over its trials. The recipe's parameters are overridden
 with --set KEY=VALUE (`fewshot-fastai recipes drawings` lists them). Last line: one JSON object."""
-import argparse, json, math, tempfile, time, warnings
+import argparse, json, tempfile, time, warnings
 from pathlib import Path
 import fewshot_fastai as ff
-from fewshot_fastai.callbacks.nway import runs_error
 
 SETS = {'background_small1': ['background_small1'], 'background_small2': ['background_small2'],
         'both': ['background_small1', 'background_small2']}
@@ -24,34 +23,19 @@ def parse(argv=None):
     p.add_argument('--seed', type=int, default=0, help='the recipe\'s seed and the evaluation episodes\'')
     p.add_argument('--save', default=None, help='folder: save the trained model there (ff.save_model)')
     p.add_argument('--variants', default=None, metavar='DIR', help='a one-shot generator (the --out folder of bench/oneshot_generation.py): '
-                   'ff.gan.GeneratedVariants of it in the training batches (issue 31, part 4)')
+                   'ff.gan.GeneratedVariants of it in the training batches')
     p.add_argument('--variants-generator', default='warp', choices=['dagan', 'warp'], help="that generator's kind")
     p.add_argument('--variants-p', type=float, default=0.5, help='share of training images replaced by a generated variant')
+    p.add_argument('--record', action='store_true', help="write the figure to the recipe's measured.json (run with the defaults)")
     p.add_argument('--load', default=None, help='a model folder (ff.save_model, or `fewshot-fastai train --out`): evaluate it, no training')
     return p.parse_args(argv)
 
 def merged_class_folder(names):
     "One ClassFolder over several Omniglot sets (alphabets shared by both sets are merged by name)"
     cfs = [ff.ClassFolder(ff.omniglot(n)) for n in names]
-    if len(cfs) == 1: return cfs[0]
-    res = cfs[0].subset(lambda c: True)
-    for cf in cfs[1:]:
-        # same label in two sets (Greek, Latin) are the same characters drawn by the same 20 people: keep one copy
-        sub = cf.subset(lambda c, old=set(res.classes): c not in old)
-        off = len(res.classes)
-        res.classes += sub.classes; res.files += sub.files; res.images += sub.images
-        res.labels += [l + off for l in sub.labels]
+    res = cfs[0]
+    for cf in cfs[1:]: res = res.merge(cf)   # same labels in two sets (Greek, Latin): the same drawings, one copy
     return res
-
-def unseen_alphabets(train_names):
-    "Alphabets of the small sets that no training set contains, with their ClassFolder"
-    train_alpha = {ff.datasets.alphabet_of(c) for n in train_names for c in ff.ClassFolder(ff.omniglot(n), decode=False).classes}
-    out = {}
-    for n in ('background_small1', 'background_small2'):
-        cf = ff.ClassFolder(ff.omniglot(n))
-        for a in sorted({ff.datasets.alphabet_of(c) for c in cf.classes} - train_alpha):
-            out[a] = cf.subset(lambda c, a=a: ff.datasets.alphabet_of(c) == a)
-    return out
 
 def load_generator(a):
     "The one-shot generator saved by bench/oneshot_generation.py in --variants (built as that bench builds it, then resumed)"
@@ -60,29 +44,17 @@ def load_generator(a):
     ff.resume_gan(learn, 'oneshot')
     return learn
 
-def ci95(err_pct, n):
-    "Half-width of the 95% confidence interval of an error rate (percent) measured on `n` trials"
-    p = err_pct/100
-    return round(196*math.sqrt(max(p*(1 - p), 1e-12)/n), 2)
-
 def evaluate(a, learn, unseen, runs, own_runs, tta) -> dict:
     "The protocol's figures for one test-time augmentation (0: none; None: the model's own)"
-    res, errs, wrong, trials = {}, {}, 0, 0
-    for alpha, cf in unseen.items():
-        n = min(20, len(cf.classes))
-        eps = ff.data.EpisodeSampler(cf.labels, n, 1, 1, a.eval_episodes, seed=a.seed, groups=ff.datasets.alphabet_of,
-                                drawers=[ff.datasets.drawer_of(f) for f in cf.files], names=cf.classes).episodes()
-        r = ff.episode_accuracy(learn, cf.images, eps, tta=tta)
-        errs[f'{alpha} ({n}-way)'] = round(100*(1 - r['accuracy']), 2)
-        q = sum(len(e.query) for e in eps); wrong += round((1 - r['accuracy'])*q); trials += q
-        print(f'  {alpha}: {n}-way 1-shot within-alphabet error {errs[f"{alpha} ({n}-way)"]:.2f}% ({len(eps)} episodes x {n} queries)')
-    if errs:
-        res.update(unseen_alphabet_error=round(sum(errs.values())/len(errs), 2), unseen_alphabet_errors=errs,
-                   unseen_alphabet_error_ci95=ci95(100*wrong/trials, trials))
+    res = {}
+    if unseen:
+        r = ff.evaluate.within_alphabet_error(learn, unseen, n_way=20, n_episodes=a.eval_episodes, seed=a.seed, tta=tta)
+        for name, err in r['errors'].items(): print(f'  {name}: within-alphabet 1-shot error {err:.2f}% ({a.eval_episodes} episodes)')
+        res.update(unseen_alphabet_error=r['error'], unseen_alphabet_errors=r['errors'], unseen_alphabet_error_ci95=r['ci95'])
     for key, rs in (('unseen_runs', own_runs), ('runs', runs)):
         if rs is None: continue
-        r = runs_error(learn, rs, tta=tta)
-        res.update({f'{key}_error': r['error'], f'{key}_error_ci95': ci95(r['error'], r['trials']),
+        r = ff.evaluate.runs_error(learn, rs, tta=tta)
+        res.update({f'{key}_error': r['error'], f'{key}_error_ci95': r['ci95'],
                     f'{key}_one_to_one_error': r['one_to_one_error'], f'{key}_trials': r['trials']})
         print(f"  {'Lake-format runs from the unseen alphabets' if key == 'unseen_runs' else 'Lake runs'}: {r['error']:.2f}% "
               f"error (one-to-one assignment: {r['one_to_one_error']:.2f}%) over {r['trials']} trials")
@@ -91,7 +63,7 @@ def evaluate(a, learn, unseen, runs, own_runs, tta) -> dict:
 def main(argv=None):
     a = parse(argv)
     warnings.filterwarnings('ignore', category=FutureWarning)
-    unseen = unseen_alphabets(SETS[a.train])
+    unseen = ff.evaluate.unseen_alphabets(SETS[a.train])
     runs = ff.datasets.load_runs(a.runs) if a.runs else None
     # Lake-format runs (20 runs, one drawer's class images, another's test items) written from the unseen alphabets
     unseen_sets = [n for n in ('background_small1', 'background_small2') if n not in SETS[a.train]]
@@ -132,5 +104,11 @@ def main(argv=None):
         res.update(evaluate(a, learn, unseen, runs, own_runs, None), **{f'{k}_no_tta': v for k, v in plain.items()})
     else: res.update(plain)
     print(json.dumps(res))
+    if a.record:
+        ff.recipes.record_figure('drawings', f"{res['unseen_alphabet_error']:.2f}% error, within-alphabet 20-way 1-shot on "
+                                 f"{len(unseen)} alphabets unseen in training (train {a.train}, {res.get('epochs')} epochs, "
+                                 f"{res.get('train_minutes', 0):.0f} min of training)"
+                                 + (f"; {res['runs_error']:.2f}% on the Lake runs given" if 'runs_error' in res else ''),
+                                 'python bench/omniglot_oneshot.py' + (' --runs RUNS' if a.runs else ''))
 
 if __name__ == '__main__': main()

@@ -3,7 +3,8 @@ generation task) on Omniglot alphabets unseen by both the generator and the clas
 
 1. A one-shot classifier: a model folder (`--classifier`, e.g. written by `python bench/omniglot_oneshot.py --save DIR`,
    the `drawings` recipe trained on --train), or the recipe trained here.
-2. A one-shot generator (`ff.oneshot_learner`, DAGAN) trained on --train for --minutes.
+2. A one-shot generator (`ff.oneshot_learner`, its default warp generator, or --generator dagan) trained on --train for
+   --epochs (the default, so that a figure reproduces) or, with --minutes, the whole epochs that fit that budget.
 3. Within-alphabet --n-way trials on the alphabets of --test that --train lacks: one drawing (the source) per class; the source's class also has real
    drawings by other people. Recognisability: the share of images the classifier assigns to the source's class,
    for --samples generated images per source and for the real drawings. Diversity: the spread of --samples images
@@ -22,7 +23,9 @@ def parse(argv=None):
     p.add_argument('--train', default='background_small1', help='Omniglot set the generator (and a classifier trained here) learn from')
     p.add_argument('--test', default='background_small2', help='Omniglot set whose alphabets neither saw')
     p.add_argument('--classifier', default=None, help='a model folder (ff.save_model); default: the drawings recipe trained on --train')
-    p.add_argument('--minutes', type=float, default=6, help="the generator's training budget (whole epochs)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--epochs', type=int, default=110, help="the generator's epochs (110: what 6 minutes gave alone on the 2-core CPU)")
+    g.add_argument('--minutes', type=float, default=None, help="instead of --epochs: a training budget (whole epochs that fit)")
     p.add_argument('--loss', default='hinge', choices=['hinge', 'wgan-gp', 'dcgan', 'wgan'])
     p.add_argument('--generator', default='warp', choices=['dagan', 'warp', 'elastic'],
                    help="ff.gan.oneshot_learner's generator: draws anew (dagan) or bends the source (warp); 'elastic': no "
@@ -37,7 +40,7 @@ def parse(argv=None):
     p.add_argument('--n-way', type=int, default=20)
     p.add_argument('--trials', type=int, default=200)
     p.add_argument('--samples', type=int, default=8, help='generated images per source (and real drawings per class for diversity)')
-    p.add_argument('--augment', type=int, default=4, help='generated variants added to each support image (part 4)')
+    p.add_argument('--augment', type=int, default=4, help='generated variants added to each support image ')
     p.add_argument('--out', default='out/oneshot_generation', help='folder for the grid and the generator checkpoint')
     p.add_argument('--seed', type=int, default=0)
     return p.parse_args(argv)
@@ -52,7 +55,10 @@ def train_generator(a):
     if a.load: return learn, ff.resume_gan(learn, 'oneshot'), 0.
     t, epochs = time.perf_counter(), 0
     with learn.no_bar(), learn.no_logging():
-        while time.perf_counter() - t < a.minutes*60: learn.fit(1); epochs += 1
+        if a.minutes is None:
+            for epochs in range(1, a.epochs + 1): learn.fit(1)   # one fit per epoch, as the timed loop does
+        else:
+            while time.perf_counter() - t < a.minutes*60: learn.fit(1); epochs += 1
     return learn, epochs, time.perf_counter() - t
 
 class ElasticLike:
@@ -95,34 +101,34 @@ def main(argv=None):
         draw = lambda im, n, seed: ff.generate_like(learn, im, n, seed=seed)
         print(f'generator: {a.loss}, {epochs} epochs in {train_s/60:.1f} min on {a.train}', flush=True)
     n_real = max(a.samples, 1)
-    seen = {ff.datasets.alphabet_of(c) for c in ff.ClassFolder(ff.omniglot(a.train), decode=False).classes}
-    test = ff.ClassFolder(ff.omniglot(a.test)).subset(lambda c: ff.datasets.alphabet_of(c) not in seen)
-    alphabets = sorted({ff.datasets.alphabet_of(c) for c in test.classes})
+    unseen = ff.evaluate.unseen_alphabets([a.train], among=[a.test])
+    alphabets = list(unseen)
+    test = ff.ClassFolder(ff.omniglot(a.test)).subset(lambda c: ff.datasets.alphabet_of(c) in unseen)
     print(f'unseen alphabets of {a.test}: {alphabets}', flush=True)
-    trials = ff.gan.oneshot_trials(test, n_way=a.n_way, n_trials=a.trials, n_real=n_real, seed=a.seed)
+    trials = ff.evaluate.oneshot_trials(test, n_way=a.n_way, n_trials=a.trials, n_real=n_real, seed=a.seed)
     t = time.perf_counter()
     gen = [draw(tr.source, max(a.samples, a.augment), a.seed + i) for i, tr in enumerate(trials)]
     gen_s = time.perf_counter() - t
-    rec_gen = ff.gan.recognisability(clf, trials, [g[:a.samples] for g in gen])
-    rec_real = ff.gan.recognisability(clf, trials)
-    div_gen = ff.gan.diversity(clf, [g[:a.samples] for g in gen])
-    div_real = ff.gan.diversity(clf, [tr.real[:a.samples] for tr in trials])
+    rec_gen = ff.evaluate.recognisability(clf, trials, [g[:a.samples] for g in gen])
+    rec_real = ff.evaluate.recognisability(clf, trials)
+    div_gen = ff.evaluate.diversity(clf, [g[:a.samples] for g in gen])
+    div_real = ff.evaluate.diversity(clf, [tr.real[:a.samples] for tr in trials])
     print(f'recognisability ({a.n_way}-way, within alphabet, {a.trials} trials): generated {rec_gen:.3f}, real {rec_real:.3f} '
           f'(ratio {rec_gen/rec_real:.3f})')
     print(f'diversity (mean distance to the class mean, classifier embeddings): generated {div_gen:.3f}, real {div_real:.3f} '
           f'(ratio {div_gen/div_real:.3f})')
-    # part 4: the same trials' one-shot error, query = the first real drawing, supports with and without generated variants
+    # the same trials' one-shot error, query = the first real drawing, supports with and without generated variants
     plain = [dict(tr.__dict__, real=tr.real[:1]) for tr in trials]
-    one = [ff.gan.OneShotTrial(**d) for d in plain]
-    err_plain = 1 - ff.gan.recognisability(clf, one)
+    one = [ff.evaluate.OneShotTrial(**d) for d in plain]
+    err_plain = 1 - ff.evaluate.recognisability(clf, one)
     if learn is not None:
-        aug = [ff.gan.OneShotTrial(tr.label, tr.source, ff.gan.with_generated(learn, tr.support, a.augment, seed=10_000 + 31*i), tr.real)
+        aug = [ff.evaluate.OneShotTrial(tr.label, tr.source, ff.gan.with_generated(learn, tr.support, a.augment, seed=10_000 + 31*i), tr.real)
                for i, tr in enumerate(one)]
     else:
-        aug = [ff.gan.OneShotTrial(tr.label, tr.source, {c: list(v) + draw(v[0], a.augment, 10_000 + 31*i + k)
+        aug = [ff.evaluate.OneShotTrial(tr.label, tr.source, {c: list(v) + draw(v[0], a.augment, 10_000 + 31*i + k)
                                                          for k, (c, v) in enumerate(tr.support.items())}, tr.real)
                for i, tr in enumerate(one)]
-    err_aug = 1 - ff.gan.recognisability(clf, aug)
+    err_aug = 1 - ff.evaluate.recognisability(clf, aug)
     print(f'one-shot error on the same trials: {100*err_plain:.2f}% as they are, {100*err_aug:.2f}% with {a.augment} '
           f'generated variants per support image')
     if learn is not None: grid(learn, trials[::max(1, len(trials)//6)], out/'oneshot_grid.png')

@@ -6,7 +6,7 @@ fold's training subjects split into K parts, each held out in turn from the fit 
 are overridden with --set KEY=VALUE (`fewshot-fastai recipes faces`). Last line: one JSON object."""
 import argparse, json, random, time, warnings
 import fewshot_fastai as ff
-from fewshot_fastai.callbacks.nway import pairs_eer
+from fewshot_fastai.evaluate import pairs_eer
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--recipe', default='faces', help='the recipe to fit on each fold\'s training subjects')
@@ -15,6 +15,7 @@ p.add_argument('--folds', type=int, default=5)
 p.add_argument('--seed', type=int, default=0, help='which subjects form the folds')
 p.add_argument('--inner', type=int, default=0, help='nested cross-validation over each fold\'s training subjects in K parts (0: off)')
 p.add_argument('--only-folds', type=int, nargs='+', default=None, help='run only these folds (1-based)')
+p.add_argument('--record', action='store_true', help="write the figure to the recipe's measured.json (run with the defaults)")
 a = p.parse_args()
 warnings.filterwarnings('ignore', category=FutureWarning)
 if a.inner == 1 or a.inner < 0: raise SystemExit(f'--inner {a.inner}: K >= 2 parts (0: off)')
@@ -54,3 +55,7 @@ out = dict(dataset='orl_faces', recipe=a.recipe, params=r.settings(params),
            held_out_training_subjects_eer=round(sum(held)/len(held), 2) if held else None, inner=a.inner,
            fit_seconds_per_fold=round(sum(secs)/len(secs), 1), wall_seconds=round(time.time() - t0, 1))
 print(json.dumps(out))
+if a.record:
+    ff.recipes.record_figure(a.recipe, f"{out['eer_percent']:.2f}% equal error rate on ORL faces of subjects unseen in the fit "
+                             f"({a.folds} folds, seed {a.seed}; per fold {' / '.join(f'{e:.2f}' for e in eers)}), "
+                             f"fit {out['fit_seconds_per_fold']:.0f} s per fold", 'python bench/orl_faces.py')

@@ -9,6 +9,7 @@ p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--train', default='background_small1')
 p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='overrides', help='a recipe parameter')
 p.add_argument('--epochs', type=int, default=None, help="default: the recipe's")
+p.add_argument('--record', action='store_true', help="write the figure to the recipe's measured.json (run with the defaults)")
 a = p.parse_args()
 warnings.filterwarnings('ignore', category=FutureWarning)
 params = ff.recipes.overrides('pairs', a.overrides) | ({'epochs': a.epochs} if a.epochs else {})
@@ -17,3 +18,7 @@ learn = r(ff.omniglot(a.train), quiet=False, **params)
 stats = dict(train=a.train, recipe='pairs', params=r.settings(params),
              **learn.recipe_stats, torch_threads=torch.get_num_threads(), cpus=os.cpu_count(), version=ff.__version__)
 print(json.dumps(stats))
+if a.record:
+    ff.recipes.record_figure('pairs', f"{100*stats['verification_accuracy']:.1f}% pair verification accuracy on "
+                             f"{stats['held_out_classes']} Omniglot characters unseen in training ({stats['valid_pairs']} fixed pairs), "
+                             f"after {stats['train_seconds']:.0f} s of training on {os.cpu_count()} CPU cores", 'python bench/siamese_verification.py')

@@ -2,13 +2,13 @@
 
 The root holds the user verbs: loaders, learners, inference, CAM, GAN learners, deployment, recipes. Everything else is
 reached through its sub-package: `ff.data`, `ff.datasets` (Omniglot/ORL specifics), `ff.models`, `ff.callbacks`,
-`ff.verification` (scoring maths), `ff.interpret`, `ff.gan`, `ff.recipes`; and the modules `ff.losses`, `ff.learner`,
+`ff.verification` (scoring maths), `ff.evaluate` (every evaluation protocol), `ff.interpret`, `ff.gan`, `ff.recipes`; and the modules `ff.losses`, `ff.learner`,
 `ff.inference`, `ff.deploy`."""
 import warnings
 # timm calls torch.jit.script at import, which torch 2.1x deprecates with a FutureWarning on every import
 warnings.filterwarnings("ignore", message=".*torch.jit.script. is deprecated")
 from ._version import __version__
-from . import data, datasets, models, losses, verification, callbacks, learner, inference, interpret, gan, deploy, recipes  # noqa: F401
+from . import data, datasets, models, losses, verification, callbacks, evaluate, learner, inference, interpret, gan, deploy, recipes  # noqa: F401
 from .datasets.sources import omniglot, orl_faces
 from .data.items import ClassFolder
 from .data.pairs import SiameseImage, SiameseDataLoaders
@@ -18,7 +18,8 @@ from .models.pretrained import efficientnet_lite0
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
 from .learner import siamese_learner, episodic_learner, classifier_learner, ensemble_learner
-from .callbacks.nway import NWayEval, episode_accuracy
+from .callbacks.nway import NWayEval
+from .evaluate import episode_accuracy
 from .callbacks.threshold import PairAccuracy, FitThreshold
 from .inference import predict_pair, predict_pairs, classify, embed, SupportSet, tta_views
 from .interpret.maps import cam, grad_cam, similarity_maps

@@ -17,7 +17,7 @@ from .models.protonet import prototypes
 from ._distrib import unwrap_model, plain_dl
 from ._checks import check_int
 
-__all__ = ['model_device', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'tta_from_spec', 'learner_tta', 'one_to_one', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
+__all__ = ['model_device', 'shift_views', 'flip_views', 'affine_views', 'tta_views', 'tta_from_spec', 'learner_tta', 'to_image', 'pair_batch', 'image_batch', 'predict_pairs', 'predict_pair', 'embed', 'similarity',
            'class_scores', 'support_scores', 'SupportSet', 'classify']
 
 def _through_valid(dls, items) -> tuple:
@@ -395,18 +395,3 @@ def _learner_predict_pair(self:Learner, a, b):
     "`(is_same, probability)` for images `a`, `b`: `learn.predict_pair(a, b)`"
     return predict_pair(self, a, b)
 Learner.predict_pair = _learner_predict_pair  # fastcore's @patch would shadow the module-level function
-
-def one_to_one(
-    scores:torch.Tensor, # query x class scores (Q, C), higher is better, with Q <= C
-) -> torch.Tensor:
-    """Transductive labels when every query belongs to a different class (Lake's one-shot runs): the one-to-one
-    assignment of queries to classes with the largest total score (Hungarian method, scipy's
-    `linear_sum_assignment`). -> (Q,) class indices. Report it apart from `argmax`, which labels each query alone."""
-    from scipy.optimize import linear_sum_assignment
-    s = torch.as_tensor(scores).detach().float().cpu()
-    if s.ndim != 2 or s.shape[0] > s.shape[1]:
-        raise ValueError(f'one_to_one: scores must be (queries, classes) with queries <= classes, got {tuple(s.shape)}')
-    rows, cols = linear_sum_assignment(s.numpy(), maximize=True)
-    out = torch.empty(s.shape[0], dtype=torch.long)
-    out[torch.as_tensor(rows)] = torch.as_tensor(cols)
-    return out

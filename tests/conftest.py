@@ -6,6 +6,13 @@ import pytest
 
 DATA = os.environ.get('FEWSHOT_DATA')
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # several pytest workers share the cores: one thread each (and in the processes they start), or every worker's
+    # OpenMP pool spins on every core and the suite runs many times slower
+    os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = '1'
+    import torch
+    torch.set_num_threads(1)
+
 @pytest.fixture(scope='session', autouse=True)
 def _full_float32():
     "On a CUDA GPU, float32 convolutions and matmuls in full precision: PyTorch's default TF32 rounds to ~1e-3, and the\n    tests compare answers (batched vs one by one, GPU vs CPU after export) at 1e-5"

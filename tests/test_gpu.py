@@ -110,7 +110,7 @@ def test_unfitted_learner_model_on_cpu_dls_on_gpu(omni_small, unseen_of):
     eps = ff.data.EpisodeSampler(unseen.labels, 3, 1, 2, 4, seed=0).episodes()
     def answers():
         return (ff.embed(learn, files, tta=1).cpu(), ff.predict_pairs(learn, pairs), ff.classify(learn, files, sup, progress=False)[0],
-                ff.episode_accuracy(learn, unseen.images, eps)['accuracy'], ff.callbacks.naive_episode_accuracy(learn, unseen.images, eps)['accuracy'])
+                ff.episode_accuracy(learn, unseen.images, eps)['accuracy'], ff.evaluate.naive_episode_accuracy(learn, unseen.images, eps)['accuracy'])
     on_cpu = answers()
     assert on_cpu[0].device.type == 'cpu'
     # embeddings kept on the CPU (stored, or from ONNX) score against the model wherever it is

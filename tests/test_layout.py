@@ -1,15 +1,16 @@
-"""The package's layout holds: a root of user verbs, every name that used to be at the root reachable under its
-sub-package, no private name imported across packages, no module at the root that only `__init__` imports, and no
-import cycle between the sub-packages (an AST scan of every import, including those inside functions)."""
-import ast, importlib
+"""The package's layout holds: a root of user verbs, the names of each sub-package's contract reachable there, no private
+name imported across packages, no module at the root that only `__init__` imports, `callbacks` running the protocols
+of `evaluate` without reaching past it, and no import cycle between the sub-packages (an AST scan of every import,
+including those inside functions)."""
+import ast, importlib, inspect
 from pathlib import Path
 import pytest
 import fewshot_fastai as ff
 
 PKG = Path(ff.__file__).parent
 
-# Every name of the root `__all__` before the layout change (commit 2bc10c3), and where it lives now.
-OLD_ROOT = {
+# Names users reach through a sub-package (not the root): each must stay there and in its `__all__`.
+SUBPACKAGE_NAMES = {
     'data': ['fetch_zip', 'safe_extract', 'download', 'check_hash', 'cache_dir', 'LazyImages', 'IndexedView',
              'decoded_bytes', 'label_of', 'PairSampler', 'class_split', 'Elastic', 'EpisodeSampler', 'Episode',
              'ClassBatches', 'to_image'],
@@ -23,41 +24,49 @@ OLD_ROOT = {
     'verification': ['best_threshold', 'equal_error_rate', 'fit_logistic', 'calibration_error', 'score_norm',
                      'Whitening', 'fit_whitening', 'ScoreFusion', 'fit_fusion'],
     'learner': ['SiameseLearner', 'EpisodicLearner'],
-    'inference': ['support_scores', 'shift_views', 'flip_views', 'affine_views', 'one_to_one'],
-    'callbacks': ['naive_episode_accuracy', 'DistribSupport', 'AdditiveMargin'],
+    'inference': ['support_scores', 'shift_views', 'flip_views', 'affine_views'],
+    'evaluate': ['episode_accuracy', 'naive_episode_accuracy', 'runs_error', 'one_to_one', 'pairs_eer', 'interval95',
+                 'unseen_alphabets', 'alphabet_episodes', 'within_alphabet_error', 'oneshot_trials',
+                 'recognisability', 'diversity'],
+    'callbacks': ['NWayEval', 'DistribSupport', 'AdditiveMargin'],
     'interpret': ['pair_top_losses', 'episode_top_losses', 'CamResult', 'cam_result', 'PairMaps', 'last_conv_layer',
                   'cam_bbox'],
     'gan': ['NoiseImages', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses', 'wgan_losses',
             'GANFixes', 'GANStats', 'GANNaNStop', 'frechet_distance', 'FrechetFeatures', 'lite0_features',
-            'plot_gan_losses'],
+            'plot_gan_losses', 'OneShotGenerator', 'WarpGenerator'],
     '_distrib': ['unwrap_model', 'is_main_process'],   # plumbing, private on purpose
 }
-STILL_ROOT = ['omniglot', 'orl_faces', 'ClassFolder', 'SiameseImage', 'SiameseDataLoaders', 'EpisodeDataLoaders',
-              'ClassifierDataLoaders', 'efficientnet_lite0', 'create_encoder', 'SiameseModel', 'siamese_splitter',
-              'ProtoNet', 'siamese_learner', 'episodic_learner', 'classifier_learner', 'ensemble_learner', 'NWayEval',
-              'PairAccuracy', 'FitThreshold', 'predict_pair', 'predict_pairs', 'classify', 'embed', 'SupportSet',
-              'episode_accuracy', 'tta_views', 'cam', 'grad_cam', 'similarity_maps', 'show_cam', 'show_pair_cam',
-              'show_cams', 'CAMCallback', 'GANDataLoaders', 'gan_learner', 'dcgan_learner', 'wgan_learner', 'generate',
-              'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'save_model', 'load_model', 'export_onnx',
-              'recipe']
 
 def test_root_is_the_user_verbs():
-    assert len(ff.__all__) <= 60
-    assert set(STILL_ROOT) <= set(ff.__all__)
-    assert all(hasattr(ff, n) for n in ff.__all__)
-    # the 137 old root names: 47 still at the root (with __version__), 90 under a sub-package, none lost
-    assert len(STILL_ROOT) + 1 + sum(map(len, OLD_ROOT.values())) == 137
+    assert len(ff.__all__) <= 60 and len(set(ff.__all__)) == len(ff.__all__)
+    stray = [n for n, v in vars(ff).items() if not n.startswith('_') and n not in ff.__all__ and not inspect.ismodule(v)]
+    assert not stray, f'root names outside __all__: {stray}'
+    for n in ff.__all__:
+        if n == '__version__': continue
+        v = getattr(ff, n)
+        assert callable(v), f'ff.{n} is not a verb, a class or a factory'
+        # a root name is the sub-package's own object, not a second definition
+        home = importlib.import_module(v.__module__)
+        assert v.__module__.startswith('fewshot_fastai.') and getattr(home, n) is v, n
 
-@pytest.mark.parametrize('sub', sorted(OLD_ROOT))
-def test_old_root_names_reachable_under_their_subpackage(sub):
+@pytest.mark.parametrize('sub', sorted(SUBPACKAGE_NAMES))
+def test_subpackage_names_reachable(sub):
     mod = importlib.import_module(f'fewshot_fastai.{sub}')
-    for name in OLD_ROOT[sub]:
+    for name in SUBPACKAGE_NAMES[sub]:
         assert hasattr(mod, name), f'ff.{sub}.{name}'
         if not sub.startswith('_'): assert name in mod.__all__, f'{name} missing from ff.{sub}.__all__'
         assert not hasattr(ff, name) or name in ff.__all__ or name in ('learner',)
 
+@pytest.mark.parametrize('old,new', [('callbacks', 'episode_accuracy'), ('callbacks', 'runs_error'),
+                                     ('gan', 'oneshot_trials')])
+def test_moved_protocols_answer_at_their_old_place_with_a_warning(old, new):
+    mod = importlib.import_module(f'fewshot_fastai.{old}')
+    with pytest.warns(DeprecationWarning, match=f'ff.evaluate.{new}'): f = getattr(mod, new)
+    assert f is getattr(ff.evaluate, new)
+    with pytest.raises(AttributeError): getattr(mod, 'no_such_name')
+
 def test_subpackages_export_what_they_define():
-    for sub in ('data', 'datasets', 'models', 'verification', 'callbacks', 'interpret', 'gan', 'recipes', 'cli'):
+    for sub in ('data', 'datasets', 'models', 'verification', 'callbacks', 'evaluate', 'interpret', 'gan', 'recipes', 'cli'):
         mod = importlib.import_module(f'fewshot_fastai.{sub}')
         assert mod.__all__ and all(hasattr(mod, n) for n in mod.__all__), sub
 
@@ -139,3 +148,24 @@ def test_cycle_scan_sees_a_cycle_through_a_function_level_import():
     mods = {'fewshot_fastai.a.y': (ast.parse('from ..b.x import f'), False),
             'fewshot_fastai.b.x': (ast.parse('def g():\n    from ..a.y import h'), False)}
     assert _cycles(_unit_graph(mods)) == [['fewshot_fastai.a', 'fewshot_fastai.b', 'fewshot_fastai.a']]
+
+def test_callbacks_reach_the_protocols_only_through_evaluate():
+    mods = _modules()
+    bad = [f'{name} imports {mod}' for name, (tree, is_pkg) in mods.items() if _unit(name) == 'fewshot_fastai.callbacks'
+           for mod, _ in _imports(name, tree, is_pkg) if _unit(mod) in ('fewshot_fastai.inference', 'fewshot_fastai.datasets')]
+    assert not bad, bad
+    assert any(_unit(mod) == 'fewshot_fastai.evaluate' for mod, _ in _imports('fewshot_fastai.callbacks.nway', *mods['fewshot_fastai.callbacks.nway']))
+
+def test_no_object_new_outside_the_ctor():
+    "Objects are built through their constructors (`ClassFolder.from_items`), never `object.__new__`"
+    bad = [str(f.relative_to(PKG)) for f in PKG.rglob('*.py') if 'object.__new__' in f.read_text()]
+    assert not bad, bad
+
+def test_no_history_in_code():
+    "Measured figures and their dates live in bench/RESULTS.md and recipes/measured.json, not in the code's text"
+    import re
+    date, issue = re.compile(r'\b20\d\d-[01]\d-[0-3]\d\b'), re.compile(r'\bissues? #?\d+', re.I)
+    files = list(PKG.rglob('*.py')) + list((PKG.parent/'tests').rglob('*.py'))
+    bad = [f'{f.name}:{n}' for f in files for n, line in enumerate(f.read_text().splitlines(), 1)
+           if issue.search(line) or (f.is_relative_to(PKG) and date.search(line))]
+    assert not bad, bad

@@ -1,5 +1,5 @@
 """Hostile and unlucky use: saves killed at random moments or failing half-way, crafted model and checkpoint files,
-concurrent readers. Each test failed on the code before these fixes (issue 30)."""
+concurrent readers: every save is all-or-nothing and every crafted file is refused in one line naming it."""
 import json, os, random, signal, subprocess, sys, time
 from pathlib import Path
 import pytest

@@ -4,7 +4,7 @@ from pathlib import Path
 from ..data.items import ClassFolder, IndexedView
 from ..data.episodes import EpisodeSampler
 from ..datasets.runs import load_runs
-from ..callbacks.nway import episode_accuracy, runs_error, pairs_eer
+from ..evaluate import episode_accuracy, runs_error, pairs_eer, interval95
 from ..deploy import save_model, export_onnx
 from ..recipes import recipe, pick, overrides, names
 from .common import UserError, check_out, writing_run, model, render, plt as pyplot
@@ -76,12 +76,9 @@ def evaluate(a) -> dict:
         if a.n_way > len(cf.classes): raise UserError(f'--n-way {a.n_way}: {a.data} has {len(cf.classes)} classes')
         eps = EpisodeSampler(cf.labels, a.n_way, a.k_shot, a.n_query, a.episodes, seed=a.seed).episodes()
         ev = episode_accuracy(learn, cf.images, eps, mode=a.mode)
-        per = ev['per_episode']
-        mean = sum(per)/len(per)
-        sd = math.sqrt(sum((p - mean)**2 for p in per)/max(1, len(per) - 1))
-        half = 1.96*sd/math.sqrt(len(per))
-        res.update(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(per), accuracy=round(ev['accuracy'], 4),
-                   ci95=[round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))
+        mean, half = interval95(ev['per_episode'])
+        res.update(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(eps), accuracy=round(ev['accuracy'], 4),
+                   ci95=None if math.isnan(half) else [round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))
         idx = sorted(random.Random(a.seed).sample(range(len(cf.files)), min(a.max_pairs_images, len(cf.files))))
         v = pairs_eer(learn, IndexedView(cf.images, idx), [cf.labels[i] for i in idx])
         res.update(eer=v['eer'], pairs=v['pairs'], same_pairs=v['same_pairs'])

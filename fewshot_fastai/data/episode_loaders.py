@@ -1,6 +1,7 @@
 """DataLoaders of whole episodes for episodic (e.g. prototypical) training in the fastai loop. Each batch is one
 episode `(x, support_labels, query_labels)`: `x` stacks the N*K support then the N*Q query images, so the
 fastai batch transforms (augmentation) act on all of them at once; inputs are `(x, support_labels)`."""
+import copy
 import random
 import torch
 from fastai.data.core import DataLoaders, show_batch, show_results
@@ -89,8 +90,8 @@ class EpisodeDataset:
         x:torch.Tensor, # the images
     ) -> 'EpisodeDataset':
         "A dataset without images or episodes over the empty image tensor `x` (0,C,H,W): it only prepares new images"
-        res = object.__new__(cls)
-        res.x, res.sampler, res.episodes = x, None, []
+        res = cls(x, None, fixed=False)
+        res.episodes = []
         return res
     def new_empty(self):
         "What `Learner.export` keeps: no images, no episodes"
@@ -345,8 +346,8 @@ class ClassBatches:
         self.order = torch.tensor(order)
     def new_empty(self):
         "What `Learner.export` keeps: no images"
-        res = object.__new__(type(self))
-        res.x, res.labels, res.bs, res.order = self.x[:0], self.labels[:0], self.bs, self.order[:0]
+        res = copy.copy(self)
+        res.x, res.labels, res.order = self.x[:0], self.labels[:0], self.order[:0]
         return res
     def __getitem__(self, i):
         idx = self.order[i*self.bs:(i + 1)*self.bs]

@@ -187,7 +187,12 @@ class ClassFolder:
         lazy:bool|None=None, # None: lazy when the decoded images would exceed `max_bytes`
         max_bytes:float=1e9, # threshold of the automatic choice, in bytes
         cache_size:int=0, # lazy mode: keep the most recently used decoded images
+        _items=None, # set by `from_items`: (classes, files, labels, images, lazy) as given, no folder scan
     ):
+        if _items is not None:
+            self.root = Path(root).expanduser()
+            self.classes, self.files, self.labels, self.images, self.lazy = _items
+            return
         check_int('ClassFolder', 'min_per_class', min_per_class); check_int('ClassFolder', 'cache_size', cache_size, 0)
         check_positive('ClassFolder', 'max_bytes', max_bytes)
         self.root = Path(root).expanduser()
@@ -227,22 +232,60 @@ class ClassFolder:
         for f in self.files: decode_image(f)
         return self
 
+    @classmethod
+    def from_items(
+        cls,
+        root, # the folder the items belong to (for messages and `repr`)
+        classes:list, # class labels, in label-index order
+        files:list, # every image's file
+        labels:list, # every image's class index into `classes`
+        images=None, # decoded images (a list, or a lazy sequence) in `files` order; None: not decoded
+        lazy:bool=False, # whether `images` decodes on access
+    ) -> 'ClassFolder':
+        "A ClassFolder of the given items, with no folder scan (subsets, merged sets, generated classes)"
+        if len(files) != len(labels) or (images is not None and len(images) != len(files)):
+            raise ValueError(f'ClassFolder.from_items: {len(files)} files, {len(labels)} labels'
+                             + ('' if images is None else f', {len(images)} images') + ': they must be as many')
+        return cls(root, _items=(list(classes), list(files), list(labels), images, bool(lazy)))
+
     def subset(
         self,
         keep, # predicate on class labels, `keep(label) -> bool`
     ) -> 'ClassFolder':
         "The classes whose label satisfies `keep(label)` (e.g. unseen alphabets), sharing the decoded images"
-        res = object.__new__(type(self))
-        res.root, res.classes = self.root, [c for c in self.classes if keep(c)]
-        if not res.classes: raise ValueError(f'{self.root}: no class satisfies {keep}')
-        cidx = {c: i for i, c in enumerate(res.classes)}
+        classes = [c for c in self.classes if keep(c)]
+        if not classes: raise ValueError(f'{self.root}: no class satisfies {keep}')
+        cidx = {c: i for i, c in enumerate(classes)}
         idx = [i for i, l in enumerate(self.labels) if self.classes[l] in cidx]
-        res.files, res.labels = [self.files[i] for i in idx], [cidx[self.classes[self.labels[i]]] for i in idx]
-        res.lazy = getattr(self, 'lazy', False)
-        if self.images is None: res.images = None
-        elif isinstance(self.images, LazyImages): res.images = self.images.subset(idx)
-        else: res.images = [self.images[i] for i in idx]
-        return res
+        if self.images is None: images = None
+        elif isinstance(self.images, LazyImages): images = self.images.subset(idx)
+        else: images = [self.images[i] for i in idx]
+        return ClassFolder.from_items(self.root, classes, [self.files[i] for i in idx],
+                                      [cidx[self.classes[self.labels[i]]] for i in idx], images, self.lazy)
+
+    def files_of(
+        self,
+        label:str, # a class label (one of `classes`)
+    ) -> list:
+        "The files of class `label`, in `files` order"
+        if label not in self.classes: raise KeyError(f'{self.root}: no class {label!r}')
+        k = self.classes.index(label)
+        return [f for f, l in zip(self.files, self.labels) if l == k]
+
+    def merge(
+        self,
+        other:'ClassFolder', # another ClassFolder (e.g. a second Omniglot set)
+    ) -> 'ClassFolder':
+        """This folder's classes and `other`'s that this one lacks (a label in both is taken from this one: two Omniglot
+        sets share the same drawings of their common alphabets). Both must be decoded eagerly."""
+        if self.lazy or other.lazy or self.images is None or other.images is None:
+            raise ValueError('ClassFolder.merge: both folders must be decoded eagerly')
+        old = set(self.classes)
+        if all(c in old for c in other.classes): return self.subset(lambda c: True)
+        sub = other.subset(lambda c: c not in old)
+        off = len(self.classes)
+        return ClassFolder.from_items(self.root, self.classes + sub.classes, self.files + sub.files,
+                                      self.labels + [l + off for l in sub.labels], list(self.images) + list(sub.images))
 
     def __len__(self): return len(self.files)
     def __repr__(self):

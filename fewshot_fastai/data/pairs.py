@@ -1,5 +1,6 @@
 """Image pairs for siamese training: the `SiameseImage` tuple, a balanced pair sampler, and DataLoaders built
 with a fastai `DataBlock` over a folder-per-class dataset, split by class."""
+import copy
 import random
 import numpy as np
 import torch
@@ -128,8 +129,8 @@ class PairSampler(ItemTransform):
 
     def without_data(self) -> 'PairSampler':
         "A copy that keeps the image class only, not the dataset (what `export` stores)"
-        res = object.__new__(type(self))
-        res.__dict__.update({**self.__dict__, 'images': None, 'valid_pairs': {}, 'split_classes': {}, '_keys': {},
+        res = copy.copy(self)
+        res.__dict__.update({'images': None, 'valid_pairs': {}, 'split_classes': {}, '_keys': {},
                              '_pos': {}, 'labels': None, 'is_valid': None})
         return res
 

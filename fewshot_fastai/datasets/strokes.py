@@ -302,12 +302,11 @@ def with_strokes(
         for d in sorted(set(by_class[a]) & set(by_class[b])):
             compounds.append((by_class[a][d], by_class[b][d]))
             labels.append(len(classes) - 1); files.append(cf.files[by_class[a][d]])   # the file names its drawer
-    res = object.__new__(ClassFolder)
-    res.root, res.classes, res.files, res.labels = cf.root, classes, files, labels
-    if p == 0 and not getattr(cf, 'lazy', False):
+    if p == 0 and not cf.lazy:
         # nothing is ever re-drawn: reuse cf's decoded images and join the compounds once, so that the loaders take
         # their fast, eager path (no second decoding of the PNGs)
         union = lambda a, b: ImageChops.darker(cf.images[a].convert('L'), cf.images[b].convert('L'))
-        res.images, res.lazy = list(cf.images) + [union(a, b) for a, b in compounds], False
-    else: res.images, res.lazy = StrokeImages(cf.files, strokes_dir, p, compounds=compounds, seed=seed, **kwargs), True
+        images, lazy = list(cf.images) + [union(a, b) for a, b in compounds], False
+    else: images, lazy = StrokeImages(cf.files, strokes_dir, p, compounds=compounds, seed=seed, **kwargs), True
+    res = ClassFolder.from_items(cf.root, classes, files, labels, images, lazy)
     return res

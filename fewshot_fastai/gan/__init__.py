@@ -6,8 +6,9 @@ from .learner import (dcgan_generator, dcgan_critic, dcgan_init, dcgan_losses, w
 from .stable import hinge_losses, sn_critic, diff_augment, DiffAugment, add_to_loss, GradientPenalty, GeneratorEMA, gan_learner
 from .callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan, plot_gan_losses, epochs_done
 from .frechet import frechet_distance, FrechetFeatures, lite0_features
-from .oneshot import (OneShotGenerator, WarpGenerator, pair_critic, SourceConsistency, ModeSeeking, OneShotPairs, OneShotDataLoaders, oneshot_learner, generate_like,
-                      OneShotTrial, oneshot_trials, recognisability, diversity, generated_grid)
+from .oneshot_nets import OneShotGenerator, WarpGenerator, pair_critic
+from .oneshot_data import OneShotPairs, OneShotDataLoaders
+from .oneshot import SourceConsistency, ModeSeeking, oneshot_learner, generate_like, generated_grid
 from .variants import with_generated, GeneratedVariants
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images', 'dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses',
@@ -15,5 +16,15 @@ __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images', 'dcgan_generator', 'dc
            'sn_critic', 'diff_augment', 'DiffAugment', 'add_to_loss', 'GradientPenalty', 'GeneratorEMA', 'gan_learner', 'generate',
            'GANSamples', 'GANFrechet', 'GANCheckpoint', 'resume_gan', 'plot_gan_losses', 'epochs_done',
            'frechet_distance', 'FrechetFeatures', 'lite0_features', 'OneShotGenerator', 'WarpGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs',
-           'OneShotDataLoaders', 'oneshot_learner', 'generate_like', 'OneShotTrial', 'oneshot_trials', 'recognisability',
-           'diversity', 'generated_grid', 'with_generated', 'GeneratedVariants']
+           'OneShotDataLoaders', 'oneshot_learner', 'generate_like', 'generated_grid', 'with_generated', 'GeneratedVariants']
+
+_MOVED = {'OneShotTrial', 'oneshot_trials', 'recognisability', 'diversity'}   # the one-shot generation measures
+
+def __getattr__(name):
+    "The generation measures moved to `ff.evaluate`; their old place answers for one release, with a warning"
+    if name in _MOVED:
+        import warnings
+        from .. import evaluate
+        warnings.warn(f'ff.gan.{name} is now ff.evaluate.{name}', DeprecationWarning, stacklevel=2)
+        return getattr(evaluate, name)
+    raise AttributeError(f"module 'fewshot_fastai.gan' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Generation as augmentation (issue 31, part 4): generated variants of support images at test time
+"""Generation as augmentation: generated variants of support images at test time
 (`with_generated`) and of training images in episodic or pair training (`GeneratedVariants`, a batch transform)."""
 import random
 import torch

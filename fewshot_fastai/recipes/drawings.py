@@ -14,10 +14,7 @@ from .registry import register, class_folder
 
 __all__ = ['drawings']
 
-@register('drawings', data='grey line drawings, one folder per character (Omniglot-like)',
-          figure='8.86% error, within-alphabet 20-way 1-shot on 3 alphabets unseen in training (train background_small1, '
-                 '55 epochs, 8 min on 2 CPU cores, 2026-11-30; 9.01% on 2026-11-28); 2.75% on Lake\'s official one-shot runs',
-          command='python bench/omniglot_oneshot.py')
+@register('drawings', data='grey line drawings, one folder per character (Omniglot-like)')
 def drawings(
     data, # a folder of class folders (or a `ClassFolder`) of grey line drawings
     epochs:int=55, # one-cycle epochs of `episodes_per_epoch` episodes

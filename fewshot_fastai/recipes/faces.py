@@ -9,10 +9,7 @@ from .registry import register, class_folder
 
 __all__ = ['faces']
 
-@register('faces', data='aligned photos of identities (faces), one folder per person',
-          figure='2.39% equal error rate on ORL faces of subjects unseen in the fit (5 folds of 8 subjects, seed 0; '
-                 'seeds 1 and 2: 2.95%, 2.40%), no training: a fit on 32 people takes ~12 s on 2 CPU cores (2026-11-30)',
-          command='python bench/orl_faces.py')
+@register('faces', data='aligned photos of identities (faces), one folder per person')
 def faces(
     data, # a folder of class folders (or a `ClassFolder`), one per identity: the whitening is fitted on them
     size:tuple=(224, 184), # image rows, columns

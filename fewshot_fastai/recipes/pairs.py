@@ -9,10 +9,7 @@ from .registry import register, class_folder
 
 __all__ = ['pairs']
 
-@register('pairs', data='any images, one folder per class: same / different verification',
-          figure='92.8% pair verification accuracy on 27 Omniglot characters unseen in training (540 fixed pairs), '
-                 'after 59 s of training on 2 CPU cores (make demo, 2026-11-30; 93.9% after 134 s before)',
-          command='python bench/siamese_verification.py')
+@register('pairs', data='any images, one folder per class: same / different verification')
 def pairs(
     data, # a folder of class folders (or a `ClassFolder`)
     epochs:int=12, # one-cycle epochs (every training image is an anchor once per epoch)

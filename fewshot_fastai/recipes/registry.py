@@ -1,13 +1,15 @@
-"""The recipe registry (as timm's model registry): each recipe is a function registered under a name with what it
-was measured at. `names()`, `recipe(name)`, `pick(data)` (a recipe for a folder, from what its images look like) and
+"""The recipe registry (as timm's model registry): each recipe is a function registered under a name; what it was
+measured at is read from `measured.json` beside this module, which `record_figure` (called by the bench scripts with
+`--record`) rewrites. `names()`, `recipe(name)`, `pick(data)` (a recipe for a folder, from what its images look like) and
 `overrides(name, ['key=value', ...])` (typed parameters from strings, for the command line and the benchmarks)."""
-import inspect, math
+import datetime, inspect, json, math
 from dataclasses import dataclass
 from pathlib import Path
 from fastcore.docments import docments
 from .._checks import MAX_SIZE
+from .._files import replacing_file
 
-__all__ = ['Recipe', 'BOUNDS', 'MAX_SIZE', 'check_bound', 'register', 'names', 'recipe', 'pick', 'overrides', 'class_folder']
+__all__ = ['Recipe', 'BOUNDS', 'MAX_SIZE', 'MEASURED', 'check_bound', 'register', 'measured', 'record_figure', 'names', 'recipe', 'pick', 'overrides', 'class_folder']
 
 @dataclass
 class Recipe:
@@ -15,8 +17,15 @@ class Recipe:
     name: str   # what `ff.recipe(name)` looks up
     fn: callable   # `fn(data, **params)` -> the fitted Learner
     data: str   # the kind of data it is for
-    figure: str   # what it was measured at (see bench/RESULTS.md)
-    command: str   # the command that reproduces the figure
+    @property
+    def figure(self) -> str:
+        "What it was measured at, and when (from `measured.json`; the runs themselves are rows of bench/RESULTS.md)"
+        m = measured().get(self.name)
+        return f"{m['figure']} ({m['date']})" if m else 'not measured yet'
+    @property
+    def command(self) -> str:
+        "The command that reproduces `figure`"
+        return measured().get(self.name, {}).get('command', '')
     def __call__(
         self,
         data, # a folder of class folders, or a `ClassFolder`
@@ -83,15 +92,36 @@ _NOT_SETTINGS = ('cbs', 'quiet', 'extra_tfms')   # objects, not JSON-able settin
 def register(
     name:str, # the recipe's name
     data:str, # the kind of data it is for
-    figure:str, # what it was measured at
-    command:str, # the command that reproduces the figure
 ):
-    "Decorator: register a recipe function under `name`, with the kind of data, the measured figure and its command"
+    "Decorator: register a recipe function under `name`, with the kind of data it is for"
     def deco(fn):
         if name in _RECIPES: raise ValueError(f'recipe {name!r} is registered twice')
-        _RECIPES[name] = Recipe(name, fn, data, figure, command)
+        _RECIPES[name] = Recipe(name, fn, data)
         return fn
     return deco
+
+MEASURED = Path(__file__).with_name('measured.json')
+
+def measured(
+    path=None, # the file (default `MEASURED`, shipped with the package)
+) -> dict:
+    "`{recipe: {figure, command, date}}`: each recipe's headline figure, as the bench last recorded it"
+    return json.loads(Path(path or MEASURED).read_text())
+
+def record_figure(
+    name:str, # a registered recipe
+    figure:str, # the headline figure, in words
+    command:str, # the command that measured it
+    path=None, # the file (default `MEASURED`)
+    date:str|None=None, # ISO date (default: today)
+) -> dict:
+    "Replace `name`'s figure in `measured.json` (all-or-nothing: a temporary sibling renamed over it) -> its entry"
+    if name not in _RECIPES: raise ValueError(f'unknown recipe {name!r}: choose from {", ".join(names())}')
+    path = Path(path or MEASURED)
+    allm = measured(path) if path.exists() else {}
+    allm[name] = dict(figure=figure, command=command, date=date or datetime.date.today().isoformat())
+    with replacing_file(path) as tmp: Path(tmp).write_text(json.dumps(dict(sorted(allm.items())), indent=1, ensure_ascii=False) + '\n')
+    return allm[name]
 
 def names() -> list[str]:
     "The registered recipe names"

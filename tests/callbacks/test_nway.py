@@ -3,7 +3,8 @@ import pytest
 import torch
 from fastai.vision.all import PILImageBW, set_seed, load_learner
 import fewshot_fastai as ff
-from fewshot_fastai.callbacks.nway import NWayEval, episode_accuracy, naive_episode_accuracy
+from fewshot_fastai.callbacks.nway import NWayEval
+from fewshot_fastai.evaluate import episode_accuracy, naive_episode_accuracy
 from fewshot_fastai.data.episode_loaders import EpisodeDataLoaders
 from fewshot_fastai.data.episodes import EpisodeSampler
 

@@ -91,7 +91,7 @@ def _copy_classes(src, dest, classes):
 
 def test_faces_picked_for_orl_and_eval_gives_its_eer(orl, tmp_path):
     import fewshot_fastai as ff
-    from fewshot_fastai.callbacks.nway import pairs_eer
+    from fewshot_fastai.evaluate import pairs_eer
     subjects = sorted(p.name for p in orl.iterdir() if p.is_dir())
     fit, test = _copy_classes(orl, tmp_path/'fit', subjects[:6]), _copy_classes(orl, tmp_path/'test', subjects[6:10])
     out = tmp_path/'faces'
@@ -110,7 +110,7 @@ def test_faces_picked_for_orl_and_eval_gives_its_eer(orl, tmp_path):
 def test_eval_scores_lake_runs_from_a_zip_and_a_folder(trained, omni_small, tmp_path):
     import shutil
     import fewshot_fastai as ff
-    from fewshot_fastai.callbacks.nway import runs_error
+    from fewshot_fastai.evaluate import runs_error
     folder = ff.datasets.write_runs(omni_small, tmp_path/'all_runs', n_runs=3, n_way=5, seed=1)
     zipped = shutil.make_archive(str(tmp_path/'zips'/'all_runs'), 'zip', tmp_path, 'all_runs')
     res = []

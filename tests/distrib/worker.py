@@ -1,7 +1,8 @@
-"""Trains one learner kind for a few batches under `learn.distrib_ctx(cpu=True)`; launched by
-tests/distrib/test_ddp.py with `torchrun --nproc_per_node 2` (gloo, 127.0.0.1). Each rank saves its final
-weights, the batches it trained on and its N-way column to OUT/rank{R}.pt.
-Usage: worker.py KIND DATA OUT   (KIND: siamese | episodic | classifier | dcgan | oneshot)"""
+"""Trains learner kinds one after the other, a few batches each, under `learn.distrib_ctx(cpu=True)`; launched by
+tests/distrib/test_ddp.py with `torchrun --nproc_per_node 2` (gloo, 127.0.0.1): one launch for every kind. Each rank
+saves each kind's final weights, the batches it trained on and its N-way column to OUT/KIND/rank{R}.pt.
+Usage: worker.py KINDS DATA OUT   (KINDS: comma-separated of siamese | episodic | classifier | dcgan | oneshot;
+siamese-nocpu: launched without `cpu=True`, which must fail with a clear message)"""
 import sys, warnings
 warnings.filterwarnings('ignore')
 from pathlib import Path
@@ -52,8 +53,8 @@ def build(kind, data):
         return ff.oneshot_learner(dls, nf=8), None
     raise ValueError(kind)
 
-if __name__ == '__main__':
-    kind, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+def run(kind, data, out):
+    "Train `kind` under DDP and save what the test compares to OUT/KIND/rank{R}.pt"
     learn, nway = build(kind.removesuffix('-nocpu'), data)
     rec = Batches()
     learn.add_cb(rec)
@@ -65,5 +66,9 @@ if __name__ == '__main__':
                thresh=(getattr(learn.loss_func, 'thresh', None), getattr(learn.loss_func, 'scale', None)))
     if nway is not None: res.update(nway=nway.last['accuracy'], episodes=[(e.support, e.query) for e in nway.episodes])
     if getattr(learn, 'gen_ema', None) is not None: res['ema'] = {k: v.detach().clone() for k, v in learn.gen_ema.state_dict().items()}
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(res, out/f'rank{rank_distrib()}.pt')
+    (out/kind).mkdir(parents=True, exist_ok=True)
+    torch.save(res, out/kind/f'rank{rank_distrib()}.pt')
+
+if __name__ == '__main__':
+    kinds, data, out = sys.argv[1].split(','), Path(sys.argv[2]), Path(sys.argv[3])
+    for kind in kinds: run(kind, data, out)

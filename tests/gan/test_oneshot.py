@@ -5,7 +5,6 @@ import torch
 import pytest
 from fastai.vision.all import PILImageBW, set_seed
 import fewshot_fastai as ff
-from fewshot_fastai.gan import oneshot as O
 
 @pytest.fixture(scope='module')
 def dls(omni_small):
@@ -13,7 +12,7 @@ def dls(omni_small):
 
 def test_generator_output_depends_on_its_source_and_noise(dls):
     set_seed(0)
-    g = O.OneShotGenerator(32, 1, z_dim=8, nf=8).eval()
+    g = ff.gan.OneShotGenerator(32, 1, z_dim=8, nf=8).eval()
     src, _ = dls.one_batch()
     src = src[:2].as_subclass(torch.Tensor)
     z = torch.randn(1, 8).expand(2, -1)
@@ -37,7 +36,7 @@ def test_pairs_are_two_drawings_of_one_class(dls):
     v = dls.valid.dataset
     assert all(torch.equal(v[k][1], v[k][1]) for k in range(len(v)))             # validation: fixed partners
     assert any(not torch.equal(ds[k][1], ds[k][1]) for k in range(50))           # training: fresh ones
-    with pytest.raises(ValueError, match='alone in their class'): O.OneShotPairs(ds.x[:3], [0, 0, 1])
+    with pytest.raises(ValueError, match='alone in their class'): ff.gan.OneShotPairs(ds.x[:3], [0, 0, 1])
 
 def test_learner_trains_and_generates_like_its_source(dls):
     set_seed(0)
@@ -63,10 +62,10 @@ def test_recognisability_of_real_drawings_is_the_one_shot_accuracy(omni_small):
     cf = ff.ClassFolder(omni_small)
     dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0, n_way=5, n_query=1, episodes_per_epoch=1)
     learn = ff.episodic_learner(dls, 'conv4')
-    trials = ff.gan.oneshot_trials(cf, n_way=4, n_trials=12, n_real=2, seed=3)
+    trials = ff.evaluate.oneshot_trials(cf, n_way=4, n_trials=12, n_real=2, seed=3)
     assert all(len(t.support) == 4 and t.label in t.support and t.support[t.label] == [t.source] and t.source not in t.real
                and len(t.real) == 2 for t in trials)
-    rec = ff.gan.recognisability(learn, trials)
+    rec = ff.evaluate.recognisability(learn, trials)
     images, eps = [], []
     for t in trials:
         classes = sorted(t.support)
@@ -79,9 +78,9 @@ def test_recognisability_of_real_drawings_is_the_one_shot_accuracy(omni_small):
     right = sum(l == t.label for t in trials for l in ff.classify(learn, t.real, t.support, progress=False)[0])
     assert rec == pytest.approx(right/sum(len(t.real) for t in trials), abs=1e-9)
     # generated candidates that are the support image itself are always recognised; diversity of copies is 0
-    assert ff.gan.recognisability(learn, trials, [[t.source]*2 for t in trials]) == 1.0
-    assert ff.gan.diversity(learn, [[t.source]*3 for t in trials[:3]]) == pytest.approx(0, abs=1e-5)
-    assert ff.gan.diversity(learn, [t.real + [t.source] for t in trials[:3]]) > 0
+    assert ff.evaluate.recognisability(learn, trials, [[t.source]*2 for t in trials]) == 1.0
+    assert ff.evaluate.diversity(learn, [[t.source]*3 for t in trials[:3]]) == pytest.approx(0, abs=1e-5)
+    assert ff.evaluate.diversity(learn, [t.real + [t.source] for t in trials[:3]]) > 0
 
 def test_source_consistency_adds_the_pooled_l1_in_generator_steps_only(dls):
     from types import SimpleNamespace as NS
@@ -103,7 +102,7 @@ def test_mode_seeking_penalises_a_generator_that_ignores_its_noise(dls):
     src, _ = dls.one_batch()
     src = src.as_subclass(torch.Tensor)[:4]
     set_seed(0)
-    g = O.OneShotGenerator(32, 1, z_dim=8, nf=8)
+    g = ff.gan.OneShotGenerator(32, 1, z_dim=8, nf=8)
     cb = ff.gan.ModeSeeking(weight=1.)
     def term(gen):
         learn = NS(training=True, gan_trainer=NS(gen_mode=True), pred=torch.cat([src, src], 1), loss_grad=torch.tensor(0.),
@@ -122,7 +121,7 @@ def test_mode_seeking_penalises_a_generator_that_ignores_its_noise(dls):
 
 def test_warp_generator_bends_its_source(dls):
     set_seed(0)
-    g = O.WarpGenerator(32, 1, z_dim=8, nf=8, max_shift=0.25).eval()
+    g = ff.gan.WarpGenerator(32, 1, z_dim=8, nf=8, max_shift=0.25).eval()
     src, _ = dls.one_batch()
     src = src[:3].as_subclass(torch.Tensor)
     with torch.no_grad():
@@ -138,12 +137,12 @@ def test_warp_generator_bends_its_source(dls):
     assert a.min() >= -1 and a.max() <= 1
     assert torch.allclose(a, b.flip(0), atol=1e-5) and not torch.allclose(a, c, atol=1e-3)   # source and noise both matter
     assert (a - src).abs().mean() > 0.01
-    with pytest.raises(ValueError, match='max_shift'): O.WarpGenerator(max_shift=0)
+    with pytest.raises(ValueError, match='max_shift'): ff.gan.WarpGenerator(max_shift=0)
 
 def test_warp_learner_trains_and_draws(dls):
     set_seed(0)
     learn = ff.oneshot_learner(dls, nf=8, generator='warp', consistency=0)
-    assert isinstance(learn.model.generator, O.WarpGenerator) and learn.oneshot['generator'] == 'warp'
+    assert isinstance(learn.model.generator, ff.gan.WarpGenerator) and learn.oneshot['generator'] == 'warp'
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     src = dls.class_folder.files[0]
     ims = ff.generate_like(learn, src, n=3, seed=1)

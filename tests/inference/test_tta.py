@@ -60,13 +60,13 @@ def test_tta_through_episode_accuracy_nway_and_classify(omni_dls, omni_small):
 def test_one_to_one_assignment():
     s = torch.tensor([[0.9, 0.8, 0.1], [0.95, 0.2, 0.3], [0.1, 0.7, 0.6]])
     assert s.argmax(1).tolist() == [0, 0, 1]                  # two queries pick class 0 on their own
-    assert ff.inference.one_to_one(s).tolist() == [1, 0, 2]             # each class once, largest total score
+    assert ff.evaluate.one_to_one(s).tolist() == [1, 0, 2]             # each class once, largest total score
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
         r = torch.rand(5, 5, generator=g)
         best = max(itertools.permutations(range(5)), key=lambda p: sum(r[i, p[i]] for i in range(5)))
-        assert ff.inference.one_to_one(r).tolist() == list(best)
-    with pytest.raises(ValueError, match='queries <= classes'): ff.inference.one_to_one(torch.rand(4, 3))
+        assert ff.evaluate.one_to_one(r).tolist() == list(best)
+    with pytest.raises(ValueError, match='queries <= classes'): ff.evaluate.one_to_one(torch.rand(4, 3))
 
 
 def test_affine_views_rotate_and_zoom():

@@ -5,7 +5,7 @@ from functools import partial
 import pytest
 import torch
 import fewshot_fastai as ff
-from fewshot_fastai.callbacks.nway import pairs_eer
+from fewshot_fastai.evaluate import pairs_eer
 
 def test_registry_lists_each_recipe_with_its_figure_and_command():
     assert ff.recipes.names() == ['drawings', 'faces', 'pairs']
@@ -14,6 +14,19 @@ def test_registry_lists_each_recipe_with_its_figure_and_command():
         assert r.fn is getattr(ff.recipes, n) and '%' in r.figure and r.command.startswith('python bench/')
         assert all(doc for _, doc in r.params().values()), f'{n}: a parameter without documentation'
     with pytest.raises(ValueError, match="unknown recipe 'cats': choose from drawings, faces, pairs"): ff.recipe('cats')
+
+def test_figures_live_in_one_data_file_that_the_bench_rewrites(tmp_path, monkeypatch):
+    "The shipped measured.json names every recipe; record_figure replaces one entry whole and the figure reads it"
+    shipped = ff.recipes.measured()
+    assert sorted(shipped) == ff.recipes.names() and all({'figure', 'command', 'date'} <= set(v) for v in shipped.values())
+    f = tmp_path/'measured.json'
+    f.write_text(json.dumps(shipped))
+    monkeypatch.setattr(ff.recipes.registry, 'MEASURED', f)
+    e = ff.recipes.record_figure('pairs', '90.0% on test pairs', 'python bench/siamese_verification.py', date='2026-12-03')
+    assert ff.recipes.measured() == {**shipped, 'pairs': e} and ff.recipe('pairs').figure == '90.0% on test pairs (2026-12-03)'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['measured.json']   # no temporary left beside it
+    with pytest.raises(ValueError, match="unknown recipe 'cats'"): ff.recipes.record_figure('cats', 'x', 'y')
+    assert ff.recipes.measured()['pairs'] == e
 
 def test_overrides_are_typed_by_the_defaults_and_checked():
     o = ff.recipes.overrides('faces', ['size=112,92', 'flip=false', 'shrink=0.5', 'whiten=wccn', 'taps=blocks.3,blocks.4'])
