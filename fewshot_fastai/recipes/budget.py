@@ -12,15 +12,15 @@ class PhaseTimer(Callback):
     def before_validate(self): self.t = time.time()
     def after_validate(self): self.valid_s.append(time.time() - self.t)
 
-def _epochs_in(minutes:float, probe, steps:int, probe_steps:int) -> int:
+def _epochs_in(minutes:float, probe, steps:int, probe_steps:int) -> tuple[int, float]:
     """Epochs of `steps` training steps that fit `minutes`, from `probe(cbs)`: a throw-away learner trained 2 epochs
     of `probe_steps` steps (the second is timed; the first pays for warm-up). The training phase scales with the steps
-    per epoch, the validation phase does not."""
+    per epoch, the validation phase does not. -> (epochs, the estimated seconds of one epoch)"""
     timer = PhaseTimer()
     probe([timer])
     tr, va = timer.train_s[-1], timer.valid_s[-1] if timer.valid_s else 0.
     per_epoch = tr*steps/probe_steps + va
-    return max(1, math.floor(minutes*60/per_epoch))
+    return max(1, math.floor(minutes*60/per_epoch)), per_epoch
 
 def fit_recipe(
     learn, # the learner to train
@@ -32,10 +32,11 @@ def fit_recipe(
     quiet:bool=True, # no progress bar or table
     cbs=None, # callbacks for this fit
 ) -> dict:
-    "Fit `learn` with one-cycle; -> dict(epochs, train_seconds)"
+    "Fit `learn` with one-cycle; -> dict(epochs, train_seconds, and with `minutes` the probe's epoch_seconds)"
+    per_epoch = None
     if minutes is not None:
         if not minutes > 0: raise ValueError(f'minutes={minutes}: a training budget must be > 0')
-        epochs = _epochs_in(minutes, probe, steps, probe_steps)
+        epochs, per_epoch = _epochs_in(minutes, probe, steps, probe_steps)
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f'epochs={epochs!r}: train at least 1 epoch')
     if not len(learn.dls.train): raise ValueError('no training batches: the batch size is larger than the training data')
     if not lr > 0: raise ValueError(f'lr={lr}: a learning rate must be a number > 0')
@@ -47,4 +48,4 @@ def fit_recipe(
     if not losses: raise ValueError('training ran no batch')
     if not math.isfinite(losses[-1]):
         raise ValueError(f'training diverged: the last training loss is {losses[-1]} (lr={lr}); try a lower learning rate')
-    return dict(epochs=epochs, train_seconds=round(time.time() - t, 1))
+    return dict(epochs=epochs, train_seconds=round(time.time() - t, 1)) | ({} if per_epoch is None else dict(epoch_seconds=per_epoch))

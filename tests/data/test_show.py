@@ -13,7 +13,7 @@ def test_plot_top_losses_reaches_ours_whatever_the_import_order():
         from fewshot_fastai.data.show import EpisodeQueries
         x = SiameseImage(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), torch.zeros(1))
         for first in [x, EpisodeQueries(torch.zeros(1, 1, 4, 4))]:
-            f, _ = plot_top_losses._resolve_method_with_cache(args=(first, None, [], None, None, None))
+            f, _ = plot_top_losses.resolve_method((first, None, [], None, None, None))   # plum's public lookup
             print(inspect.getmodule(f).__name__)
     ''')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)

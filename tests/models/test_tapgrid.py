@@ -84,7 +84,7 @@ def test_fastai_export_and_load_learner(tapped, faces, tmp_path):
 def test_errors_name_the_layer_and_the_grid():
     with pytest.raises(ValueError, match=r"no layer \['blocks.9'\].*blocks.4"):
         ff.create_encoder('efficientnet_lite0', taps=['blocks.9'])
-    with pytest.raises(ValueError, match='grid'):
+    with pytest.raises(ValueError, match=r'TapGrid: grid=\(0, 2\) must be \(rows, columns\), positive integers'):
         ff.create_encoder('conv4', n_in=1, taps=['3'], grid=(0, 2))
     with pytest.raises(ValueError, match='taps is empty'):
         ff.models.TapGrid(ff.models.conv4(), [])

@@ -68,8 +68,12 @@ def test_drawings_trains_and_carries_its_inference_configuration(drawn, tmp_path
     assert not torch.allclose(sa, s0, rtol=0.05, atol=0)   # the TTA was applied by default, and can be switched off
 
 def test_drawings_fits_a_time_budget(omni_small):
-    learn = ff.recipe('drawings')(omni_small, minutes=0.05, episodes_per_epoch=4, n_way=5, n_query=2)
-    assert learn.recipe_stats['epochs'] >= 1 and len(learn.recorder.values) == learn.recipe_stats['epochs']
+    "The epochs are those the probe says fit the budget: several here, and each one recorded"
+    minutes = 0.1
+    learn = ff.recipe('drawings')(omni_small, minutes=minutes, episodes_per_epoch=4, n_way=5, n_query=2)
+    s = learn.recipe_stats
+    assert s['epochs'] == int(minutes*60/s['epoch_seconds']) >= 2, s
+    assert len(learn.recorder.values) == s['epochs']
     with pytest.raises(ValueError, match='minutes=0'): ff.recipe('drawings')(omni_small, minutes=0)
 
 @pytest.fixture(scope='module')
@@ -107,7 +111,11 @@ def test_faces_onnx_includes_the_whitening(faced, tmp_path):
 def test_pairs_trains_a_verifier_that_round_trips(omni_small, tmp_path):
     learn = ff.recipe('pairs')(omni_small, epochs=1, bs=32)
     s = learn.recipe_stats
-    assert s['epochs'] == 1 and 0 <= s['verification_accuracy'] <= 1 and s['held_out_classes'] == 5
+    assert s['epochs'] == 1 and s['held_out_classes'] == 5
+    # the reported figure is the model's own decisions on the held-out pairs, recomputed from their distances
+    d, y = learn.get_preds(act=lambda o: o)
+    acc = ((d.view(-1) < learn.loss_func.thresh).long() == y.view(-1).long()).float().mean().item()
+    assert s['verification_accuracy'] == round(acc, 4) and s['valid_pairs'] == len(y) and acc > 0.5
     assert learn.fewshot_config['recipe'] == 'pairs' and 'tta' not in learn.fewshot_config
     ff.save_model(learn, tmp_path/'p')
     back = ff.load_model(tmp_path/'p')
