@@ -98,4 +98,5 @@ def test_sampler_pickles_with_data_exports_without(omni_dls):
     assert len(pickle.dumps(empty)) < 10_000
     with pytest.raises(RuntimeError, match='exported without its images'): empty.encodes([0])
     assert empty.encodes(['a', 'b']) == ['a', 'b']   # pairs pass through for inference
+    assert s.images is not None and np.array_equal(np.array(s.encodes([a])[0]), np.array(x[0]))   # the original keeps them
     assert s.images is not None                      # the training loaders keep theirs
