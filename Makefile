@@ -22,8 +22,9 @@ demo: install
 test-py: install chromium
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
+# two notebooks at a time on the 2 cores, one torch thread each
 test-nbs: install
-	cd nbs && FEWSHOT_FAST=1 ../$(VENV)/bin/nbdev-test --n-workers 1 --timing .
+	cd nbs && FEWSHOT_FAST=1 OMP_NUM_THREADS=1 ../$(VENV)/bin/nbdev-test --n-workers 2 --timing .
 
 # the documentation site: built from nbs/ without Quarto into _docs/ (open _docs/index.html), then checked:
 # links and anchors, every public name in the API reference, and three pages + search in headless chromium

@@ -30,9 +30,10 @@ def runs_error(
     from .intervals import interval95
     alone, hung = [], []
     for run in runs:
-        labels, scores = classify(learn, run.test, dict(enumerate(run.training)), progress=False, tta=tta)
-        alone += [int(l != t) for l, t in zip(labels, run.answers)]
-        hung += [int(l) != t for l, t in zip(one_to_one(scores), run.answers)]
+        # the support's labels are the class positions; `classify` answers them as strings, its scores in that order
+        _, scores = classify(learn, run.test, {str(j): f for j, f in enumerate(run.training)}, progress=False, tta=tta)
+        alone += [int(int(k) != t) for k, t in zip(scores.argmax(1), run.answers)]
+        hung += [int(int(k) != t) for k, t in zip(one_to_one(scores), run.answers)]
     n = len(alone)
     if not n: raise ValueError('runs_error: the runs hold no test items')
     return dict(error=round(100*sum(alone)/n, 2), one_to_one_error=round(100*sum(hung)/n, 2), trials=n,
