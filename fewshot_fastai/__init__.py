@@ -12,7 +12,8 @@ from . import data, datasets, models, losses, verification, callbacks, evaluate,
 from .datasets.sources import omniglot, orl_faces
 from .data.items import ClassFolder
 from .data.pairs import SiameseImage, SiameseDataLoaders
-from .data.episode_loaders import EpisodeDataLoaders, ClassifierDataLoaders
+from .data.episode_loaders import EpisodeDataLoaders
+from .data.classifier_loaders import ClassifierDataLoaders
 from .models.registry import create_encoder, list_encoders
 from .models.pretrained import efficientnet_lite0
 from .models.siamese import SiameseModel, siamese_splitter

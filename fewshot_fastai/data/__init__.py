@@ -7,8 +7,9 @@ from .prep import register_prep, prep_config, prep_from_config, batch_prep, batc
 from .pairs import SiameseImage, PAIR_LABELS, IMAGE_MODES, PairSampler, PairDL, SiameseDataLoaders, find_pair_sampler
 from .episodes import Episode, EpisodeSampler
 from .show import EpisodeImages, EpisodeQueries, QueryRef, show_titled
-from .episode_loaders import (image_tensor, LazyImageTensor, EpisodeDataset, EpisodeDL, EpisodeDataLoaders, ClassBatches,
-                              ClassifierDataLoaders)
+from .tensors import image_tensor, LazyImageTensor
+from .episode_loaders import EpisodeDataset, EpisodeDL, EpisodeDataLoaders
+from .classifier_loaders import ClassBatches, ClassifierDataLoaders
 from .augment import Elastic
 
 __all__ = ['cache_dir', 'file_hash', 'check_hash', 'safe_extract', 'download', 'fetch_zip', 'MAX_EXTRACT_BYTES',

@@ -1,14 +1,13 @@
 """DataLoaders of whole episodes for episodic (e.g. prototypical) training in the fastai loop. Each batch is one
 episode `(x, support_labels, query_labels)`: `x` stacks the N*K support then the N*Q query images, so the
 fastai batch transforms (augmentation) act on all of them at once; inputs are `(x, support_labels)`."""
-import copy
 import random
 import torch
 from fastai.data.core import DataLoaders, show_batch, show_results
 from fastai.data.load import DataLoader
 from fastai.data.transforms import IntToFloatTensor
 from fastai.torch_core import TensorCategory, default_device, rank_distrib
-from fastai.vision.core import PILImage, TensorImage, image2tensor
+from fastai.vision.core import PILImage, TensorImage
 from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
@@ -19,59 +18,9 @@ from .show import EpisodeImages, QueryRef, query_samples
 from .prep import prep_config, prep_from_config, batch_prep, batch_tfms
 from .pairs import IMAGE_MODES
 from .._distrib import plain_dl
+from .tensors import image_tensor, LazyImageTensor, _view_name, check_rotations, _rotated
 
-__all__ = ['image_tensor', 'LazyImageTensor', 'EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders', 'ClassBatches',
-           'ClassifierDataLoaders']
-
-def image_tensor(
-    images, # PIL images (decoded), e.g. a `ClassFolder`'s
-    size, # side, or (height, width), they are resized to
-    img_cls=PILImage, # fastai image class: `PILImageBW` for grey
-    prep=None, # PIL -> PIL callable applied first (e.g. `InkCenter`)
-) -> torch.Tensor:
-    """Decoded PIL `images`, each through `prep` first (a PIL -> PIL callable such as `ff.datasets.InkCenter()`; None: as they
-    are), converted to `img_cls`'s mode and resized once: (M,C,H,W) uint8"""
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    mode = img_cls._open_args['mode']
-    # as `img_cls` first: a fastai Transform's result keeps its input's type, which a PNG file's class cannot hold
-    if prep is not None: images = (prep(img_cls.create(im.convert(mode))) for im in images)
-    return torch.stack([image2tensor(im.convert(mode).resize(size[::-1], resample=2)) for im in images])
-
-class LazyImageTensor:
-    """What `image_tensor` makes, decoded at access: `x[idx]` -> (len(idx),C,H,W) uint8 for indices, slices or index
-    tensors, over the images at positions `base` of `images` (e.g. a `LazyImages`), followed by their rotations by
-    90, 180, 270 degrees when `rotations=4` (index `k*len(base) + j` is view k of image `base[j]`, as `_rotated`
-    orders them; views 4-7 of `rotations=8` are the mirror images, rotated). `invert`: white <-> black; `prep`: as in
-    `image_tensor`, after `invert`."""
-    def __init__(
-        self,
-        images, # the images (e.g. a `LazyImages`), decoded at access
-        size, # side, or (height, width), they are resized to
-        img_cls=PILImage, # fastai image class: `PILImageBW` for grey
-        rotations:int=1, # 1, 4 (and the rotations by 90, 180, 270 degrees) or 8 (and their mirror images)
-        base=None, # positions in `images` to use (default: all)
-        invert:bool=False, # white <-> black
-        prep=None, # PIL -> PIL callable applied after `invert` (e.g. `InkCenter`)
-    ):
-        self.images, self.img_cls, self.rotations, self.invert, self.prep = images, img_cls, rotations, invert, prep
-        self.size = (size, size) if isinstance(size, int) else tuple(size)
-        self.base = list(range(len(images))) if base is None else list(base)
-        self.shape = (len(self), 1 if img_cls._open_args['mode'] == 'L' else 3, *self.size)
-    def __len__(self): return len(self.base)*self.rotations
-    def _one(self, i):
-        n = len(self.base)
-        if not -len(self) <= i < len(self): raise IndexError(f'index {i} out of range for {len(self)} images')
-        im = self.images[self.base[i % n]]
-        if self.invert:
-            from PIL import ImageOps
-            im = ImageOps.invert(im.convert(self.img_cls._open_args['mode']))
-        return _view(image_tensor([im], self.size, self.img_cls, self.prep)[0], (i % len(self))//n)
-    def __getitem__(self, idx):
-        if isinstance(idx, int): return self._one(idx)
-        if isinstance(idx, slice): idx = range(*idx.indices(len(self)))
-        idx = idx.tolist() if isinstance(idx, torch.Tensor) else list(idx)
-        if not idx: return torch.empty(0, *self.shape[1:], dtype=torch.uint8)
-        return torch.stack([self._one(int(i)) for i in idx])
+__all__ = ['EpisodeDataset', 'EpisodeDL', 'EpisodeDataLoaders']
 
 class EpisodeDataset:
     "Episodes over an image tensor: fresh random ones per access (`fixed=False`) or a fixed list"
@@ -173,26 +122,6 @@ class _QueryEpisodes:
         r = self.refs[i]; e = r.episode
         return (TensorImage(r.dataset.x[e.support + [e.query[r.j]]]), TensorCategory(e.support_labels),
                 TensorCategory([e.query_labels[r.j]]))
-
-def _view(x:torch.Tensor, k:int) -> torch.Tensor:
-    "View `k` of images `x` (...,H,W): k = 0..3 rotates by 90*k degrees, k = 4..7 also mirrors (left-right) first"
-    return torch.rot90(x.flip(-1) if k >= 4 else x, k % 4, dims=(-2, -1))
-
-def _view_name(k:int) -> str:
-    "Suffix of view `k`'s class name: '90' for a rotation, 'm90' for a mirrored one"
-    return f'{"m" if k >= 4 else ""}{90*(k % 4)}'
-
-def check_rotations(where:str, rotations) -> int:
-    "1, 2, 3, 4 rotations by 90 degrees, or 8 (the 4 rotations and their mirror images): other counts would repeat a view"
-    if isinstance(rotations, bool) or rotations not in (1, 2, 3, 4, 8):
-        raise ValueError(f'{where}: rotations={rotations!r}; use 1-4 (rotations by 90 degrees as new classes) or 8 '
-                         '(the 4 rotations and their mirror images)')
-    return rotations
-
-def _rotated(x:torch.Tensor, labels, rotations:int):
-    "Rotations by multiples of 90 degrees (and mirror images, with 8) as new classes (Omniglot practice): x (M,...) -> (M*r,...)"
-    xs = [_view(x, k) for k in range(rotations)]
-    return torch.cat(xs), [l*rotations + k for k in range(rotations) for l in labels]
 
 def _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes, prep=None):
     """(held-out class names, training images, their labels, validation images, their labels, names of the training
@@ -320,101 +249,3 @@ class EpisodeDataLoaders(DataLoaders):
         "A batch (B,C,H,W) of new images (paths, PIL, tensors), through `prep`, resized and through the validation batch transforms"
         x = image_tensor([to_image(i, self.img_cls) for i in images], tuple(self.size), self.img_cls, getattr(self, 'prep', None))
         return plain_dl(self.valid).after_batch(TensorImage(x.to(self.device)))
-
-class ClassBatches:
-    """Shuffled batches `(images, no support labels, class labels)` over all training images: item `i` is batch `i` of
-    the epoch. The empty middle tensor tells `ProtoNet` to classify every image over the training classes, so one
-    model and one Learner serve classifier pre-training and episodes. Each epoch (`reshuffle`) draws a permutation
-    from the seeded `random` stream offset by the process rank, as `EpisodeDataset` does."""
-    def __init__(
-        self,
-        x, # training images, (M,C,H,W) uint8 tensor or `LazyImageTensor`
-        labels, # class index (0..n_classes-1) of each image
-        bs:int=128, # images per batch (the last partial batch is dropped)
-    ):
-        check_int('ClassBatches', 'bs', bs)
-        if len(labels) != len(x): raise ValueError(f'ClassBatches: {len(labels)} labels for {len(x)} images')
-        if len(x) < bs: raise ValueError(f'ClassBatches: bs={bs} is larger than the {len(x)} training images')
-        self.x, self.labels, self.bs = x, torch.as_tensor(labels, dtype=torch.long), bs
-        self.reshuffle()
-    def __len__(self): return len(self.labels)//self.bs
-    def reshuffle(self):
-        "A new order of the images for the next epoch"
-        rng = random.Random(random.getrandbits(64) + (rank_distrib() << 64))
-        order = list(range(len(self.labels)))
-        rng.shuffle(order)
-        self.order = torch.tensor(order)
-    def new_empty(self):
-        "What `Learner.export` keeps: no images"
-        res = copy.copy(self)
-        res.x, res.labels, res.order = self.x[:0], self.labels[:0], self.order[:0]
-        return res
-    def __getitem__(self, i):
-        idx = self.order[i*self.bs:(i + 1)*self.bs]
-        return TensorImage(self.x[idx]), TensorCategory(torch.zeros(0, dtype=torch.long)), TensorCategory(self.labels[idx])
-
-class _ClassBatchDL(DataLoader):
-    "Batches of `ClassBatches`, in a new order each epoch (reshuffled in the main process, before workers copy it)"
-    def before_iter(self):
-        super().before_iter()
-        if len(self.dataset): self.dataset.reshuffle()
-
-class ClassifierDataLoaders(EpisodeDataLoaders):
-    """Classifier pre-training for few-shot learning (the "strong baseline" of Chen et al. 2019 and Tian et al. 2020):
-    the training set is every image of the training classes (rotations as extra classes), in shuffled batches with
-    their class labels; the validation set is the fixed few-shot episodes of held-out classes of
-    `EpisodeDataLoaders`, so the accuracy column is the N-way accuracy on new classes. `dls.c` is the number of
-    training classes. `episodes()` gives episode loaders over the same split for episodic fine-tuning."""
-    @classmethod
-    def from_class_folder(
-        cls,
-        cf, # a scanned `ClassFolder`
-        size=28, # images are resized to `size` x `size`
-        bs:int=128, # images per training batch
-        valid_pct:float=0.2, # share of classes (or groups) held out for validation (0: train on all, no validation episodes)
-        seed:int=0, # seed of the split and of the fixed validation episodes
-        valid_n_way:int=20, # classes per validation episode (capped at the classes there are)
-        k_shot:int=1, # support images per class in the validation episodes
-        n_query:int=5, # query images per class in the validation episodes
-        valid_episodes:int=50, # fixed validation episodes
-        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes (8: and their mirror images)
-        img_cls=PILImage, # `PILImage` or `PILImageBW`
-        batch_tfms=None, # fastai batch transforms for training batches
-        valid_classes=None, # explicit validation labels (list) or a predicate
-        device=None, # where batches go (default: fastai's `default_device()`)
-        num_workers:int=0, # worker processes preparing training batches
-        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.datasets.InkCenter()`)
-    ):
-        """Classifier batches of the training classes, N-way episodes of the held-out ones (split as in
-        `EpisodeDataLoaders.from_class_folder`, with which it shares every argument of the same name)"""
-        check_rotations('ClassifierDataLoaders', rotations)
-        held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes, prep)
-        classes = sorted(set(yt))
-        index = {c: i for i, c in enumerate(classes)}
-        train = ClassBatches(xt, [index[l] for l in yt], bs)
-        tfms = Pipeline([IntToFloatTensor(), *listify(batch_tfms)], split_idx=0)   # training batches (see above)
-        n_way = min(valid_n_way, len(held)) if held else valid_n_way
-        res = cls._make(cf, held, _ClassBatchDL(train, bs=None, num_workers=num_workers, after_batch=tfms),
-                        xv, yv, n_way, k_shot, n_query, valid_episodes, seed, img_cls, device, prep)
-        res.c, res.vocab = len(classes), [names[c] for c in classes]
-        res._episode_kw = dict(cf=cf, size=size, valid_pct=valid_pct, seed=seed, k_shot=k_shot, valid_episodes=valid_episodes,
-                               rotations=rotations, img_cls=img_cls, batch_tfms=batch_tfms, valid_classes=valid_classes,
-                               device=device, valid_n_way=n_way, prep=prep)
-        return res
-
-    def episodes(
-        self,
-        n_way:int=20, # classes per training episode
-        n_query:int=5, # query images per class
-        episodes_per_epoch:int=100, # training episodes per epoch
-        **kwargs, # other `EpisodeDataLoaders.from_class_folder` arguments (e.g. `group`)
-    ) -> EpisodeDataLoaders:
-        "Episode loaders over the same classes, images and split, for episodic fine-tuning of a pre-trained model"
-        kw = {**self._episode_kw, 'n_query': n_query, **kwargs}
-        return EpisodeDataLoaders.from_class_folder(kw.pop('cf'), n_way=n_way, episodes_per_epoch=episodes_per_epoch, **kw)
-
-    def new_empty(self):
-        "Empty loaders that still know how to prepare new images (for `export`/`load_learner`)"
-        res = super().new_empty()
-        res.c, res.vocab = self.c, self.vocab
-        return res

@@ -14,7 +14,7 @@ from fastai.vision.gan import InvisibleTensor
 from fasttransform import Pipeline
 from ..data.items import decode_image, LazyImages, decoded_bytes
 from .._checks import check_int
-from ..data.episode_loaders import image_tensor, LazyImageTensor
+from ..data.tensors import image_tensor, LazyImageTensor
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images']
 

@@ -16,7 +16,7 @@ from fastai.vision.gan import GANTrainer
 from PIL import Image, ImageOps
 from fastai.vision.core import PILImage, PILImageBW
 from ..data.items import to_image
-from ..data.episode_loaders import image_tensor
+from ..data.tensors import image_tensor
 from .._checks import check_int
 from .._distrib import unwrap_model
 from .stable import gan_learner, add_to_loss, POLICIES

@@ -10,7 +10,7 @@ from fastai.torch_core import TensorImage, default_device
 from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
 from ..data.items import ClassFolder, to_image
-from ..data.episode_loaders import image_tensor
+from ..data.tensors import image_tensor
 from .._checks import check_int
 
 __all__ = ['OneShotPairs', 'OneShotDataLoaders']

@@ -1,7 +1,7 @@
 "The `faces` recipe: verification and recognition of aligned photos of identities, with no training (the ORL benchmark's defaults)"
 import time
 from fastai.vision.core import PILImage
-from ..data.episode_loaders import ClassifierDataLoaders
+from ..data.classifier_loaders import ClassifierDataLoaders
 from ..learner import episodic_learner
 from ..inference import embed
 from ..verification.whitening import fit_whitening

@@ -37,7 +37,7 @@ def _episodes(cf, seed, **kw):
 def test_lazy_episodes_equal_eager(omni_small):
     _, tr_e, va_e = _episodes(ff.ClassFolder(omni_small), 5)
     dls, tr_l, va_l = _episodes(ff.ClassFolder(omni_small, lazy=True), 5)
-    assert isinstance(dls.train.dataset.x, ff.data.episode_loaders.LazyImageTensor)
+    assert isinstance(dls.train.dataset.x, ff.data.LazyImageTensor)
     for be, bl in zip(tr_e + va_e, tr_l + va_l):
         assert all(torch.equal(a, b) for a, b in zip(be, bl))
     # N-way evaluation on a lazy gallery gives the eager answer
@@ -49,7 +49,7 @@ def test_lazy_episodes_equal_eager(omni_small):
 def test_lazy_gan_data_equal_eager(omni1):
     e = ff.gan.gan_images(omni1, 32, invert=True, max_images=40)
     l = ff.gan.gan_images(omni1, 32, invert=True, max_images=40, lazy=True)
-    assert isinstance(l, ff.data.episode_loaders.LazyImageTensor) and torch.equal(e, l[:])
+    assert isinstance(l, ff.data.LazyImageTensor) and torch.equal(e, l[:])
     dls = ff.GANDataLoaders.from_folder(omni1, size=32, invert=True, max_images=64, bs=32, lazy=True)
     assert dls.one_batch()[1].shape == (32, 1, 32, 32)
 

@@ -42,7 +42,7 @@ def test_exact_cam_fastai_concat_pool_head(omni1):
     set_seed(0)
     model = nn.Sequential(ff.models.conv4(1), create_head(64, 5, lin_ftrs=[]))
     cf = ff.ClassFolder(omni1, decode=True).subset(lambda c: c.startswith('Greek'))
-    x = ff.data.episode_loaders.image_tensor(cf.images[:16], 40, PILImageBW).float()/255
+    x = ff.data.image_tensor(cf.images[:16], 40, PILImageBW).float()/255
     model.train(); model(x)                            # non-trivial BatchNorm running statistics
     res = ff.interpret.cam_result(model, x, target=torch.arange(16) % 5)
     assert res.method == 'cam'
