@@ -30,6 +30,7 @@ API_GROUPS = [('fewshot_fastai.data', 'data', 'ff.data: sources, folders, splits
               ('fewshot_fastai.models', 'models', 'ff.models: the encoder registry, encoders, heads, siamese, protonet'),
               ('fewshot_fastai.losses', 'losses', 'ff.losses'),
               ('fewshot_fastai.verification', 'verification', 'ff.verification: thresholds, EER, calibration, whitening, fusion'),
+              ('fewshot_fastai.methods', 'methods', 'ff.methods: few-shot classifiers on one support/query contract'),
               ('fewshot_fastai.evaluate', 'evaluate', 'ff.evaluate: every evaluation protocol (episodes, runs, pairs, alphabets, generation)'),
               ('fewshot_fastai.callbacks', 'callbacks', 'ff.callbacks: N-way evaluation, thresholds, margin, several processes'),
               ('fewshot_fastai.learner', 'learner', 'ff.learner: learners'),

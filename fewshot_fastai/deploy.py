@@ -10,6 +10,7 @@ from .models.registry import create_encoder, encoder_features, encoder_kwargs_er
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
+from .methods import list_methods
 from .losses import pair_loss
 from .learner import SiameseLearner, EpisodicLearner
 from .inference import SupportSet, tta_from_spec
@@ -52,6 +53,7 @@ def save_model(
     if support is not None:
         emb = support.emb   # one snapshot: labels and embeddings of the same moment
         config['support_labels'] = [str(l) for l in emb]
+        config['support_mode'] = support.mode
         tensors.update({f'support.{i}': e.detach().cpu().contiguous() for i, e in enumerate(emb.values())})
     if not is_main_process(): return path
     # the folder as a whole, all-or-nothing: weights and config always belong together (and the config names the
@@ -165,6 +167,7 @@ def _checked_config(cfg_file:Path, raw:bytes) -> dict:
         if not isinstance(c.get('calibrated'), bool): raise ValueError(f"{cfg_file}: field 'calibration.calibrated': expected true or false")
     f('support_labels', list, lambda v: all(isinstance(l, str) for l in v) and len(set(v)) == len(v),
       'a list of distinct strings', optional=True)
+    f('support_mode', str, lambda v: v in list_methods(), f"a registered classifier ({', '.join(list_methods())})", optional=True)
     f('weights_sha256', str, optional=True)
     return config
 
@@ -231,7 +234,7 @@ def load_model(
         labels = config['support_labels']
         missing = [i for i in range(len(labels)) if f'support.{i}' not in tensors]
         if missing: raise ValueError(f'{weights}: no tensor support.{missing[0]} for support label {labels[missing[0]]!r} of {cfg_file}')
-        ss = SupportSet(learn)
+        ss = SupportSet(learn, mode=config.get('support_mode', 'mean'))
         ss.emb = {l: tensors[f'support.{i}'].to(dls.device) for i, l in enumerate(labels)}
         learn.support_set = ss
     return learn

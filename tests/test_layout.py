@@ -25,6 +25,7 @@ SUBPACKAGE_NAMES = {
                      'Whitening', 'fit_whitening', 'ScoreFusion', 'fit_fusion'],
     'learner': ['SiameseLearner', 'EpisodicLearner'],
     'inference': ['support_scores', 'shift_views', 'flip_views', 'affine_views'],
+    'methods': ['FewShotClassifier', 'register_method', 'list_methods', 'create_method', 'MeanScore', 'Prototype'],
     'evaluate': ['episode_accuracy', 'naive_episode_accuracy', 'runs_error', 'one_to_one', 'pairs_eer', 'interval95',
                  'unseen_alphabets', 'alphabet_episodes', 'within_alphabet_error', 'oneshot_trials',
                  'recognisability', 'diversity'],
@@ -66,7 +67,7 @@ def test_moved_protocols_answer_at_their_old_place_with_a_warning(old, new):
     with pytest.raises(AttributeError): getattr(mod, 'no_such_name')
 
 def test_subpackages_export_what_they_define():
-    for sub in ('data', 'datasets', 'models', 'verification', 'callbacks', 'evaluate', 'interpret', 'gan', 'recipes', 'cli'):
+    for sub in ('data', 'datasets', 'models', 'verification', 'methods', 'callbacks', 'evaluate', 'interpret', 'gan', 'recipes', 'cli'):
         mod = importlib.import_module(f'fewshot_fastai.{sub}')
         assert mod.__all__ and all(hasattr(mod, n) for n in mod.__all__), sub
 

@@ -5,6 +5,7 @@ from fastai.callback.core import Callback
 from .columns import Column
 from ..data.episodes import EpisodeSampler
 from ..evaluate import episode_accuracy, drawer_groups
+from ..methods import check_method
 
 __all__ = ['NWayEval']
 
@@ -26,10 +27,10 @@ class NWayEval(Callback):
         drawers=None, # drawer of each image: support and queries from different drawers
         names=None, # class names, for error messages
         name=None, # column name (default `{n_way}way_{k_shot}shot`)
-        mode:str='mean', # 'mean' or 'prototype' for K > 1 shots
+        mode:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
         tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
     ):
-        if mode not in ('mean', 'prototype'): raise ValueError(f"NWayEval: mode {mode!r}: use 'mean' or 'prototype'")
+        check_method(mode, 'NWayEval:')
         self.images, self.mode, self.tta = images, mode, tta
         self.episodes = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, seed, groups, drawers, names).episodes()
         self.col_name = name or f'{n_way}way_{k_shot}shot'

@@ -22,6 +22,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 def _parser():
+    from ..methods import list_methods   # --mode: every registered classifier, a user's own too
     p = _Parser(prog='fewshot-fastai', description='Few-shot learning on your own folders of classes (one folder of images per class).')
     sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
     d = sub.add_parser('demo', help='the pairs recipe on Omniglot: unseen-character accuracy, figures, export')
@@ -49,7 +50,7 @@ def _parser():
     e.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder: one-shot error per test item")
     e.add_argument('--n-way', type=int, default=5); e.add_argument('--k-shot', type=int, default=1)
     e.add_argument('--n-query', type=int, default=1); e.add_argument('--episodes', type=int, default=100)
-    e.add_argument('--mode', default='mean', choices=['mean', 'prototype']); e.add_argument('--seed', type=int, default=0)
+    e.add_argument('--mode', default='mean', choices=list_methods()); e.add_argument('--seed', type=int, default=0)
     e.add_argument('--max-pairs-images', type=int, default=1000, help='the equal error rate is over every pair of at most '
                    'this many images of DATA (drawn with --seed)')
     e.add_argument('--json', action='store_true')
@@ -58,7 +59,7 @@ def _parser():
     r.add_argument('--json', action='store_true')
     c = sub.add_parser('classify', help='label QUERY images (files or folders) against a support folder')
     c.add_argument('model'); c.add_argument('queries', nargs='+'); c.add_argument('--support', required=True)
-    c.add_argument('--mode', default='mean', choices=['mean', 'prototype'])
+    c.add_argument('--mode', default='mean', choices=list_methods())
     f = c.add_mutually_exclusive_group(); f.add_argument('--json', action='store_true'); f.add_argument('--csv', action='store_true')
     v = sub.add_parser('verify', help='same or different: two images, with the probability')
     v.add_argument('model'); v.add_argument('a'); v.add_argument('b'); v.add_argument('--json', action='store_true')

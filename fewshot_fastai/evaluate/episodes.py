@@ -12,11 +12,11 @@ def episode_accuracy(
     images, # the images the episodes index
     episodes, # `Episode`s (e.g. from `EpisodeSampler`)
     bs:int=256, # images per encoder batch
-    mode:str='mean', # 'mean' or 'prototype' for K > 1 shots
+    mode:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
     tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
 ) -> dict:
-    """Accuracy over `episodes` (indices into `images`), encoding each unique image once. K>1 shots are combined
-    by `mode`: 'mean' score or 'prototype' (see `support_scores`).
+    """Accuracy over `episodes` (indices into `images`), encoding each unique image once; each episode's queries are
+    answered by the classifier `mode` (see `support_scores`).
     -> dict(accuracy, encoder_passes, seconds, per_episode accuracies, outcomes (1/0 per query, episode by episode))"""
     t = time.time()
     uniq = sorted({i for e in episodes for i in (*e.support, *e.query)})

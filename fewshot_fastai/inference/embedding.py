@@ -1,4 +1,5 @@
 "Images to batches to embeddings, and the scores between embeddings (pairs, classes, support sets)"
+from functools import partial
 import torch
 from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar
@@ -6,7 +7,7 @@ from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
 from ..data.pairs import SiameseImage, find_pair_sampler
 from ..data.items import to_image
-from ..models.protonet import prototypes
+from ..methods import create_method, class_scores
 from .._distrib import unwrap_model, plain_dl
 from .._checks import check_int
 from .views import tta_views, learner_tta, _check_tta
@@ -86,28 +87,15 @@ def similarity(
     with torch.no_grad():
         return model.similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
 
-def class_scores(
-    sim:torch.Tensor, # query x support similarities, (Q,S)
-    support_labels, # class index of each support image
-    n_classes:int, # number of classes
-) -> torch.Tensor:
-    "Per-class mean of query x support scores (Q,S) -> (Q,n_classes); K>1 shots are averaged"
-    lbl = torch.as_tensor(support_labels, device=sim.device)
-    onehot = torch.nn.functional.one_hot(lbl, n_classes).float()
-    return sim @ onehot / onehot.sum(0)
-
 def support_scores(
     learn:Learner, # the learner whose model scores pairs of embeddings
     eq:torch.Tensor, # query embeddings, (Q,D)
     es:torch.Tensor, # support embeddings, (S,D)
     support_labels, # class index (0..n_classes-1) of each support embedding
     n_classes:int, # number of classes
-    mode:str='mean', # 'mean' or 'prototype'
+    mode:str='mean', # a registered classifier (`ff.methods.list_methods()`): 'mean', 'prototype', or one of yours
 ) -> torch.Tensor:
-    """Query x class scores (Q,n_classes) from query and support embeddings. `mode='mean'`: the mean of the K
-    query x shot scores (the seed's mean similarity); `'prototype'`: the score against each class's mean embedding
-    (Snell et al.). The two agree for K=1."""
-    if mode == 'mean': return class_scores(similarity(learn, eq, es), support_labels, n_classes)
-    if mode == 'prototype':
-        return similarity(learn, eq, prototypes(es, torch.as_tensor(support_labels, device=es.device), n_classes))
-    raise ValueError(f"support mode {mode!r}: use 'mean' or 'prototype'")
+    """Query x class scores (Q,n_classes) from query and support embeddings, by the classifier `mode` on the model's
+    `similarity` (`ff.methods`): 'mean', the mean of the K query x shot scores (the seed's mean similarity);
+    'prototype', the score against each class's mean embedding (Snell et al.). The two agree for K=1."""
+    return create_method(mode, partial(similarity, learn)).process_support_set(es, support_labels, n_classes).forward(eq)

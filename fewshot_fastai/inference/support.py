@@ -7,12 +7,13 @@ import torch
 from fastai.learner import Learner
 from .._checks import check_int
 from .views import _check_tta
-from .embedding import embed, support_scores
+from functools import partial
+from ..methods import check_method, create_method
+from .embedding import embed, similarity
 
 __all__ = ['SupportSet', 'classify']
 
-def _check_mode(mode):
-    if mode not in ('mean', 'prototype'): raise ValueError(f"support mode {mode!r}: use 'mean' or 'prototype'")
+def _check_mode(mode): check_method(mode)
 
 def _check_queries(where:str, queries):
     "A sequence of images, not one image (a path string would be taken for a sequence of its characters)"
@@ -29,7 +30,7 @@ class SupportSet:
         learn:Learner, # a siamese or episodic learner
         support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
         bs:int=256, # images per encoder batch
-        mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
+        mode:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
         tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
     ):
         _check_mode(mode); check_int('SupportSet', 'bs', bs); _check_tta('SupportSet', tta)
@@ -102,7 +103,7 @@ class SupportSet:
         self,
         queries, # query images: paths, PIL images or tensors
         progress:bool=False, # show a progress bar
-        mode:str|None=None, # 'mean' or 'prototype'; default: the set's
+        mode:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
     ) -> torch.Tensor:
         "Query x label scores (Q, n_labels); only the queries go through the encoder"
         return self._scores(queries, progress, mode)[1]
@@ -117,14 +118,15 @@ class SupportSet:
         eq = embed(self.learn, queries, self.bs, progress, tta=self.tta)
         es = torch.cat(list(emb.values())).to(eq.device)
         lbl = [i for i, e in enumerate(emb.values()) for _ in range(len(e))]
-        return list(emb), (torch.cat([support_scores(self.learn, eq[i:i+self.bs], es, lbl, len(emb), mode)
-                                      for i in range(0, len(eq), self.bs)]) if len(eq) else torch.empty(0, len(emb)))
+        clf = create_method(mode, partial(similarity, self.learn)).process_support_set(es, lbl, len(emb))   # the contract
+        return list(emb), (torch.cat([clf(eq[i:i+self.bs]) for i in range(0, len(eq), self.bs)]) if len(eq)
+                           else torch.empty(0, len(emb)))
 
     def classify(
         self,
         queries, # query images: paths, PIL images or tensors
         progress:bool=False, # show a progress bar
-        mode:str|None=None, # 'mean' or 'prototype'; default: the set's
+        mode:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
     ):
         "-> (labels, scores (Q, n_labels)) for the query images"
         labels, scores = self._scores(queries, progress, mode)
@@ -133,7 +135,7 @@ class SupportSet:
     def predict(
         self,
         query, # one image: path, PIL image or tensor
-        mode:str|None=None, # 'mean' or 'prototype'; default: the set's
+        mode:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
     ):
         "-> (label, score) for one query image"
         labels, scores = self.classify([query], mode=mode)
@@ -145,7 +147,7 @@ def classify(
     support:dict, # {label: images}
     bs:int=256, # images per encoder batch
     progress:bool=True, # show a progress bar
-    mode:str='mean', # 'mean' score over the K shots, or 'prototype' (class-mean embedding)
+    mode:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
     tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
 ):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
