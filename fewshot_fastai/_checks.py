@@ -1,6 +1,6 @@
 "Argument checks for the public entry points: an impossible value raises an error naming the argument and the value"
 
-__all__ = ['check_int', 'check_positive', 'MAX_SIZE', 'MAX_PARAMS']
+__all__ = ['check_int', 'check_positive', 'moved_to', 'MAX_SIZE', 'MAX_PARAMS']
 
 def check_int(where:str, name:str, value, low:int=1):
     "`value` must be an integer >= `low`"
@@ -20,3 +20,19 @@ MAX_SIZE = 512
 # The most parameters a model file may ask for (counted on PyTorch's meta device before anything is allocated):
 # 200M float32 parameters are 800 MB, several times the largest encoder we ship.
 MAX_PARAMS = 200_000_000
+
+def moved_to(
+    old:str, # the module the names left, e.g. 'fewshot_fastai.callbacks'
+    new:str, # the module they live in now, e.g. 'fewshot_fastai.evaluate'
+    names:set, # the names that moved
+):
+    "A module `__getattr__` that answers the moved `names` from `new` for one release, with a DeprecationWarning"
+    def __getattr__(name):
+        if name in names:
+            import importlib, warnings
+            warnings.warn(f"{old.replace('fewshot_fastai', 'ff')}.{name} is now {new.replace('fewshot_fastai', 'ff')}.{name}",
+                          DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(new), name)
+        raise AttributeError(f'module {old!r} has no attribute {name!r}')
+    return __getattr__
+

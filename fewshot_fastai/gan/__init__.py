@@ -1,5 +1,6 @@
 """GANs: image loaders, DCGAN/WGAN nets and learners, stable training for small data (hinge, WGAN-GP, DiffAugment,
 generator EMA), sampling and checkpoint callbacks, and the Fréchet distance on local features."""
+from .._checks import moved_to
 from .data import NoiseImages, GANDataLoaders, gan_images
 from .learner import (dcgan_generator, dcgan_critic, dcgan_init, dcgan_losses, wgan_losses, GANFixes, GANStats,
                       GANNaNStop, dcgan_learner, wgan_learner)
@@ -18,13 +19,5 @@ __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images', 'dcgan_generator', 'dc
            'frechet_distance', 'FrechetFeatures', 'lite0_features', 'OneShotGenerator', 'WarpGenerator', 'pair_critic', 'SourceConsistency', 'ModeSeeking', 'OneShotPairs',
            'OneShotDataLoaders', 'oneshot_learner', 'generate_like', 'generated_grid', 'with_generated', 'GeneratedVariants']
 
-_MOVED = {'OneShotTrial', 'oneshot_trials', 'recognisability', 'diversity'}   # the one-shot generation measures
-
-def __getattr__(name):
-    "The generation measures moved to `ff.evaluate`; their old place answers for one release, with a warning"
-    if name in _MOVED:
-        import warnings
-        from .. import evaluate
-        warnings.warn(f'ff.gan.{name} is now ff.evaluate.{name}', DeprecationWarning, stacklevel=2)
-        return getattr(evaluate, name)
-    raise AttributeError(f"module 'fewshot_fastai.gan' has no attribute {name!r}")
+# the one-shot generation measures moved to ff.evaluate: their old place answers for one release, with a warning
+__getattr__ = moved_to(__name__, 'fewshot_fastai.evaluate', {'OneShotTrial', 'oneshot_trials', 'recognisability', 'diversity'})
