@@ -7,7 +7,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.all  # noqa: F401  patches fit_one_cycle, fine_tune, lr_find and the progress bar onto Learner
 from fastai.vision.core import imagenet_stats
-from .models.registry import create_encoder, encoder_features, arch_name
+from .models.registry import create_encoder, encoder_features, arch_name, wants_imagenet_norm
 from .models.heads import HEADS
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet, EnsembleEncoder
@@ -71,7 +71,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     nf, maps = encoder_features(encoder, n_in, (h, w))
     head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
     loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
-    if pretrained: _add_imagenet_norm(dls, n_in)
+    if pretrained and wants_imagenet_norm(arch): _add_imagenet_norm(dls, n_in)
     cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else []) + distrib_callbacks()
     metrics = listify(metrics) if metrics is not None else [PairAccuracy(loss_func)]
     learn = SiameseLearner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
@@ -129,7 +129,7 @@ def episodic_learner(
     else:
         n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
         encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
-        if pretrained: _add_imagenet_norm(dls, n_in)
+        if pretrained and wants_imagenet_norm(arch): _add_imagenet_norm(dls, n_in)
     model = ProtoNet(encoder, pool, **(model_kwargs or {}))
     cbs = listify(kwargs.pop('cbs', None)) + distrib_callbacks()
     learn = EpisodicLearner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)

@@ -6,6 +6,7 @@ from .koch import koch_net
 from .wrn import wrn
 from .resnet12 import resnet12
 from .pretrained import efficientnet_lite0, imagenet_batch
+from .face_resnet import FaceResNet, face_resnet, load_dlib_face_resnet
 from .taps import TapGrid
 from .heads import PairHead, ConcatHead, L1Head, DistanceHead, CosineHead, HEADS
 from .siamese import SiameseModel, siamese_splitter
@@ -13,5 +14,5 @@ from .protonet import ProtoNet, CosineClassifier, EnsembleEncoder, prototypes, s
 
 __all__ = ['PretrainedUnavailable', 'EncoderEntry', 'register_encoder', 'list_encoders', 'resolve_arch', 'known_arch',
            'arch_name', 'create_encoder', 'encoder_features', 'conv4', 'koch_net', 'wrn', 'resnet12', 'efficientnet_lite0',
-           'imagenet_batch', 'TapGrid', 'PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'HEADS',
+           'imagenet_batch', 'FaceResNet', 'face_resnet', 'load_dlib_face_resnet', 'TapGrid', 'PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'HEADS',
            'SiameseModel', 'siamese_splitter', 'ProtoNet', 'CosineClassifier', 'EnsembleEncoder', 'prototypes', 'sq_distances']

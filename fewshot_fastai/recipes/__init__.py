@@ -5,6 +5,7 @@ reproduces it (`fewshot-fastai recipes`)."""
 from .registry import Recipe, register, names, recipe, pick, overrides, measured, record_figure
 from .drawings import drawings
 from .faces import faces
+from .photos import photos
 from .pairs import pairs
 
-__all__ = ['Recipe', 'register', 'names', 'recipe', 'pick', 'overrides', 'measured', 'record_figure', 'drawings', 'faces', 'pairs']
+__all__ = ['Recipe', 'register', 'names', 'recipe', 'pick', 'overrides', 'measured', 'record_figure', 'drawings', 'faces', 'photos', 'pairs']

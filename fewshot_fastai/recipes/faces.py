@@ -1,7 +1,9 @@
-"The `faces` recipe: verification and recognition of aligned photos of identities, with no training (the ORL benchmark's defaults)"
+"""The `faces` recipe: verification and recognition of people from a few photos each, with no training: dlib's
+face-trained ResNet (`ff.models.face_resnet`, in PyTorch) on chips aligned by `FaceAlign`, mirror views averaged."""
 import time
 from fastai.vision.core import PILImage
 from ..data.classifier_loaders import ClassifierDataLoaders
+from ..datasets.faces import FaceAlign
 from ..learner import episodic_learner
 from ..inference import embed
 from ..verification.whitening import fit_whitening
@@ -9,34 +11,33 @@ from .registry import register, class_folder
 
 __all__ = ['faces']
 
-@register('faces', data='aligned photos of identities (faces), one folder per person')
+@register('faces', data='photos of people (faces), one folder per person')
 def faces(
-    data, # a folder of class folders (or a `ClassFolder`), one per identity: the whitening is fitted on them
-    size:tuple=(224, 184), # image rows, columns
-    arch:str='efficientnet_lite0', # an ImageNet-pretrained encoder (efficientnet_lite0's weights are available offline)
-    taps:tuple=('blocks.4',), # the encoder's layers whose outputs are tapped (`ff.models.TapGrid`)
-    grid:tuple=(3, 3), # each tapped map average-pooled to this grid, then flattened side by side
-    flip:bool=True, # test-time augmentation: average the image's and its mirror image's embeddings
-    tta_px:int=0, # test-time augmentation: also shifts by this many px (0: none)
-    whiten:str='total', # `ff.verification.fit_whitening` on `data`'s images: 'total' covariance, 'wccn' (within identity) or 'none'
+    data, # a folder of class folders (or a `ClassFolder`), one per person
+    size:int=150, # the aligned chip's side (dlib's face network: 150)
+    padding:float=0.25, # border around the mean face in the chip (dlib's face network: 0.25)
+    upsample:int=1, # times the face detector doubles a photo before looking (0-2): finds smaller faces, slower
+    flip:bool=True, # test-time augmentation: average the chip's and its mirror image's embeddings
+    whiten:str='none', # `ff.verification.fit_whitening` on `data`'s people: 'total' covariance, 'wccn' (within person) or 'none'
     shrink:float=1.0, # the whitening's ridge
     bs:int=32, # images per encoder batch
 ):
-    """Frozen mid-level ImageNet features on a coarse grid (they keep where each part of an aligned face is), mirror
-    views averaged, then whitened on `data`'s identities; compared by distance. Nothing is trained, so the identities
-    of `data` only shape the whitening: a new person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`)"""
+    """Photos aligned to dlib's mean face (`FaceAlign`: HOG detection, 5 landmarks, a 150x150 chip), embedded by dlib's
+    face-recognition ResNet read into PyTorch, the chip's and its mirror's embeddings averaged; compared by distance.
+    Nothing is trained: a new person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`: photos without
+    a detected face are counted in `no_face`)"""
     if whiten not in ('total', 'wccn', 'none'): raise ValueError(f"faces: whiten={whiten!r}: use 'total', 'wccn' or 'none'")
-    if len(size) != 2 or min(size) < 32: raise ValueError(f'faces: size={tuple(size)}: (rows, columns), each 32 px or more')
     cf = class_folder(data)
     t = time.time()
-    # nothing is trained: the loaders only carry the image preparation, so a folder smaller than a batch is fine
-    dls = ClassifierDataLoaders.from_class_folder(cf, size=tuple(size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0)
-    learn = episodic_learner(dls, arch, pretrained=True, encoder_kwargs=dict(taps=list(taps), grid=list(grid)),
-                             pool='flatten', metrics=[])
-    tta = dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None
-    learn.fewshot_config.update(recipe='faces', tta=tta)
+    align = FaceAlign(size, padding, upsample)
+    # nothing is trained: the loaders only carry the image preparation (the alignment), so a small folder is fine
+    dls = ClassifierDataLoaders.from_class_folder(cf, size=(size, size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0,
+                                                  prep=align)
+    learn = episodic_learner(dls, 'face_resnet', pretrained=True, metrics=[])
+    learn.fewshot_config.update(recipe='faces', tta=dict(views='flip', px=0) if flip else None)
     if whiten != 'none':
         cohort = embed(learn, cf.images, bs)   # the recipe's TTA, before any whitening
         learn.model.whitening = fit_whitening(cohort, cf.labels if whiten == 'wccn' else None, shrink=shrink)
-    learn.recipe_stats = dict(epochs=0, train_seconds=round(time.time() - t, 1))
+    learn.recipe_stats = dict(epochs=0, train_seconds=round(time.time() - t, 1), photos=align.found + align.missed,
+                              no_face=align.missed)
     return learn
