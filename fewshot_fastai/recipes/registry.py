@@ -180,18 +180,27 @@ def class_folder(
     if not Path(data).is_dir(): raise FileNotFoundError(f'{data}: no such folder (one folder of images per class)')
     return ClassFolder(data, **kwargs)
 
+def _faces_found(images) -> tuple[int, str]:
+    "(photos of `images` with a face dlib's detector finds, '' or why nobody looked)"
+    try: from ..datasets.faces import face_landmarks
+    except ImportError as e: return 0, str(e)
+    try: return sum(face_landmarks(im.convert('RGB'), 1)[1] for im in images), ''
+    except ImportError as e: return 0, str(e).split(':')[0] + " (pip install 'fewshot_fastai[faces]')"
+
 def pick(
     data, # a folder of class folders, or a `ClassFolder`
     n:int=24, # images to look at
 ) -> tuple[str, str]:
     """The recipe for `data` from what its images look like, and why: line drawings (grey, nearly every pixel
-    black or white, mostly background) -> 'drawings'; anything else (photos, e.g. faces) -> 'faces'."""
+    black or white, mostly background) -> 'drawings'; photos in which dlib's detector finds a face in most -> 'faces';
+    other photos, colour or grey -> 'photos'."""
     import numpy as np
     cf = class_folder(data)
     step = max(1, len(cf.files)//n)
-    extreme, colour = [], False
+    extreme, colour, ims = [], False, []
     for i in range(0, len(cf.files), step)[:n]:
         im = cf.images[i]
+        ims.append(im)
         a = np.asarray(im.convert('RGB'), dtype=np.int16)
         colour |= bool(np.abs(a - a.mean(-1, keepdims=True)).max() > 16)
         g = a.mean(-1)
@@ -199,5 +208,9 @@ def pick(
     share = sum(extreme)/len(extreme)
     if not colour and share > 0.9:
         return 'drawings', f'grey images with {share:.0%} of pixels black or white: line drawings'
-    return 'faces', (f'{"colour" if colour else "grey"} images with {share:.0%} of pixels black or white: photos '
-                     '(the faces recipe: frozen ImageNet features, whitened on your identities)')
+    found, why = _faces_found(ims)
+    kind = f'{"colour" if colour else "grey"} photos'
+    if found > len(ims)/2:
+        return 'faces', f'{kind} with a face found in {found} of the {len(ims)} looked at (dlib\'s face network on aligned chips)'
+    return 'photos', (f'{kind}, ' + (f'a face found in only {found} of the {len(ims)} looked at' if not why else f'faces not looked for: {why}')
+                      + ' (the photos recipe: frozen ImageNet features, whitened on your classes)')
