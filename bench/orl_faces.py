@@ -124,7 +124,7 @@ try:
         box = max(boxes, key=lambda b: b.area()) if len(boxes) else dlib.rectangle(0, 0, arr.shape[1] - 1, arr.shape[0] - 1)
         chip = dlib.get_face_chip(arr, sp(arr, box), size=150, padding=0.25)
         chips.append(chip); ref.append(np.array(rec.compute_face_descriptor(chip)))
-        chip_diff = max(chip_diff, int(np.abs(face_chip(arr, face_landmarks(arr, 1)[0]).astype(int) - chip).max()))
+        chip_diff = max(chip_diff, int(np.abs(face_chip(arr, face_landmarks(arr, 1, 'hog')[0]).astype(int) - chip).max()))
     with torch.no_grad(): ours_e = torch.cat([net(torch.from_numpy(np.stack(chips[i:i+50])).permute(0, 3, 1, 2).float()/255)
                                              for i in range(0, len(chips), 50)]).numpy()
     parity = dict(images=len(chips), embedding_max_abs=float(np.abs(ours_e - np.stack(ref)).max()), chip_max_abs_grey_levels=chip_diff)

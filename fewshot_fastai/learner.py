@@ -159,7 +159,7 @@ def classifier_learner(
     if not hasattr(dls, 'c'): raise TypeError('classifier_learner: dls must be ClassifierDataLoaders (they give dls.c classes)')
     n_in = dls.one_batch()[0].shape[1] if n_in is None else n_in
     encoder = arch if isinstance(arch, nn.Module) else create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
-    if pretrained and not isinstance(arch, nn.Module): _add_imagenet_norm(dls, n_in)
+    if pretrained and not isinstance(arch, nn.Module) and wants_imagenet_norm(arch): _add_imagenet_norm(dls, n_in)
     probe = ProtoNet(encoder, pool)
     was = encoder.training
     encoder.eval()

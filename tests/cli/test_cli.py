@@ -95,11 +95,13 @@ def test_faces_picked_for_orl_and_eval_gives_its_eer(orl, tmp_path):
     subjects = sorted(p.name for p in orl.iterdir() if p.is_dir())
     fit, test = _copy_classes(orl, tmp_path/'fit', subjects[:6]), _copy_classes(orl, tmp_path/'test', subjects[6:10])
     out = tmp_path/'faces'
-    r = run('train', fit, '--out', out, '--set', 'size=112,92')
+    r = run('train', fit, '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'recipe: faces, picked from the images' in r.stderr
+    assert 'recipe: faces, picked from the images: grey photos with a face found in' in r.stderr
     m = json.loads((out/'metrics.json').read_text())
-    assert m['recipe'] == 'faces' and m['epochs'] == 0 and m['params']['size'] == [112, 92] and m['tta'] == {'views': 'flip', 'px': 0}
+    assert m['recipe'] == 'faces' and m['epochs'] == 0 and m['params']['size'] == 150 and m['tta'] == {'views': 'flip', 'px': 0}
+    # the alignment is part of the saved model: eval below applies it with no flag
+    assert json.loads((out/'model'/'config.json').read_text())['image']['face_align'] == dict(size=150, padding=0.25, upsample=1, detector='hog+cnn')
     r = run('eval', out, test, '--n-way', 4, '--episodes', 10, '--json')
     assert r.returncode == 0, r.stderr[-2000:]
     ev = json.loads(r.stdout)
@@ -124,7 +126,7 @@ def test_eval_scores_lake_runs_from_a_zip_and_a_folder(trained, omni_small, tmp_
 
 @pytest.mark.parametrize('args,msg', [
     (['train', 'NOPE', '--out', 'x'], 'NOPE: no such folder'),
-    (['train', '{data}', '--out', 'x', '--recipe', 'knn'], "unknown recipe 'knn': choose from drawings, faces, pairs"),
+    (['train', '{data}', '--out', 'x', '--recipe', 'knn'], "unknown recipe 'knn': choose from drawings, faces, pairs, photos"),
     (['train', '{data}', '--out', 'x', '--set', 'colour=1'], "recipe 'drawings' has no parameter 'colour'"),
     (['train', '{data}', '--out', 'x', '--recipe', 'pairs', '--set', 'epochs=many'], "epochs='many' is not a int"),
     (['train', '{data}', '--out', 'x', '--set', 'ink_center=2'], 'ink_center=2.0: must be a number in 0..1'),

@@ -41,7 +41,7 @@ def test_embeddings_equal_dlibs_descriptor(net, orl_photos, dlib_models):
 def test_our_chips_are_dlibs_chips(orl_photos, dlib_models):
     det, sp, _ = dlib_models
     for im in orl_photos:
-        pts, found = ff.datasets.face_landmarks(im, 1)
+        pts, found = ff.datasets.face_landmarks(im, 1, 'hog')
         assert found
         assert np.array_equal(ff.datasets.face_chip(im, pts), _dlib_chip(im, det, sp))
 

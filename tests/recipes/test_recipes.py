@@ -8,12 +8,12 @@ import fewshot_fastai as ff
 from fewshot_fastai.evaluate import pairs_eer
 
 def test_registry_lists_each_recipe_with_its_figure_and_command():
-    assert ff.recipes.names() == ['drawings', 'faces', 'pairs']
+    assert ff.recipes.names() == ['drawings', 'faces', 'pairs', 'photos']
     for n in ff.recipes.names():
         r = ff.recipe(n)
         assert r.fn is getattr(ff.recipes, n) and '%' in r.figure and r.command.startswith('python bench/')
         assert all(doc for _, doc in r.params().values()), f'{n}: a parameter without documentation'
-    with pytest.raises(ValueError, match="unknown recipe 'cats': choose from drawings, faces, pairs"): ff.recipe('cats')
+    with pytest.raises(ValueError, match="unknown recipe 'cats': choose from drawings, faces, pairs, photos"): ff.recipe('cats')
 
 def test_figures_live_in_one_data_file_that_the_bench_rewrites(tmp_path, monkeypatch):
     "The shipped measured.json names every recipe; record_figure replaces one entry whole and the figure reads it"
@@ -29,16 +29,25 @@ def test_figures_live_in_one_data_file_that_the_bench_rewrites(tmp_path, monkeyp
     assert ff.recipes.measured()['pairs'] == e
 
 def test_overrides_are_typed_by_the_defaults_and_checked():
-    o = ff.recipes.overrides('faces', ['size=112,92', 'flip=false', 'shrink=0.5', 'whiten=wccn', 'taps=blocks.3,blocks.4'])
+    o = ff.recipes.overrides('photos', ['size=112,92', 'flip=false', 'shrink=0.5', 'whiten=wccn', 'taps=blocks.3,blocks.4'])
     assert o == dict(size=(112, 92), flip=False, shrink=0.5, whiten='wccn', taps=('blocks.3', 'blocks.4'))
     assert ff.recipes.overrides('drawings', ['minutes=2.5', 'epochs=3', 'tta-px=0']) == dict(minutes=2.5, epochs=3, tta_px=0)
     for bad, msg in [('colour=1', "recipe 'drawings' has no parameter 'colour'"), ('size=big', "size='big' is not a int"),
                      ('size', "--set 'size': use KEY=VALUE"), ('channels_last=maybe', "channels_last='maybe' is not a bool")]:
         with pytest.raises(ValueError, match=msg): ff.recipes.overrides('drawings', [bad])
 
-def test_pick_tells_drawings_from_photos(omni_small, orl):
+def test_pick_tells_drawings_faces_and_photos(omni_small, orl, tmp_path):
     assert ff.recipes.pick(omni_small)[0] == 'drawings'
-    assert ff.recipes.pick(orl)[0] == 'faces'
+    name, why = ff.recipes.pick(orl)
+    assert name == 'faces' and 'grey photos with a face found in' in why
+    # real photos without faces (skimage's cat and coffee cup, cut into classes): photos
+    from skimage import data as skd
+    from PIL import Image
+    for c, img in (('cat', skd.chelsea()), ('cup', skd.coffee())):
+        (tmp_path/c).mkdir()
+        for i in range(3): Image.fromarray(img[30*i:30*i + 250, 40*i:40*i + 300]).save(tmp_path/c/f'{i}.png')
+    name, why = ff.recipes.pick(tmp_path)
+    assert name == 'photos' and why.startswith('colour photos, a face found in only 0 of the 6')
 
 @pytest.fixture(scope='module')
 def drawn(omni_small):
@@ -77,13 +86,13 @@ def test_drawings_fits_a_time_budget(omni_small):
     with pytest.raises(ValueError, match='minutes=0'): ff.recipe('drawings')(omni_small, minutes=0)
 
 @pytest.fixture(scope='module')
-def faced(orl):
+def photoed(orl):
     cf = ff.ClassFolder(orl)
     fit_cf, test_cf = cf.subset(lambda c: c in cf.classes[:8]), cf.subset(lambda c: c in cf.classes[8:14])
-    return ff.recipe('faces')(fit_cf, size=(112, 92)), fit_cf, test_cf
+    return ff.recipe('photos')(fit_cf, size=(112, 92)), fit_cf, test_cf
 
-def test_faces_whitens_on_its_identities_and_keeps_it(faced, tmp_path):
-    learn, fit_cf, test_cf = faced
+def test_photos_whitens_on_its_identities_and_keeps_it(photoed, tmp_path):
+    learn, fit_cf, test_cf = photoed
     w = learn.model.whitening
     assert isinstance(w, ff.verification.Whitening) and learn.fewshot_config['tta'] == dict(views='flip', px=0)
     # fitted on the fit identities' embeddings (flip views averaged): they come out centred
@@ -95,14 +104,14 @@ def test_faces_whitens_on_its_identities_and_keeps_it(faced, tmp_path):
     assert isinstance(back.model.whitening, ff.verification.Whitening)
     assert torch.allclose(ff.embed(back, test_cf.images), ff.embed(learn, test_cf.images), atol=1e-5)
     # whitening on other identities helps unseen ones, as in the benchmark
-    plain = ff.recipe('faces')(fit_cf, size=(112, 92), whiten='none')
+    plain = ff.recipe('photos')(fit_cf, size=(112, 92), whiten='none')
     assert plain.model.whitening is None
     assert pairs_eer(learn, test_cf.images, test_cf.labels)['eer'] < pairs_eer(plain, test_cf.images, test_cf.labels)['eer']
-    with pytest.raises(ValueError, match="whiten='zca'"): ff.recipe('faces')(fit_cf, whiten='zca')
+    with pytest.raises(ValueError, match="whiten='zca'"): ff.recipe('photos')(fit_cf, whiten='zca')
 
-def test_faces_onnx_includes_the_whitening(faced, tmp_path):
+def test_photos_onnx_includes_the_whitening(photoed, tmp_path):
     ort = pytest.importorskip('onnxruntime')
-    learn, _, test_cf = faced
+    learn, _, test_cf = photoed
     path, = ff.export_onnx(learn, tmp_path/'enc.onnx')
     x = ff.inference.image_batch(learn.dls, test_cf.images[:4])
     out = ort.InferenceSession(str(path)).run(None, {'images': x.numpy()})[0]
