@@ -34,6 +34,8 @@ def train(a) -> dict:
     learn = r(cf, **params)
     say()
     stats = getattr(learn, 'recipe_stats', {})
+    if 'no_face' in stats:
+        print(f"{stats['photos']} photos aligned, {stats['no_face']} without a detected face (cut from the whole photo)", flush=True)
     plt = pyplot()
     has_valid = bool(getattr(learn.dls, 'valid_classes', None))
     names, final = (learn.recorder.metric_names[1:-1], learn.recorder.values[-1]) if stats.get('epochs') and learn.recorder.values else ([], [])
@@ -80,8 +82,13 @@ def evaluate(a) -> dict:
         res.update(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(eps), accuracy=round(ev['accuracy'], 4),
                    ci95=None if math.isnan(half) else [round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))
         idx = sorted(random.Random(a.seed).sample(range(len(cf.files)), min(a.max_pairs_images, len(cf.files))))
+        align = getattr(learn.dls, 'prep', None) if hasattr(getattr(learn.dls, 'prep', None), 'missed') else None
+        if align is not None: align.reset()   # count the pairs' photos, each embedded once
         v = pairs_eer(learn, IndexedView(cf.images, idx), [cf.labels[i] for i in idx])
         res.update(eer=v['eer'], pairs=v['pairs'], same_pairs=v['same_pairs'])
+        if align is not None:
+            res.update(photos_aligned=align.found + align.missed, no_face=align.missed)
+            print(f'pairs: {align.counts()}', file=sys.stderr, flush=True)
     res['tta'] = learn.fewshot_config.get('tta')
     return res
 

@@ -211,6 +211,6 @@ def pick(
     found, why = _faces_found(ims)
     kind = f'{"colour" if colour else "grey"} photos'
     if found > len(ims)/2:
-        return 'faces', f'{kind} with a face found in {found} of the {len(ims)} looked at (dlib\'s face network on aligned chips)'
+        return 'faces', f'{kind} with a face found in {found} of the {len(ims)} looked at: dlib\'s face network on aligned chips'
     return 'photos', (f'{kind}, ' + (f'a face found in only {found} of the {len(ims)} looked at' if not why else f'faces not looked for: {why}')
-                      + ' (the photos recipe: frozen ImageNet features, whitened on your classes)')
+                      + ': the photos recipe, frozen ImageNet features whitened on your classes')

@@ -97,7 +97,8 @@ def test_faces_picked_for_orl_and_eval_gives_its_eer(orl, tmp_path):
     out = tmp_path/'faces'
     r = run('train', fit, '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'recipe: faces, picked from the images: grey photos with a face found in' in r.stderr
+    assert 'recipe: faces, picked from the images (grey photos with a face found in 24 of the 24 looked at: dlib' in r.stderr
+    assert '60 photos aligned, ' in r.stdout + r.stderr
     m = json.loads((out/'metrics.json').read_text())
     assert m['recipe'] == 'faces' and m['epochs'] == 0 and m['params']['size'] == 150 and m['tta'] == {'views': 'flip', 'px': 0}
     # the alignment is part of the saved model: eval below applies it with no flag
@@ -108,6 +109,7 @@ def test_faces_picked_for_orl_and_eval_gives_its_eer(orl, tmp_path):
     # the same figure as the Python API on the saved model (its flip views and whitening applied with no flag)
     cf = ff.ClassFolder(test)
     assert ev['pairs'] == 40*39//2 and ev['eer'] == pairs_eer(ff.load_model(out/'model'), cf.images, cf.labels)['eer']
+    assert ev['photos_aligned'] == 40 and 0 <= ev['no_face'] <= 2 and 'pairs: 40 photos aligned' in r.stderr
 
 def test_eval_scores_lake_runs_from_a_zip_and_a_folder(trained, omni_small, tmp_path):
     import shutil

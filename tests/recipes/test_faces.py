@@ -65,3 +65,15 @@ def test_the_face_encoder_fine_tunes_in_the_fastai_loop(split):
     before = learn.model.encoder.fc.weight.detach().clone()
     learn.fine_tune(1, 1e-4, freeze_epochs=0)
     assert len(learn.recorder.values) == 1 and not torch.equal(before, learn.model.encoder.fc.weight)
+
+def test_face_align_arguments_and_counts(orl):
+    for kw, msg in [(dict(detector='mtcnn'), "detector='mtcnn': one of hog, hog\\+cnn, cnn"), (dict(upsample=5), 'upsample=5'),
+                    (dict(size=8), 'size=8'), (dict(padding=-1), 'padding=-1')]:
+        with pytest.raises(ValueError, match=msg): ff.datasets.FaceAlign(**kw)
+    from PIL import Image
+    a = ff.datasets.FaceAlign(detector='hog')
+    blank = Image.new('RGB', (92, 112), (128, 128, 128))   # no face: cut from the whole photo, and counted
+    assert a(blank).size == (150, 150) and (a.found, a.missed) == (0, 1)
+    a(ff.ClassFolder(orl).images[0])
+    assert (a.found, a.missed) == (1, 1) and a.counts() == '2 photos aligned, 1 without a detected face (cut from the whole photo)'
+    with pytest.raises(ValueError, match="whiten='zca'"): ff.recipe('faces')(orl, whiten='zca')
