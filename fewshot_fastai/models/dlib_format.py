@@ -112,26 +112,14 @@ def _con(r, version):
     if filters[0] != hp['num_filters'] or filters[2:] != (hp['nr'], hp['nc']): r.fail(f'convolution filters {filters} for {hp}')
     return DlibLayer('con', hp, dict(weight=w, bias=b.reshape(-1)))
 
-def _bn_as_affine(r, version):
-    "A batch-norm layer as the affine layer dlib makes of it for inference: gamma/sqrt(var+eps), beta - mean*that"
-    params = r.tensor()
-    gamma, beta = r.alias(), r.alias()
-    r.tensor(); r.tensor()   # means, invstds of the last training batch
-    running_means, running_variances = r.tensor(), r.tensor()
-    r.int(); r.int()   # num_updates, running_stats_window_size
-    for _ in range(4): r.float()
-    eps = r.float()
-    g, b = (x.reshape(-1) for x in _split(r, params, gamma, beta))
-    scale = g / np.sqrt(running_variances.reshape(-1) + np.float32(eps))
-    return DlibLayer('affine', {'from': version}, dict(gamma=scale.astype(np.float32),
-                                                       beta=(b - scale*running_means.reshape(-1)).astype(np.float32)))
-
 def _affine(r, version):
-    if version in ('bn_con2', 'bn_fc2'): return _bn_as_affine(r, version)
+    if version in ('bn_con2', 'bn_fc2'): r.fail(f'a batch-norm layer ({version!r}) where the inference network has an affine layer: '
+                                                 'a training-time network file, not one this reader takes')
     if version not in ('affine_', 'affine_2'): r.fail(f'affine version {version!r}')
     params = r.tensor()
     gamma, beta = r.alias(), r.alias()
     mode = r.int()
+    if mode != 0: r.fail(f'affine layer mode {mode}: a per-channel (convolution mode, 0) layer was expected')
     disabled = r.bool() if version == 'affine_2' else False
     if disabled: r.fail('a disabled affine layer (not a network this reader knows)')
     g, b = (x.reshape(-1) for x in _split(r, params, gamma, beta))

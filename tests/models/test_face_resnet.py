@@ -54,7 +54,8 @@ def test_every_tensor_is_read_and_checked(tmp_path):
     assert sum(v.size for l in layers for v in l.tensors.values()) == sum(p.numel() for p in FaceResNet().parameters())
     # damaged files: one line naming the file and the byte, never a crash or a silent model
     for bad, msg in [(data[:len(data)//2], 'the file ends inside a value'), (data + b'\0', '1 bytes left after the network'),
-                     (data[:3] + b'\x7f' + data[4:], 'byte'), (b'', 'the file ends')]:
+                     (data[:3] + b'\x7f' + data[4:], 'byte'), (b'', 'the file ends'),
+                     (data.replace(b'\x01\x07affine_', b'\x01\x07bn_con2', 1), 'a batch-norm layer')]:
         f = tmp_path/'bad.dat'; f.write_bytes(bad)
         with pytest.raises(DlibFormatError, match=msg): load_dlib_face_resnet(str(f))
     with pytest.raises(DlibFormatError, match="found 'relu_2' where the network has a con layer|expected"):
