@@ -19,6 +19,7 @@ def faces(
     upsample:int=1, # times the HOG face detector doubles a photo before looking (0-2): finds smaller faces, slower
     detector:str='hog+cnn', # 'hog', 'cnn', or 'hog+cnn': dlib's CNN detector on the photos where HOG finds no face
     flip:bool=True, # test-time augmentation: average the chip's and its mirror image's embeddings
+    tta_px:int=0, # test-time augmentation: also the chip shifted by this many px (each way; 0: none)
     whiten:str='none', # `ff.verification.fit_whitening` on `data`'s people: 'total' covariance, 'wccn' (within person) or 'none'
     shrink:float=1.0, # the whitening's ridge
     finetune:int=0, # epochs of fine-tuning the encoder on `data`'s people (cosine classifier, additive margin; 0: none)
@@ -47,7 +48,7 @@ def faces(
                                    cbs=[AdditiveMargin(margin)])
         with learn.no_bar(), learn.no_logging(): learn.fine_tune(finetune, lr, freeze_epochs=1)   # the new head first, then all
     else: learn = episodic_learner(dls, 'face_resnet', pretrained=True, metrics=[])
-    learn.fewshot_config.update(recipe='faces', tta=dict(views='flip', px=0) if flip else None)
+    learn.fewshot_config.update(recipe='faces', tta=dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None)
     if whiten != 'none':
         cohort = embed(learn, cf.images, bs)   # the recipe's TTA, before any whitening
         learn.model.whitening = fit_whitening(cohort, cf.labels if whiten == 'wccn' else None, shrink=shrink)
