@@ -20,16 +20,18 @@ def faces(
     detector:str='hog+cnn', # 'hog', 'cnn', or 'hog+cnn': dlib's CNN detector on the photos where HOG finds no face
     flip:bool=True, # test-time augmentation: average the chip's and its mirror image's embeddings
     tta_px:int=0, # test-time augmentation: also the chip shifted by this many px (each way; 0: none)
-    whiten:str='none', # `ff.verification.fit_whitening` on `data`'s people: 'total' covariance, 'wccn' (within person) or 'none'
-    shrink:float=1.0, # the whitening's ridge
+    whiten:str='wccn', # `ff.verification.fit_whitening` on `data`'s people: 'total' covariance, 'wccn' (within person) or 'none'
+    shrink:float=4.0, # the whitening's ridge (times the covariance's mean eigenvalue)
     finetune:int=0, # epochs of fine-tuning the encoder on `data`'s people (cosine classifier, additive margin; 0: none)
     margin:float=0.2, # with `finetune`: the additive cosine margin (`ff.callbacks.AdditiveMargin`)
     lr:float=1e-4, # with `finetune`: the one-cycle learning rate
     bs:int=32, # images per encoder batch
 ):
-    """Photos aligned to dlib's mean face (`FaceAlign`: HOG detection, 5 landmarks, a 150x150 chip), embedded by dlib's
-    face-recognition ResNet read into PyTorch, the chip's and its mirror's embeddings averaged; compared by distance.
-    Nothing is trained: a new person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`: photos without
+    """Photos aligned to dlib's mean face (`FaceAlign`: HOG detection, dlib's CNN detector where HOG finds none,
+    5 landmarks, a 150x150 chip), embedded by dlib's face-recognition ResNet read into PyTorch, the chip's and its
+    mirror's embeddings averaged, whitened within `data`'s people (WCCN, ridge 4); compared by distance. Nothing is
+    trained (`finetune` would: on ORL it did not help): the people of `data` only shape the whitening, and a new
+    person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`: photos without
     a detected face are counted in `no_face`)"""
     if whiten not in ('total', 'wccn', 'none'): raise ValueError(f"faces: whiten={whiten!r}: use 'total', 'wccn' or 'none'")
     cf = class_folder(data)
