@@ -44,6 +44,7 @@ def faces(
         from fastai.vision.augment import Flip
         from ..callbacks.margin import AdditiveMargin
         from ..learner import classifier_learner
+        align.reset()   # the fine-tuning loaders align the same photos again
         dls = ClassifierDataLoaders.from_class_folder(cf, size=(size, size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0,
                                                       prep=align, batch_tfms=[Flip()])
         learn = classifier_learner(dls, 'face_resnet', head='cosine', normalize=False, pretrained=True, metrics=[],
@@ -51,9 +52,9 @@ def faces(
         with learn.no_bar(), learn.no_logging(): learn.fine_tune(finetune, lr, freeze_epochs=1)   # the new head first, then all
     else: learn = episodic_learner(dls, 'face_resnet', pretrained=True, metrics=[])
     learn.fewshot_config.update(recipe='faces', tta=dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None)
+    aligned = dict(photos=align.found + align.missed, no_face=align.missed)   # each photo once (the whitening re-reads them)
     if whiten != 'none':
         cohort = embed(learn, cf.images, bs)   # the recipe's TTA, before any whitening
         learn.model.whitening = fit_whitening(cohort, cf.labels if whiten == 'wccn' else None, shrink=shrink)
-    learn.recipe_stats = dict(epochs=finetune, train_seconds=round(time.time() - t, 1), photos=align.found + align.missed,
-                              no_face=align.missed)
+    learn.recipe_stats = dict(epochs=finetune, train_seconds=round(time.time() - t, 1), **aligned)
     return learn

@@ -98,7 +98,7 @@ def test_faces_picked_for_orl_and_eval_gives_its_eer(orl, tmp_path):
     r = run('train', fit, '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'recipe: faces, picked from the images (grey photos with a face found in 24 of the 24 looked at: dlib' in r.stderr
-    assert '60 photos aligned, ' in r.stdout + r.stderr
+    assert '60 photos aligned, ' in r.stdout + r.stderr   # each of the 60 once
     m = json.loads((out/'metrics.json').read_text())
     assert m['recipe'] == 'faces' and m['epochs'] == 0 and m['params']['size'] == 150 and m['tta'] == {'views': 'flip', 'px': 0}
     # the alignment is part of the saved model: eval below applies it with no flag
