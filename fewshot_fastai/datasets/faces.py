@@ -146,8 +146,11 @@ class FaceAlign(Transform):
         self.size, self.padding, self.upsample, self.detector = size, float(padding), upsample, detector
         self.found = self.missed = 0
         self._lock = threading.Lock()
-    def chip(self, im) -> Image.Image:
-        "The aligned chip of one photo (PIL in, PIL RGB out)"
+    def chip(
+        self,
+        im, # a photo: PIL image (any mode) or HxWx3 uint8 array
+    ) -> Image.Image:
+        "The aligned chip of one photo (PIL RGB)"
         pts, found = face_landmarks(im, self.upsample, self.detector)
         with self._lock:
             if found: self.found += 1
@@ -159,7 +162,9 @@ class FaceAlign(Transform):
     def counts(self) -> str:
         "'N photos aligned, M without a detected face' since the last `reset`"
         return f'{self.found + self.missed} photos aligned, {self.missed} without a detected face (cut from the whole photo)'
-    def reset(self): self.found = self.missed = 0
+    def reset(self):
+        "Set `found` and `missed` to 0"
+        self.found = self.missed = 0
     def config(self) -> dict:
         "JSON of its settings (what `ff.save_model` writes)"
         return dict(size=self.size, padding=self.padding, upsample=self.upsample, detector=self.detector)

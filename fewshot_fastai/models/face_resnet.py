@@ -63,7 +63,10 @@ _STAGES = [(32, 32, 3, False), (32, 64, 4, True), (64, 128, 3, True), (128, 256,
 class FaceResNet(nn.Module):
     """dlib's face ResNet: (B,3,150,150) RGB in [0,1] (fastai's image tensors; dlib's 0-255 pixels minus its channel
     means, over 256, is done inside) -> (B,128) embeddings"""
-    def __init__(self, mean=(122.782, 117.001, 104.298)):
+    def __init__(
+        self,
+        mean=(122.782, 117.001, 104.298), # dlib's RGB channel means (0-255) of its training chips, read from the file
+    ):
         super().__init__()
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.stem = nn.Sequential(nn.Conv2d(3, 32, 7, 2, 0), _affine(32), nn.ReLU(), nn.MaxPool2d(3, 2))
@@ -73,7 +76,11 @@ class FaceResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(256, 128, bias=False)
 
-    def forward(self, x):
+    def forward(
+        self,
+        x, # (B,3,150,150) RGB chips in [0,1]
+    ):
+        "(B,128) embeddings"
         x = (x*255 - self.mean.to(x.dtype))/256
         x = self.blocks(self.stem(x))
         return self.fc(x.mean((2, 3)))
