@@ -24,7 +24,7 @@ def faces(
     shrink:float=4.0, # the whitening's ridge (times the covariance's mean eigenvalue)
     finetune:int=0, # epochs of fine-tuning the encoder on `data`'s people (cosine classifier, additive margin; 0: none)
     margin:float=0.2, # with `finetune`: the additive cosine margin (`ff.callbacks.AdditiveMargin`)
-    lr:float=1e-4, # with `finetune`: the one-cycle learning rate
+    lr:float=1e-4, # with `finetune`: the learning rate of fastai's `fine_tune` (one epoch of the new head first)
     bs:int=32, # images per encoder batch
 ):
     """Photos aligned to dlib's mean face (`FaceAlign`: HOG detection, dlib's CNN detector where HOG finds none,
@@ -37,16 +37,13 @@ def faces(
     cf = class_folder(data)
     t = time.time()
     align = FaceAlign(size, padding, upsample, detector)
-    # nothing is trained: the loaders only carry the image preparation (the alignment), so a small folder is fine
+    # without fine-tuning the loaders only carry the image preparation (the alignment), so a small folder is fine
+    from fastai.vision.augment import Flip
     dls = ClassifierDataLoaders.from_class_folder(cf, size=(size, size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0,
-                                                  prep=align)
+                                                  prep=align, batch_tfms=[Flip()] if finetune else None)
     if finetune:
-        from fastai.vision.augment import Flip
         from ..callbacks.margin import AdditiveMargin
         from ..learner import classifier_learner
-        align.reset()   # the fine-tuning loaders align the same photos again
-        dls = ClassifierDataLoaders.from_class_folder(cf, size=(size, size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0,
-                                                      prep=align, batch_tfms=[Flip()])
         learn = classifier_learner(dls, 'face_resnet', head='cosine', normalize=False, pretrained=True, metrics=[],
                                    cbs=[AdditiveMargin(margin)])
         with learn.no_bar(), learn.no_logging(): learn.fine_tune(finetune, lr, freeze_epochs=1)   # the new head first, then all

@@ -70,7 +70,7 @@ class Recipe:
 BOUNDS = dict(epochs=(1, 10000), minutes=(1e-3, 7*24*60), size=(16, MAX_SIZE), hidden=(1, 1024), bs=(1, 4096),
               lr=(1e-8, 10), valid_pct=(0, 0.95), n_way=(2, 1000), n_query=(1, 1000), episodes_per_epoch=(1, 100000),
               tta_px=(0, 16), tta_degrees=(0, 90), elastic=(0, 16), rotate=(0, 180), zoom=(1, 4), ink_center=(0, 1),
-              shrink=(1e-8, 1e6), grid=(1, 16), rotations=(1, 8), seed=(0, 2**32 - 1))
+              shrink=(1e-8, 1e6), grid=(1, 16), rotations=(1, 8), seed=(0, 2**32 - 1), finetune=(0, 10000))
 
 def check_bound(
     where:str, # what to name in the error

@@ -77,3 +77,13 @@ def test_face_align_arguments_and_counts(orl):
     a(ff.ClassFolder(orl).images[0])
     assert (a.found, a.missed) == (1, 1) and a.counts() == '2 photos aligned, 1 without a detected face (cut from the whole photo)'
     with pytest.raises(ValueError, match="whiten='zca'"): ff.recipe('faces')(orl, whiten='zca')
+
+def test_the_recipe_fine_tunes_with_a_margin_when_asked(split):
+    learn = ff.recipe('faces')(split[0], finetune=1, whiten='none')
+    s = learn.recipe_stats
+    assert s['epochs'] == 1 and s['photos'] == 40 and len(learn.recorder.values) == 1   # after the head's epoch: one of all
+    cbs = [type(c).__name__ for c in learn.cbs]
+    assert 'AdditiveMargin' in cbs and learn.model.classifier.weight.shape == (4, 128)
+    fresh = ff.models.load_dlib_face_resnet()
+    assert not torch.equal(fresh.fc.weight, learn.model.encoder.fc.weight)
+    with pytest.raises(ValueError, match='finetune=-1'): ff.recipe('faces')(split[0], finetune=-1)
