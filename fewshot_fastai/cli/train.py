@@ -4,6 +4,7 @@ from pathlib import Path
 from ..data.items import ClassFolder, IndexedView
 from ..data.episodes import EpisodeSampler
 from ..datasets.runs import load_runs
+from ..datasets.faces import FaceAlign
 from ..evaluate import episode_accuracy, runs_error, pairs_eer, interval95
 from ..deploy import save_model, export_onnx
 from ..recipes import recipe, pick, overrides, names
@@ -82,7 +83,7 @@ def evaluate(a) -> dict:
         res.update(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(eps), accuracy=round(ev['accuracy'], 4),
                    ci95=None if math.isnan(half) else [round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))
         idx = sorted(random.Random(a.seed).sample(range(len(cf.files)), min(a.max_pairs_images, len(cf.files))))
-        align = getattr(learn.dls, 'prep', None) if hasattr(getattr(learn.dls, 'prep', None), 'missed') else None
+        align = learn.dls.prep if isinstance(getattr(learn.dls, 'prep', None), FaceAlign) else None
         if align is not None: align.reset()   # count the pairs' photos, each embedded once
         v = pairs_eer(learn, IndexedView(cf.images, idx), [cf.labels[i] for i in idx])
         res.update(eer=v['eer'], pairs=v['pairs'], same_pairs=v['same_pairs'])

@@ -20,7 +20,8 @@ MEAN_FACE_5 = np.array([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.
                         [0.3340850613712, 0.2290642403242], [0.4901123135679, 0.6277975316475]])
 
 def _similarity(src, dst):
-    "The least-squares similarity transform (scale, rotation, translation) taking points `src` to `dst` (Umeyama 1991)"
+    """The least-squares similarity transform (scale, rotation, translation) taking points `src` to `dst` (Umeyama 1991),
+    with dlib's reflection rule; a few lines of numpy rather than scikit-image's, which is not a dependency"""
     ms, md = src.mean(0), dst.mean(0)
     s, d = src - ms, dst - md
     var_s = (s**2).sum(1).mean()
@@ -52,7 +53,9 @@ def face_chip_transform(
     return np.concatenate([rot, (centre - rot @ np.array([(size - 1)/2, (size - 1)/2]))[:, None]], 1)
 
 def _bilinear(img, xs, ys):
-    "dlib's `interpolate_bilinear` at (xs, ys): 0 where a sample's 2x2 neighbourhood leaves the image"
+    """dlib's `interpolate_bilinear` at (xs, ys): pixel centres at integers, 0 where a sample's 2x2 neighbourhood leaves
+    the image, truncated to uint8 by the caller. PIL's and torch's bilinear sampling put centres at +0.5 and clamp or
+    pad at the border, so their chips would not be dlib's."""
     h, w = img.shape[:2]
     x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
     ok = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < w) & (y0 + 1 < h)
@@ -89,7 +92,7 @@ def face_chip(
         px, py = (px - (f - 1)/2)/f, (py - (f - 1)/2)/f
     return np.clip(_bilinear(img, px, py), 0, 255).astype(np.uint8)
 
-_MODELS, _LOCK = {}, threading.Lock()
+_MODELS, _LOCK, _CNN_LOCK = {}, threading.Lock(), threading.Lock()
 DETECTORS = ('hog', 'hog+cnn', 'cnn')
 
 def _dlib_models(detector:str) -> dict:
@@ -118,7 +121,8 @@ def face_landmarks(
     img = np.ascontiguousarray(np.asarray(image.convert('RGB') if isinstance(image, Image.Image) else image, dtype=np.uint8))
     m = _dlib_models(detector)
     boxes = list(m['hog'](img, upsample)) if detector != 'cnn' else []
-    if not boxes and 'cnn' in detector: boxes = [d.rect for d in m['cnn'](img, 0)]
+    if not boxes and 'cnn' in detector:
+        with _CNN_LOCK: boxes = [d.rect for d in m['cnn'](img, 0)]   # a dlib network keeps its activations: one call at a time
     found = len(boxes) > 0
     box = max(boxes, key=lambda b: b.area()) if found else m['dlib'].rectangle(0, 0, img.shape[1] - 1, img.shape[0] - 1)
     shape = m['landmarks'](img, box)

@@ -128,9 +128,7 @@ def load_dlib_face_resnet(
     _put(model.fc.weight, got['fc'][0].tensors['weight'], f'{path}: the 128-d layer')
     return model
 
-def _build_face(fn, n_in, pretrained, **kwargs):
-    if n_in != 3: raise ValueError(f'face_resnet takes RGB face chips (n_in=3), not n_in={n_in}')
-    return fn(pretrained=pretrained, **kwargs)
+def _build_face(fn, n_in, pretrained, **kwargs): return fn(pretrained=pretrained, n_in=n_in, **kwargs)
 
 @register_encoder('pretrained', build=_build_face, pretrained=True, imagenet_norm=False)
 def face_resnet(

@@ -31,16 +31,18 @@ def faces(
     5 landmarks, a 150x150 chip), embedded by dlib's face-recognition ResNet read into PyTorch, the chip's and its
     mirror's embeddings averaged, whitened within `data`'s people (WCCN, ridge 4); compared by distance. Nothing is
     trained (`finetune` would: on ORL it did not help): the people of `data` only shape the whitening, and a new
-    person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`: photos without
-    a detected face are counted in `no_face`)"""
+    person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`: the photos
+    aligned in the fit, those without a detected face in `no_face`)"""
     if whiten not in ('total', 'wccn', 'none'): raise ValueError(f"faces: whiten={whiten!r}: use 'total', 'wccn' or 'none'")
     cf = class_folder(data)
     t = time.time()
     align = FaceAlign(size, padding, upsample, detector)
-    # without fine-tuning the loaders only carry the image preparation (the alignment), so a small folder is fine
+    # without fine-tuning the loaders only carry the image preparation (the alignment): one person's photos are enough,
+    # and the whitening below reads every photo once
     from fastai.vision.augment import Flip
-    dls = ClassifierDataLoaders.from_class_folder(cf, size=(size, size), bs=min(bs, len(cf)), img_cls=PILImage, valid_pct=0,
-                                                  prep=align, batch_tfms=[Flip()] if finetune else None)
+    loader_cf = cf if finetune else cf.subset(lambda c: c == cf.classes[0])
+    dls = ClassifierDataLoaders.from_class_folder(loader_cf, size=(size, size), bs=min(bs, len(loader_cf)), img_cls=PILImage,
+                                                  valid_pct=0, prep=align, batch_tfms=[Flip()] if finetune else None)
     if finetune:
         from ..callbacks.margin import AdditiveMargin
         from ..learner import classifier_learner
@@ -49,9 +51,10 @@ def faces(
         with learn.no_bar(), learn.no_logging(): learn.fine_tune(finetune, lr, freeze_epochs=1)   # the new head first, then all
     else: learn = episodic_learner(dls, 'face_resnet', pretrained=True, metrics=[])
     learn.fewshot_config.update(recipe='faces', tta=dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None)
-    aligned = dict(photos=align.found + align.missed, no_face=align.missed)   # each photo once (the whitening re-reads them)
     if whiten != 'none':
+        align.reset()   # count each photo once: here, where every one is aligned
         cohort = embed(learn, cf.images, bs)   # the recipe's TTA, before any whitening
         learn.model.whitening = fit_whitening(cohort, cf.labels if whiten == 'wccn' else None, shrink=shrink)
-    learn.recipe_stats = dict(epochs=finetune, train_seconds=round(time.time() - t, 1), **aligned)
+    learn.recipe_stats = dict(epochs=finetune, train_seconds=round(time.time() - t, 1))
+    if finetune or whiten != 'none': learn.recipe_stats.update(photos=align.found + align.missed, no_face=align.missed)
     return learn

@@ -182,8 +182,7 @@ def class_folder(
 
 def _faces_found(images) -> tuple[int, str]:
     "(photos of `images` with a face dlib's detector finds, '' or why nobody looked)"
-    try: from ..datasets.faces import face_landmarks
-    except ImportError as e: return 0, str(e)
+    from ..datasets.faces import face_landmarks
     try: return sum(face_landmarks(im.convert('RGB'), 1)[1] for im in images), ''
     except ImportError as e: return 0, str(e).split(':')[0] + " (pip install 'fewshot_fastai[faces]')"
 
