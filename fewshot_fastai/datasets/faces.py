@@ -61,8 +61,8 @@ def _bilinear(img, xs, ys):
     ok = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < w) & (y0 + 1 < h)
     x0c, y0c = np.clip(x0, 0, max(w - 2, 0)), np.clip(y0, 0, max(h - 2, 0))
     fx, fy = (xs - x0)[..., None], (ys - y0)[..., None]
-    f = img.astype(np.float64)
-    g = lambda dy, dx: f[np.clip(y0c + dy, 0, h - 1), np.clip(x0c + dx, 0, w - 1)]
+    # only the sampled pixels become floats: a 12-megapixel photo is never copied whole
+    g = lambda dy, dx: img[np.clip(y0c + dy, 0, h - 1), np.clip(x0c + dx, 0, w - 1)].astype(np.float64)
     v = (1 - fy)*((1 - fx)*g(0, 0) + fx*g(0, 1)) + fy*((1 - fx)*g(1, 0) + fx*g(1, 1))
     return np.where(ok[..., None], v, 0)
 
@@ -73,8 +73,9 @@ def face_chip(
     padding:float=0.25, # border around the mean face (dlib's face network: 0.25)
 ) -> np.ndarray:
     """The size x size x 3 uint8 face chip dlib's `get_face_chip` cuts: equal to it pixel for pixel when the face is
-    at most about twice the chip's size in the photo. A larger face is first halved (2x2 means) as often as dlib's
-    image pyramid halves it, where dlib smooths with its 5-tap pyramid filter: there the chips differ slightly."""
+    at most about twice the chip's size in the photo. A larger face's photo is first reduced by f x f means, f = 2**the
+    number of times dlib's image pyramid halves it, where dlib smooths with its 5-tap pyramid filter: there the chips
+    differ slightly."""
     img = np.asarray(image.convert('RGB') if isinstance(image, Image.Image) else image)
     if img.ndim != 3 or img.shape[2] != 3: raise ValueError(f'face_chip: an RGB image, got shape {img.shape}')
     a = face_chip_transform(landmarks, size, padding)
