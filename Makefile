@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED = 1
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,pretrained,deploy,docs,faces]'
+	$(PY) -m pip install -q -e '.[dev,pretrained,deploy,docs,faces,serve]'
 	touch $@
 
 install: $(VENV)/.installed

