@@ -120,7 +120,7 @@ class Store:
         def __exit__(self, et, ev, tb):
             try:
                 if et is None: self.s.db.execute('COMMIT')
-                else: self.s.db.execute('ROLLBACK')
+                elif self.s.db.in_transaction: self.s.db.execute('ROLLBACK')   # some errors (a full disk) roll back by themselves
             except BaseException:
                 if self.s.db.in_transaction: self.s.db.execute('ROLLBACK')
                 raise
