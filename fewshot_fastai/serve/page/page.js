@@ -25,7 +25,7 @@ async function health() {
   } catch (e) { $('health').textContent = `server unreachable: ${e.message}`; }
 }
 
-async function refresh() {
+async function refresh(note) {
   const body = $('gallery').querySelector('tbody');
   try {
     const { classes } = await call('GET', '/classes');
@@ -47,17 +47,19 @@ async function refresh() {
         for (const src of thumbnails) { const im = document.createElement('img'); im.src = src; im.alt = c.label; th.append(im); }
       }).catch(() => {});
     }
-    say('gallery-status', classes.length ? `${classes.length} classes` : 'no classes yet');
+    const count = classes.length ? `${classes.length} ${classes.length === 1 ? 'class' : 'classes'}` : 'no classes yet';
+    if (note) say(note.id, note.text, note.isError); else say('gallery-status', count);
   } catch (e) { say('gallery-status', e.message, true); }
   health();
 }
 
 async function remove(label) {
+  let note;
   try {
     const r = await call('DELETE', `/classes/${encodeURIComponent(label)}`);
-    say('gallery-status', `deleted ${r.label} (${r.deleted} images)`);
-  } catch (e) { say('gallery-status', e.message, true); }
-  refresh();
+    note = { id: 'gallery-status', text: `deleted ${r.label} (${r.deleted} images)` };
+  } catch (e) { note = { id: 'gallery-status', text: e.message, isError: true }; }
+  refresh(note);
 }
 
 function choose(files) {
