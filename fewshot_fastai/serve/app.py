@@ -133,7 +133,7 @@ def create_app(
         t = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get('route')
-        endpoint = getattr(route, 'path', 'other')
+        endpoint = getattr(route, 'path_format', None) or getattr(route, 'path', 'other')
         req_count.labels(endpoint, str(response.status_code)).inc()
         latency.labels(endpoint).observe(time.perf_counter() - t)
         return response
