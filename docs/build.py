@@ -38,7 +38,8 @@ API_GROUPS = [('fewshot_fastai.data', 'data', 'ff.data: sources, folders, splits
               ('fewshot_fastai.interpret', 'interpret', 'ff.interpret: CAM, similarity maps, top losses'),
               ('fewshot_fastai.gan', 'gan', 'ff.gan: GANs'),
               ('fewshot_fastai.recipes', 'recipes', 'ff.recipes: the measured settings for a kind of data'),
-              ('fewshot_fastai.deploy', 'deploy', 'ff.deploy: safetensors and ONNX')]
+              ('fewshot_fastai.deploy', 'deploy', 'ff.deploy: safetensors and ONNX'),
+              ('fewshot_fastai.serve', 'serve', 'ff.serve: the gallery in SQLite and the HTTP app (`fewshot-fastai serve`; its OpenAPI schema at /docs of the running server)')]
 # fastai callback events are documented by fastai; our callbacks' event methods are not listed as API
 CALLBACK_EVENTS = {'after_create', 'before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_pred', 'after_loss',
                    'before_backward', 'after_backward', 'before_step', 'after_step', 'after_batch', 'after_train',

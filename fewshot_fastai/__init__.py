@@ -2,13 +2,13 @@
 
 The root holds the user verbs: loaders, learners, inference, CAM, GAN learners, deployment, recipes. Everything else is
 reached through its sub-package: `ff.data`, `ff.datasets` (Omniglot/ORL specifics), `ff.models`, `ff.callbacks`,
-`ff.verification` (scoring maths), `ff.methods` (few-shot classifiers on one contract), `ff.evaluate` (every evaluation protocol), `ff.interpret`, `ff.gan`, `ff.recipes`; and the modules `ff.losses`, `ff.learner`,
+`ff.verification` (scoring maths), `ff.methods` (few-shot classifiers on one contract), `ff.evaluate` (every evaluation protocol), `ff.serve` (the gallery and the HTTP app), `ff.interpret`, `ff.gan`, `ff.recipes`; and the modules `ff.losses`, `ff.learner`,
 `ff.inference`, `ff.deploy`."""
 import warnings
 # timm calls torch.jit.script at import, which torch 2.1x deprecates with a FutureWarning on every import
 warnings.filterwarnings("ignore", message=".*torch.jit.script. is deprecated")
 from ._version import __version__
-from . import data, datasets, models, losses, verification, methods, callbacks, evaluate, learner, inference, interpret, gan, deploy, recipes  # noqa: F401
+from . import data, datasets, models, losses, verification, methods, callbacks, evaluate, learner, inference, interpret, gan, deploy, recipes, serve  # noqa: F401
 from .datasets.sources import omniglot, orl_faces
 from .data.items import ClassFolder
 from .data.pairs import SiameseImage, SiameseDataLoaders
@@ -32,6 +32,7 @@ from .gan.oneshot import OneShotDataLoaders, oneshot_learner, generate_like
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan
 from .deploy import save_model, load_model, export_onnx
 from .recipes import recipe
+from .serve import Gallery
 
 __all__ = ['__version__',
            # data
@@ -50,4 +51,4 @@ __all__ = ['__version__',
            'GANDataLoaders', 'gan_learner', 'dcgan_learner', 'wgan_learner', 'generate', 'GANSamples', 'GANFrechet',
            'GANCheckpoint', 'resume_gan', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
            # deployment and recipes
-           'save_model', 'load_model', 'export_onnx', 'recipe']
+           'save_model', 'load_model', 'export_onnx', 'recipe', 'Gallery']

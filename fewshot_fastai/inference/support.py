@@ -15,7 +15,7 @@ __all__ = ['SupportSet', 'classify']
 
 def _check_mode(mode): check_method(mode)
 
-def _check_queries(where:str, queries):
+def check_queries(where:str, queries):
     "A sequence of images, not one image (a path string would be taken for a sequence of its characters)"
     if isinstance(queries, (str, Path, bytes, Image.Image, np.ndarray)) or isinstance(queries, torch.Tensor) and queries.ndim < 4:
         raise TypeError(f'{where}: queries must be a list of images (or a (B,C,H,W) batch); got one {type(queries).__name__}: '
@@ -110,7 +110,7 @@ class SupportSet:
 
     def _scores(self, queries, progress=False, mode=None):
         "(labels, scores) from one snapshot of the support set, consistent even while another thread changes it"
-        _check_queries('SupportSet.classify', queries)
+        check_queries('SupportSet.classify', queries)
         with self._lock: emb = self.emb   # replaced, never changed in place: this dict stays as it is
         if not emb: raise ValueError('SupportSet: no labels; add some with .add(label, images)')
         mode = mode or self.mode
@@ -155,5 +155,5 @@ def classify(
     `support_scores`). -> (labels, scores (Q, n_labels))"""
     if not isinstance(support, dict): raise TypeError(f'classify: support must be a dict {{label: images}}, not a {type(support).__name__}')
     if not support: raise ValueError('classify: empty support set')
-    _check_queries('classify', queries)
+    check_queries('classify', queries)
     return SupportSet(learn, support, bs, mode, tta).classify(queries, progress)

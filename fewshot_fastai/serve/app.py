@@ -4,10 +4,6 @@ delete them, classify an image (with "unknown"), verify a pair, health and Prome
 import base64, hashlib, io, json, os, time, warnings
 from pathlib import Path
 from PIL import Image, UnidentifiedImageError
-from fastapi import FastAPI, File, Query, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..data.items import canonical_image
 from .gallery import Gallery, check_label
 from .store import GalleryFull, GalleryReadOnly
@@ -22,7 +18,9 @@ class ApiError(Exception):
     "An answer other than success: its status and one line"
     def __init__(self, status:int, msg:str): super().__init__(msg); self.status, self.msg = status, msg
 
-def _err(status:int, msg:str) -> JSONResponse: return JSONResponse({'error': msg}, status_code=status)
+def _err(status:int, msg:str):
+    from fastapi.responses import JSONResponse   # the `serve` extra: imported when an app runs
+    return JSONResponse({'error': msg}, status_code=status)
 
 class _BodyLimit:
     """ASGI middleware: a request body over `limit` bytes is answered 413 before the app sees it (by its
@@ -110,10 +108,14 @@ def create_app(
     max_files:int=LIMITS['max_files'], # more files in one enrolment are answered 413
     name:str|None=None, # what /healthz calls the model (default: the folder's name, or the recipe and encoder)
     **gallery_kwargs, # `Gallery` options when `gallery` is a path: mode, threshold, read_only, max_bytes, index, ...
-) -> FastAPI:
+):
     """The ASGI app: `POST /classes/{label}/images`, `GET /classes`, `DELETE /classes/{label}`, `POST /classify`,
     `POST /verify`, `GET /healthz`, `GET /metrics`, the page at `/`, OpenAPI docs at `/docs`. Run it with
     `uvicorn.run(app)` or `fewshot-fastai serve`."""
+    from fastapi import FastAPI, File, Query, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from ..deploy import load_model
     learn = load_model(model) if isinstance(model, (str, Path)) else model
     g = gallery if isinstance(gallery, Gallery) else Gallery(gallery, learn, **gallery_kwargs)
@@ -157,7 +159,7 @@ def create_app(
         if e.status_code == 400 and 'form' in msg.lower(): msg = f'the request body is not readable multipart/form-data ({msg})'
         return _err(e.status_code, msg)
 
-    def read_images(files:list[UploadFile], field:str) -> tuple[list, list]:
+    def read_images(files:list, field:str) -> tuple[list, list]:
         if len(files) > max_files: raise ApiError(413, f'{len(files)} files in {field!r}; at most {max_files} per request (--max-files)')
         ims, digests = [], []
         for i, f in enumerate(files):
@@ -256,7 +258,7 @@ def _overlay(learn, g:Gallery, im, label:str) -> str|None:
 
 ENV = 'FEWSHOT_SERVE'
 
-def app_from_env() -> FastAPI:
+def app_from_env():
     "The app `fewshot-fastai serve` asks uvicorn for (one per worker process), from the JSON in $FEWSHOT_SERVE"
     import torch
     cfg = json.loads(os.environ[ENV])

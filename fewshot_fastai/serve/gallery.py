@@ -1,17 +1,16 @@
 """`Gallery`: a support set that lives in an SQLite file (`store.Store`), shared by every process that opens it, with
 an open-set threshold ("unknown") and, for large galleries, a faiss index in front of the exact scores."""
-import hashlib, io, threading, time
-from functools import partial
+import hashlib, io, threading
 from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
 from ..inference.embedding import embed, similarity
-from ..inference.support import SupportSet, _check_queries
+from ..inference.support import SupportSet, check_queries
 from ..methods import check_method, create_method
 from .._distrib import unwrap_model
 from ..evaluate.open_set import eer_threshold
-from .store import Store, GalleryError, model_digest
+from .store import Store, model_digest
 
 __all__ = ['Gallery', 'check_label', 'MAX_LABEL']
 
@@ -225,7 +224,7 @@ class Gallery:
         queries, # query images: paths, bytes, PIL images or tensors
     ) -> tuple[list[str], torch.Tensor]:
         "(labels, query x label scores (Q, n_labels)): every class scored exactly, as `SupportSet.scores`"
-        _check_queries('Gallery.scores', queries)
+        check_queries('Gallery.scores', queries)
         s = self.snapshot()
         if not s.labels: raise ValueError('Gallery: no classes enrolled yet')
         eq = torch.from_numpy(self._encode(queries))
@@ -247,7 +246,7 @@ class Gallery:
     ) -> list[list[tuple[str, float]]]:
         """The `k` best (label, score) per query. Up to `index_above` images every class is scored; above, the index
         gives each query's `candidates` nearest images and the classes among them are scored exactly."""
-        if not embedded: _check_queries('Gallery.top', queries)
+        if not embedded: check_queries('Gallery.top', queries)
         s = self.snapshot()
         if not s.labels: raise ValueError('Gallery: no classes enrolled yet')
         eq = torch.from_numpy(np.asarray(queries, np.float32) if embedded else self._encode(queries))

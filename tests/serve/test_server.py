@@ -1,7 +1,6 @@
 """`fewshot-fastai serve`: a real uvicorn process on 127.0.0.1, real HTTP (httpx and raw sockets), a real SQLite gallery."""
 import io, os, signal, socket, sqlite3, threading, time
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
