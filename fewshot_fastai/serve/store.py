@@ -3,6 +3,7 @@ image's sha256, its embedding as float32 bytes, a small thumbnail, the time); a 
 digest of the model's weights that made the embeddings, their size, and a version counter that every change bumps in
 the same transaction, so that every process sharing the file knows when what it holds in memory is stale."""
 import hashlib, sqlite3, time
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
@@ -110,24 +111,17 @@ class Store:
             r = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('version', 'removals')"))
         return int(r['version']), int(r['removals'])
 
-    class _Tx:
-        def __init__(self, store): self.s = store
-        def __enter__(self):
-            self.s.lock.acquire()
-            try: self.s.db.execute('BEGIN IMMEDIATE')
-            except BaseException: self.s.lock.release(); raise
-            return self.s.db
-        def __exit__(self, et, ev, tb):
+    @contextmanager
+    def _tx(self):
+        "One write transaction (BEGIN IMMEDIATE: other processes wait for it), committed whole or rolled back"
+        with self.lock:
+            self.db.execute('BEGIN IMMEDIATE')
             try:
-                if et is None: self.s.db.execute('COMMIT')
-                elif self.s.db.in_transaction: self.s.db.execute('ROLLBACK')   # some errors (a full disk) roll back by themselves
+                yield self.db
+                self.db.execute('COMMIT')
             except BaseException:
-                if self.s.db.in_transaction: self.s.db.execute('ROLLBACK')
+                if self.db.in_transaction: self.db.execute('ROLLBACK')   # some errors (a full disk) roll back by themselves
                 raise
-            finally: self.s.lock.release()
-            return False
-
-    def _tx(self): return Store._Tx(self)
 
     def _check_writable(self):
         if self.read_only: raise GalleryReadOnly(f'{self.path}: the gallery is open read-only; nothing was written')
