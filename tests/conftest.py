@@ -1,8 +1,9 @@
 """Shared fixtures. Tests read the real Omniglot / ORL images from ``$FEWSHOT_DATA`` (the Makefile sets it to
 ../shared/data) and keep every extraction in a per-session cache folder."""
-import os, random, shutil, warnings
+import os, warnings
 from pathlib import Path
 import pytest
+from _data import copy_subset
 
 DATA = os.environ.get('FEWSHOT_DATA')
 
@@ -42,14 +43,6 @@ def omni1(data_dir):
 def orl(data_dir):
     import fewshot_fastai as ff
     return ff.orl_faces()
-
-def copy_subset(src:Path, dest:Path, n_classes:int, n_per_class:int, seed=0) -> Path:
-    "Copy `n_classes` class folders (first `n_per_class` images each) of a real dataset into `dest`"
-    classes = sorted({p.parent for p in src.rglob('*') if p.suffix.lower() in ('.png', '.pgm')})
-    for c in random.Random(seed).sample(classes, n_classes):
-        out = dest/c.relative_to(src); out.mkdir(parents=True)
-        for f in sorted(c.iterdir())[:n_per_class]: shutil.copy(f, out/f.name)
-    return dest
 
 def _held_out(dls, cf=None):
     "The `ClassFolder` of the classes `dls` held out for validation (of `cf`, default the loaders' own folder)"

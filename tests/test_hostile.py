@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 import fewshot_fastai as ff
-from conftest import copy_subset
+from _data import copy_subset
 from _cli import run, one_line_error
 
 # ---------------------------------------------------------------------------------------------------------- fixtures

@@ -271,7 +271,7 @@ class Gallery:
         self,
         max_queries:int=200, # enrolled images scored leave-one-out
         max_rows:int=20_000, # at most about this many gallery images take part
-        seed:int=0,
+        seed:int=0, # which images are drawn as queries
     ) -> dict:
         """The open-set threshold and where it comes from: `threshold` given ('override'); else from the gallery, leave one
         out ('gallery': each sampled image scored against the gallery without it; genuine = its own class, impostor = the
@@ -336,6 +336,8 @@ class Gallery:
         ss.emb = {l: torch.from_numpy(s.emb[s.codes == c]) for c, l in enumerate(s.labels)}
         return ss
 
-    def close(self): self.store.close()
+    def close(self):
+        "Close the gallery's database connection (also on leaving a `with` block)"
+        self.store.close()
     def __enter__(self): return self
     def __exit__(self, *a): self.close()
