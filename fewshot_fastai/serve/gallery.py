@@ -197,6 +197,23 @@ class Gallery:
         added, n = self.store.add(label, rows)
         return dict(label=label, added=added, images=n)
 
+    def add_embeddings(
+        self,
+        labels:list, # the class of each row
+        embeddings, # (N, D) float32 embeddings made by this gallery's model (e.g. by `ff.embed` on another machine)
+        digests:list, # a unique key per row within its label, e.g. the sha256 of the image file it was made from
+    ) -> dict:
+        """Store rows encoded elsewhere, in one transaction (rows already there under the same label and key are skipped)
+        -> {'added', 'images': {label: count after}}. The gallery cannot check that this model made them: only their size."""
+        e = np.asarray(embeddings, dtype=np.float32)
+        if e.ndim != 2 or e.shape[1] != self.dim: raise ValueError(f'Gallery.add_embeddings: embeddings of shape {e.shape}; this model makes (N, {self.dim})')
+        if not np.isfinite(e).all(): raise ValueError('Gallery.add_embeddings: embeddings hold NaN or infinite values')
+        if not len(labels) == len(digests) == len(e): raise ValueError(f'Gallery.add_embeddings: {len(labels)} labels, {len(digests)} digests, {len(e)} embeddings')
+        for l in set(labels): check_label(l)
+        if self.read_only: self.store._check_writable()
+        added, counts = self.store.add_many(zip(labels, map(str, digests), e, [None]*len(e)))
+        return dict(added=added, images=counts)
+
     def remove(
         self,
         label:str, # the class

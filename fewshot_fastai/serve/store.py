@@ -132,19 +132,28 @@ class Store:
         rows:list, # (sha256, embedding (D,) float32 array, thumbnail bytes or None) per image
     ) -> tuple[int, int]:
         "Insert the rows not there yet (same label and sha256) in one transaction -> (added, the label's image count)"
+        added, counts = self.add_many([(label, *r) for r in rows])
+        return added, counts[label]
+
+    def add_many(
+        self,
+        rows, # (label, sha256, embedding (D,) float32 array, thumbnail bytes or None) per image, any labels
+    ) -> tuple[int, dict]:
+        "Insert the rows not there yet (same label and sha256) in one transaction -> (added, {label: image count after})"
         self._check_writable()
         now = time.time()
         try:
             with self._tx() as c:
-                added = 0
-                for sha, e, thumb in rows:
+                added, labels = 0, set()
+                for label, sha, e, thumb in rows:
+                    labels.add(label)
                     cur = c.execute('INSERT OR IGNORE INTO images(label, sha256, embedding, thumbnail, added) VALUES (?, ?, ?, ?, ?)',
                                     (label, sha, np.asarray(e, dtype='<f4').tobytes(), thumb, now))
                     added += cur.rowcount
                 if added: c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
-                n = c.execute('SELECT COUNT(*) FROM images WHERE label = ?', (label,)).fetchone()[0]
+                counts = {l: c.execute('SELECT COUNT(*) FROM images WHERE label = ?', (l,)).fetchone()[0] for l in labels}
         except sqlite3.Error as e: raise _write_error(e, self.path) from None
-        return added, n
+        return added, counts
 
     def remove(
         self,

@@ -43,6 +43,24 @@ def test_same_bytes_once_and_removal(learn, chars, tmp_path):
     assert g.add('José García 北京', fs[:1])['images'] == 1 and 'José García 北京' in g.labels
     assert g.store.integrity() == 'ok'
 
+def test_embeddings_made_elsewhere(learn, chars, tmp_path):
+    "Rows encoded outside the gallery (`ff.embed`) score as the same images enrolled through `add`"
+    sup = _support(chars, 3)
+    files = [f for fs in sup.values() for f in fs]
+    labels = [l for l, fs in sup.items() for _ in fs]
+    g = Gallery(tmp_path/'g.db', learn)
+    e = ff.embed(learn, files).numpy()
+    got = g.add_embeddings(labels, e, [str(f) for f in files])
+    assert got['added'] == len(files) and got['images'] == {l: 3 for l in sup}
+    assert g.add_embeddings(labels[:2], e[:2], [str(f) for f in files[:2]])['added'] == 0   # the same keys: skipped
+    queries = [fs[5] for fs in chars.values()]
+    assert torch.allclose(g.scores(queries)[1], ff.SupportSet(learn, sup).scores(queries), atol=1e-5)
+    for bad, msg in ((dict(embeddings=e[:, :3]), 'shape'), (dict(embeddings=e*np.nan), 'NaN'), (dict(digests=['k']), 'digests'),
+                     (dict(labels=['a/b']*len(e)), 'may not hold')):
+        args = dict(labels=labels, embeddings=e, digests=[str(f) for f in files]) | bad
+        with pytest.raises(ValueError, match=msg): g.add_embeddings(**args)
+    assert g.n_images == len(files)
+
 def test_a_second_process_sees_the_changes(learn, chars, episodic_model, tmp_path):
     path = tmp_path/'g.db'
     g = Gallery(path, learn)
