@@ -289,20 +289,25 @@ class Gallery:
         max_queries:int=200, # enrolled images scored leave-one-out
         max_rows:int=20_000, # at most about this many gallery images take part
         seed:int=0, # which images are drawn as queries
+        far:float=0.05, # with impostor scores only (one image per class): the share of them the threshold lets through
     ) -> dict:
         """The open-set threshold and where it comes from: `threshold` given ('override'); else from the gallery, leave one
         out ('gallery': each sampled image scored against the gallery without it; genuine = its own class, impostor = the
         best other class; the threshold where both error rates meet, `ff.evaluate.eer_threshold`), when at least 10 of
-        each; else the model's calibrated pair threshold ('model', siamese models); else none (never "unknown")"""
+        each; with one image per class there are no genuine scores: the `1 - far` quantile of at least 10 impostor
+        scores ('impostors': an unseen query scores like an impostor, so about `far` of them are let through); else the
+        model's calibrated pair threshold ('model', siamese models); else none (never "unknown")"""
+        if not 0 < far < 1: raise ValueError(f'Gallery.calibration: far={far!r} must be between 0 and 1')
         if self.fixed_threshold is not None: return dict(threshold=self.fixed_threshold, source='override')
         s = self.snapshot()
+        key = (s.version, max_queries, max_rows, seed, far)
         with self._lock:
-            if self._cal is not None and self._cal[0] == s.version: return self._cal[1]
-        cal = self._calibrate(s, max_queries, max_rows, seed)
-        with self._lock: self._cal = (s.version, cal)
+            if self._cal is not None and self._cal[0] == key: return self._cal[1]
+        cal = self._calibrate(s, max_queries, max_rows, seed, far)
+        with self._lock: self._cal = (key, cal)
         return cal
 
-    def _calibrate(self, s, max_queries, max_rows, seed) -> dict:
+    def _calibrate(self, s, max_queries, max_rows, seed, far) -> dict:
         rng = np.random.default_rng(seed)
         gen, imp = [], []
         if len(s.labels) >= 2:
@@ -326,6 +331,8 @@ class Gallery:
                 if len(rest): imp.append(float(rest.max()))
         if len(gen) >= 10 and len(imp) >= 10:
             return dict(threshold=eer_threshold(gen, imp), source='gallery', genuine=len(gen), impostor=len(imp))
+        if len(imp) >= 10 and len(gen) < 10:
+            return dict(threshold=float(np.quantile(imp, 1 - far)), source='impostors', genuine=len(gen), impostor=len(imp))
         loss = getattr(self.learn, 'loss_func', None)
         if getattr(loss, 'calibrated', False) and self.metric in ('euclidean', 'sqeuclidean'):
             t = -float(loss.thresh)   # the pair threshold is a distance; scores are minus distances

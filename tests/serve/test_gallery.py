@@ -120,6 +120,22 @@ def test_unknown_threshold_from_the_gallery(learn, chars, tmp_path):
     fixed = Gallery(tmp_path/'g.db', learn, threshold=top[0][1] - 1)
     assert fixed.answer([chars[labels[7]][0]])[0]['label'] == top[0][0]
 
+def test_one_image_per_class_takes_the_impostor_quantile(learn, chars, tmp_path):
+    "No class has two images, so no genuine score: the threshold is the 1 - far quantile of leave-one-out impostor scores"
+    one = {f'{l}-{i}': fs[i] for l, fs in chars.items() for i in range(2)}   # 16 classes of one drawing each
+    g = Gallery(tmp_path/'g.db', learn)
+    for l, f in one.items(): g.add(l, f)
+    imp = []
+    for l, f in one.items():   # each image against a support set of all the others, recomputed outside the gallery
+        ss = ff.SupportSet(learn, {o: [x] for o, x in one.items() if o != l})
+        imp.append(float(ss.scores([f]).max()))
+    cal = g.calibration()
+    assert cal['source'] == 'impostors' and cal['impostor'] == len(one) and cal['genuine'] == 0
+    assert cal['threshold'] == pytest.approx(np.quantile(imp, 0.95), abs=1e-5)
+    g2 = Gallery(tmp_path/'g.db', learn)
+    assert g2.calibration(far=0.5)['threshold'] == pytest.approx(np.quantile(imp, 0.5), abs=1e-5)
+    with pytest.raises(ValueError, match='far'): g2.calibration(far=1.5)
+
 @pytest.mark.parametrize('index', ['flat', 'hnsw'])
 def test_index_agrees_with_the_exact_scores(learn, chars, tmp_path, index):
     pytest.importorskip('faiss')
