@@ -146,6 +146,46 @@ def api_markdown(git_url, branch):
     return out
 
 
+def http_api_markdown(dest:Path) -> str:
+    """The HTTP API page, from the OpenAPI schema of a real `ff.serve.create_app` (the routes do not depend on the
+    model: a seeded, untrained Conv4 on 4 generated images and an empty gallery in a temporary file stand in for one);
+    the schema itself is written beside it as `openapi.json`."""
+    import tempfile, warnings
+    import numpy as np
+    import fewshot_fastai as ff
+    from fastai.vision.all import PILImageBW, set_seed
+    from PIL import Image
+    set_seed(0)
+    ims = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (28, 28), dtype=np.uint8)) for i in range(4)]
+    cf = ff.ClassFolder.from_items('generated', ['a', 'b'], [f'{i}.png' for i in range(4)], [0, 0, 1, 1], images=ims)
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as d:
+        warnings.simplefilter('ignore')
+        dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0, n_way=2, n_query=1,
+                                                      k_shot=1, episodes_per_epoch=1)
+        schema = ff.serve.create_app(ff.episodic_learner(dls, 'conv4'), Path(d)/'g.db').openapi()
+    (dest/'openapi.json').write_text(json.dumps(schema, indent=1))
+    md = ['# HTTP API: `fewshot-fastai serve`', '',
+          '`fewshot-fastai serve MODEL --gallery GALLERY.db` (or `ff.serve.create_app(model, gallery)` in your own ASGI '
+          'server) answers JSON over HTTP; every mistake is a 4xx (507 for a full gallery, 503 for a read-only one) '
+          'with `{"error": "one line"}`. The running server has interactive docs at `/docs` and its schema at '
+          '`/openapi.json`; the same schema, from this version, is [here](openapi.json). The page at `/` enrols, '
+          'recognises and deletes classes from the browser. Limits: `fewshot-fastai serve --help`.', '']
+    for path, ops in schema['paths'].items():
+        for method, op in ops.items():
+            md += [f'## `{method.upper()} {path}`', '', op.get('summary', ''), '']
+            params = [(q['name'], q['in'], (q.get('schema') or {}).get('type', ''), q.get('description', '')) for q in op.get('parameters', [])]
+            body = op.get('requestBody', {}).get('content', {})
+            for ctype, c in body.items():
+                ref = c.get('schema', {}).get('$ref', '').split('/')[-1]
+                for name, f in schema.get('components', {}).get('schemas', {}).get(ref, {}).get('properties', {}).items():
+                    kind = 'file' + ('s' if f.get('type') == 'array' else '')
+                    params.append((name, f'body ({ctype})', kind, f.get('description', '')))
+            if params:
+                md += ['| name | in | type | description |', '|---|---|---|---|'] + [f'| `{n}` | {w} | {t} | {d} |' for n, w, t, d in params] + ['']
+            md += ['Answers:', ''] + [f'- {code}: {r.get("description", "")}' for code, r in op.get('responses', {}).items()] + ['']
+    return '\n'.join(md)
+
+
 _DIRECTIVE = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 
 def _quarto_options(nb):
@@ -255,6 +295,8 @@ def build(n_workers=2):
         (SRC/rel).parent.mkdir(parents=True, exist_ok=True)
         (SRC/rel).write_text(md)
     api_pages = [(p, t) for _, p, t in API_GROUPS if p in pages]
+    (SRC/'api'/'http.md').write_text(http_api_markdown(SRC/'api'))
+    api_pages.append(('http', 'HTTP API: fewshot-fastai serve'))
     yml = ROOT/'_build'/'mkdocs.yml'
     yml.write_text(yaml.safe_dump(mkdocs_config(tutorials, api_pages, cfg), sort_keys=False))
     shutil.rmtree(ROOT/'_docs', ignore_errors=True)

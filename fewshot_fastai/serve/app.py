@@ -100,6 +100,11 @@ class _GalleryCollector:
         yield GaugeMetricFamily('fewshot_gallery_classes', 'Classes enrolled', value=len(s.labels))
         yield GaugeMetricFamily('fewshot_gallery_images', 'Images enrolled', value=len(s.ids))
 
+_ERRORS = {400: 'a bad label, or a file that is not a whole image (truncated, empty)', 404: 'no such class',
+           409: 'nothing enrolled yet', 413: 'too big: the request body, an image\'s pixels, or the number of files',
+           415: 'not an image', 422: 'a required field is missing', 503: 'the gallery is read-only',
+           507: 'the gallery is full (its size limit, or the disk)'}
+
 def create_app(
     model, # a learner, or a model folder written by `ff.save_model`
     gallery, # a `Gallery`, or the path of its SQLite file (made when absent)
@@ -112,7 +117,9 @@ def create_app(
     """The ASGI app: `POST /classes/{label}/images`, `GET /classes`, `DELETE /classes/{label}`, `POST /classify`,
     `POST /verify`, `GET /healthz`, `GET /metrics`, the page at `/`, OpenAPI docs at `/docs`. Run it with
     `uvicorn.run(app)` or `fewshot-fastai serve`."""
-    from fastapi import FastAPI, File, Query, Request, UploadFile
+    from fastapi import FastAPI, File, Query, Request, UploadFile, Path as Path_
+    from pydantic import BaseModel
+    class _Error(BaseModel): error:str
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -181,8 +188,10 @@ def create_app(
     def need_classes():
         if not g.snapshot().labels: raise ApiError(409, 'the gallery has no classes yet: enrol some with POST /classes/{label}/images')
 
-    @app.post('/classes/{label:path}/images', status_code=201, summary='Enrol images of a class')
-    def enrol(label:str, images:list[UploadFile]=File(..., description='one or more image files')):
+    lab = lambda: Path_(description='the class name: up to 100 characters, any script; no / or \\, no control characters, no edge spaces, not . or ..')
+    err = lambda *codes: {c: {'model': _Error, 'description': _ERRORS[c]} for c in codes}
+    @app.post('/classes/{label:path}/images', status_code=201, summary='Enrol images of a class', responses=err(400, 413, 415, 422, 503, 507))
+    def enrol(label:str=lab(), images:list[UploadFile]=File(..., description='one or more image files')):
         label = label_of(label)
         ims, digests = read_images(images, 'images')
         return writing(lambda: g.add(label, ims, digests=digests))
@@ -191,20 +200,20 @@ def create_app(
     def classes():
         return {'classes': g.classes()}
 
-    @app.get('/classes/{label:path}/thumbnails', summary='Small PNGs of a class, as data URLs')
-    def thumbnails(label:str, limit:int=Query(4, ge=1, le=32)):
+    @app.get('/classes/{label:path}/thumbnails', summary='Small PNGs of a class, as data URLs', responses=err(400))
+    def thumbnails(label:str=lab(), limit:int=Query(4, ge=1, le=32, description='at most this many')):
         label = label_of(label)
         return {'label': label, 'thumbnails': [f'data:image/png;base64,{base64.b64encode(b).decode()}' for _, b in g.store.thumbnails(label, limit)]}
 
-    @app.delete('/classes/{label:path}', summary='Delete a class and its images')
-    def delete(label:str):
+    @app.delete('/classes/{label:path}', summary='Delete a class and its images', responses=err(400, 404, 503))
+    def delete(label:str=lab()):
         label = label_of(label)
         try: n = writing(lambda: g.remove(label))
         except KeyError: raise ApiError(404, f'no class {label!r} in the gallery') from None
         return {'label': label, 'deleted': n}
 
-    @app.post('/classify', summary='The best classes for an image, or "unknown"')
-    def classify(image:UploadFile=File(..., description='the image to recognise'), k:int=Query(3, ge=1, le=100),
+    @app.post('/classify', summary='The best classes for an image, or "unknown"', responses=err(400, 409, 413, 415, 422))
+    def classify(image:UploadFile=File(..., description='the image to recognise'), k:int=Query(3, ge=1, le=100, description='classes in `top`'),
                  overlay:bool=Query(False, description='add the similarity maps of the image and the answer, as a PNG data URL')):
         (im,), _ = read_images([image], 'image')
         need_classes()
@@ -212,8 +221,8 @@ def create_app(
         if overlay: ans['overlay'] = _overlay(learn, g, im, ans['top'][0]['label'])
         return ans
 
-    @app.post('/verify', summary='Same class or not, for a pair of images (pair models)')
-    def verify(a:UploadFile=File(...), b:UploadFile=File(...)):
+    @app.post('/verify', summary='Same class or not, for a pair of images (pair models)', responses=err(400, 413, 415, 422))
+    def verify(a:UploadFile=File(..., description='the first image'), b:UploadFile=File(..., description='the second image')):
         if kind != 'siamese': raise ApiError(400, f'this model ({kind or "unknown kind"}) does not verify pairs: use POST /classify')
         (ia,), _ = read_images([a], 'a'); (ib,), _ = read_images([b], 'b')
         with g._encoding: same, p = learn.predict_pair(ia, ib)
