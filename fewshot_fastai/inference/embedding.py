@@ -70,7 +70,12 @@ def embed(
         for i in steps:
             x = TensorImage(image_batch(learn.dls, images[i:i+bs]).to(dev))
             views = tta_views(x.as_subclass(torch.Tensor), tta)
-            e = torch.stack([model.encode(v).float() for v in views]).mean(0)
+            # channels-last: PyTorch's CPU max-pooling of NCHW maps is up to 20x slower (measured: 15x64x32x32, 7 ms
+            # against 0.37); the convolutions follow the input's layout, the answers are the same to float rounding
+            views = [v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for v in views]
+            if len(views) > 1 and len(x)*len(views) <= bs:   # a few images (a served query): every view in one forward
+                e = model.encode(torch.cat(views)).float().view(len(views), len(x), -1).mean(0)
+            else: e = torch.stack([model.encode(v).float() for v in views]).mean(0)
             white = getattr(model, 'whitening', None)   # after the views are averaged, as it was fitted
             out.append(white(e) if white is not None else e)
     return torch.cat(out).as_subclass(torch.Tensor) if out else torch.empty(0)   # plain, not fastai's TensorImage

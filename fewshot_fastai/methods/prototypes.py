@@ -12,9 +12,10 @@ def class_scores(
     n_classes:int, # number of classes
 ) -> torch.Tensor:
     "Per-class mean of query x support scores (Q,S) -> (Q,n_classes); K>1 shots are averaged"
-    lbl = torch.as_tensor(support_labels, device=sim.device)
-    onehot = torch.nn.functional.one_hot(lbl, n_classes).float()
-    return sim @ onehot / onehot.sum(0)
+    lbl = torch.as_tensor(support_labels, device=sim.device).long()
+    # sums by `index_add_`, not a product with a one-hot (S, n_classes) matrix: O(Q*S) instead of O(Q*S*n_classes)
+    sums = torch.zeros(sim.shape[0], n_classes, dtype=torch.float32, device=sim.device).index_add_(1, lbl, sim.float())
+    return sums / torch.bincount(lbl, minlength=n_classes).float()
 
 @register_method('mean')
 class MeanScore(FewShotClassifier):

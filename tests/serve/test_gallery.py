@@ -136,6 +136,19 @@ def test_one_image_per_class_takes_the_impostor_quantile(learn, chars, tmp_path)
     assert g2.calibration(far=0.5)['threshold'] == pytest.approx(np.quantile(imp, 0.5), abs=1e-5)
     with pytest.raises(ValueError, match='far'): g2.calibration(far=1.5)
 
+def test_the_threshold_is_kept_until_the_gallery_grows_5_percent(learn, chars, tmp_path):
+    g = Gallery(tmp_path/'g.db', learn)
+    labels = list(chars)
+    for l in labels[:6]: g.add(l, chars[l][:5])   # 30 images: 5% is 1.5
+    cal = g.calibration()
+    g.add(labels[6], chars[labels[6]][:1])
+    assert g.calibration() is cal                  # one more image: the same calibration, not recomputed
+    g.add(labels[6], chars[labels[6]][1:3])
+    again = g.calibration()
+    assert again is not cal and again['genuine'] >= cal['genuine']   # 3 more (10%): recomputed
+    g.remove(labels[6])
+    assert g.calibration() is not again            # a class removed: recomputed
+
 @pytest.mark.parametrize('index', ['flat', 'hnsw'])
 def test_index_agrees_with_the_exact_scores(learn, chars, tmp_path, index):
     pytest.importorskip('faiss')
