@@ -74,8 +74,8 @@ def dcgan_losses():
 def wgan_losses():
     """(generator, critic) losses of WGAN (Arjovsky et al.): critic E[f(fake)] - E[f(real)], generator -E[f(fake)].
     The negative critic loss, E[f(real)] - E[f(fake)], estimates the Wasserstein distance."""
-    def gen_loss(fake_pred, output, target): return -fake_pred.mean()
-    def crit_loss(real_pred, fake_pred): return fake_pred.mean() - real_pred.mean()
+    def gen_loss(fake_pred, output, target): return -fake_pred.float().mean()   # float32 under mixed precision, as fastai's smoothed loss
+    def crit_loss(real_pred, fake_pred): return fake_pred.float().mean() - real_pred.float().mean()
     return gen_loss, crit_loss
 
 class GANFixes(Callback):

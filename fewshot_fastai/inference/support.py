@@ -105,7 +105,7 @@ class SupportSet:
         progress:bool=False, # show a progress bar
         mode:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
     ) -> torch.Tensor:
-        "Query x label scores (Q, n_labels); only the queries go through the encoder"
+        "Query x label scores (Q, n_labels), on the CPU; only the queries go through the encoder"
         return self._scores(queries, progress, mode)[1]
 
     def _scores(self, queries, progress=False, mode=None):
@@ -119,7 +119,8 @@ class SupportSet:
         es = torch.cat(list(emb.values())).to(eq.device)
         lbl = [i for i, e in enumerate(emb.values()) for _ in range(len(e))]
         clf = create_method(mode, partial(similarity, self.learn)).process_support_set(es, lbl, len(emb))   # the contract
-        return list(emb), (torch.cat([clf(eq[i:i+self.bs]) for i in range(0, len(eq), self.bs)]) if len(eq)
+        # on the CPU, where fastai's `get_preds` returns predictions, wherever the model runs
+        return list(emb), (torch.cat([clf(eq[i:i+self.bs]).cpu() for i in range(0, len(eq), self.bs)]) if len(eq)
                            else torch.empty(0, len(emb)))
 
     def classify(

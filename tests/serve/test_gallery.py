@@ -49,7 +49,7 @@ def test_embeddings_made_elsewhere(learn, chars, tmp_path):
     files = [f for fs in sup.values() for f in fs]
     labels = [l for l, fs in sup.items() for _ in fs]
     g = Gallery(tmp_path/'g.db', learn)
-    e = ff.embed(learn, files).numpy()
+    e = ff.embed(learn, files).cpu().numpy()
     got = g.add_embeddings(labels, e, [str(f) for f in files])
     assert got['added'] == len(files) and got['images'] == {l: 3 for l in sup}
     assert g.add_embeddings(labels[:2], e[:2], [str(f) for f in files[:2]])['added'] == 0   # the same keys: skipped
