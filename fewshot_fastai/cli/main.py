@@ -96,8 +96,8 @@ def _parser():
     w.add_argument('--max-pixels', type=int, default=40_000_000, help='bigger images are answered 413')
     w.add_argument('--max-files', type=int, default=32, help='more files in one enrolment are answered 413')
     w.add_argument('--max-gallery-mb', type=float, default=None, help='enrolments that would grow the gallery past this are answered 507')
-    w.add_argument('--index', default='flat', choices=['flat', 'ivf', 'hnsw', 'none'],
-                   help='search above --index-above images: faiss exact (flat) or approximate (ivf, hnsw), or none (every class scored)')
+    w.add_argument('--index', default='ivf', choices=['flat', 'ivf', 'hnsw', 'none'],
+                   help='search above --index-above images: faiss approximate (ivf, the default; hnsw) or exact (flat), or none (every class scored)')
     w.add_argument('--index-above', type=int, default=50_000)
     return p
 

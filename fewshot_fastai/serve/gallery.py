@@ -89,7 +89,7 @@ class Gallery:
         max_bytes:int|None=None, # refuse enrolments that would grow the file past this size (507 from the server)
         bs:int=64, # images per encoder batch
         tta=None, # test-time augmentation, as in `SupportSet`; None: the learner's own
-        index:str='flat', # above `index_above` images: 'flat' (faiss, exact), 'ivf' or 'hnsw' (faiss, approximate), or 'none'
+        index:str='ivf', # above `index_above` images: 'ivf' (faiss, approximate; the measured choice, bench/RESULTS.md), 'flat' (faiss, exact), 'hnsw', or 'none'
         index_above:int=50_000, # images from which queries go through the index (candidates, then exact class scores)
         candidates:int=64, # nearest images the index returns per query
         thumbnails:bool=True, # keep a small PNG of each image (the web page shows them)
