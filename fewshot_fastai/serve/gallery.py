@@ -11,6 +11,7 @@ from ..methods import check_method, create_method
 from .._distrib import unwrap_model
 from ..evaluate.open_set import eer_threshold
 from .store import Store, model_digest
+from .search import Snapshot, build_index, matrix_similarity, metric_of
 
 __all__ = ['Gallery', 'check_label', 'MAX_LABEL']
 
@@ -29,26 +30,6 @@ def check_label(
     if label != label.strip(): raise ValueError(f'label {label!r}: begins or ends with a space')
     return label
 
-def _metric(model) -> str|None:
-    "How the model's `similarity` relates to the embeddings, for the matrix and faiss paths: 'cosine', 'sqeuclidean', 'euclidean', or None (only the model's own)"
-    from ..models.protonet import ProtoNet
-    from ..models.siamese import SiameseModel
-    from ..models.heads import DistanceHead, CosineHead
-    m = unwrap_model(model)
-    if isinstance(m, ProtoNet): return 'sqeuclidean'
-    if isinstance(m, SiameseModel):
-        if type(m.head) is CosineHead: return 'cosine'
-        if type(m.head) is DistanceHead: return 'euclidean'
-    return None
-
-def _matrix_similarity(metric:str, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
-    "The model's similarity of every query with every support embedding by one matrix product: (Q,D),(S,D) -> (Q,S)"
-    eq, es = eq.float(), es.float()
-    if metric == 'cosine':
-        return torch.nn.functional.normalize(eq, dim=-1, eps=1e-8) @ torch.nn.functional.normalize(es, dim=-1, eps=1e-8).t()
-    d2 = (eq.pow(2).sum(1, keepdim=True) - 2*eq @ es.t() + es.pow(2).sum(1)[None]).clamp_min(0)
-    return -d2 if metric == 'sqeuclidean' else -d2.clamp_min(1e-12).sqrt()
-
 def _image_digest(x) -> str:
     "sha256 of an image as given: a file's bytes, bytes, or the pixels of a PIL image / array / tensor"
     if isinstance(x, (bytes, bytearray, memoryview)): return hashlib.sha256(bytes(x)).hexdigest()
@@ -66,13 +47,6 @@ def _thumbnail(x, side:int=128) -> bytes|None:
     im = im.copy(); im.thumbnail((side, side))
     buf = io.BytesIO(); im.save(buf, format='PNG')
     return buf.getvalue()
-
-class _Snapshot:
-    "What one version of the gallery holds, in memory: never changed after it is built (a reader keeps a whole one)"
-    def __init__(self, version, ids, row_labels, emb, labels, codes):
-        self.version, self.ids, self.row_labels, self.emb = version, ids, row_labels, emb
-        self.labels, self.codes = labels, codes               # class names in order of enrolment; class index per row
-        self.index, self.rows_of = None, None
 
 class Gallery:
     """A persistent `SupportSet`: enrolled images are encoded once and kept in an SQLite file (WAL), one row per image
@@ -100,7 +74,7 @@ class Gallery:
             raise ValueError(f'Gallery: threshold={threshold!r} must be a finite number or None')
         self.learn, self.mode, self.bs, self.tta, self.thumbnails = learn, mode, bs, tta, thumbnails
         self.index_kind, self.index_above, self.candidates = index, index_above, candidates
-        self.metric, self._encoding = _metric(learn.model), threading.Lock()
+        self.metric, self._encoding = metric_of(learn.model), threading.Lock()
         self.digest = model_digest(unwrap_model(learn.model))
         self.dim = int(self._encode([np.full((32, 32), 255, np.uint8)]).shape[1])
         self.store = Store(path, self.digest, self.dim, read_only=read_only, max_bytes=max_bytes)
@@ -117,7 +91,7 @@ class Gallery:
         with self._encoding:   # one batch through the model at a time: the learner's loaders are not made for threads
             return embed(self.learn, images, self.bs, tta=self.tta).cpu().numpy().astype(np.float32)
 
-    def snapshot(self) -> _Snapshot:
+    def snapshot(self) -> Snapshot:
         "What the file holds now, from memory when nothing changed since the last look (one cheap query to know)"
         version = self.store.version()
         with self._lock:
@@ -131,39 +105,11 @@ class Gallery:
             for l in lbl:
                 if l not in pos: pos[l] = len(labels); labels.append(l)
             codes = np.array([pos[l] for l in lbl], dtype=np.int64)
-            new = _Snapshot(version, ids, lbl, emb, labels, codes)
+            new = Snapshot(version, ids, lbl, emb, labels, codes)
             if self.index_kind != 'none' and len(ids) >= self.index_above and self.metric is not None:
-                self._build_index(new, s)
+                build_index(new, s, self.index_kind, self.metric)
             self._snap = new
             return new
-
-    def _build_index(self, new:_Snapshot, old:_Snapshot|None):
-        "A faiss index of `new`'s embeddings (extended from `old`'s when rows were only added), and the rows of each class"
-        import faiss   # the `serve` extra
-        x = np.ascontiguousarray(new.emb, dtype=np.float32)
-        if self.metric == 'cosine': x = x/np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
-        if old is not None and old.index is not None and old.version[1] == new.version[1]:
-            index = old.index   # faiss indexes grow in place; the old snapshot keeps answering with the rows it had
-            index.add(x[len(old.ids):])
-        else:
-            ip = self.metric == 'cosine'
-            d = x.shape[1]
-            if self.index_kind == 'flat': index = faiss.IndexFlatIP(d) if ip else faiss.IndexFlatL2(d)
-            elif self.index_kind == 'hnsw':
-                index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT if ip else faiss.METRIC_L2)
-                index.hnsw.efSearch = 128
-            else:
-                nlist = int(4*np.sqrt(len(x)))
-                quant = faiss.IndexFlatIP(d) if ip else faiss.IndexFlatL2(d)
-                index = faiss.IndexIVFFlat(quant, d, nlist, faiss.METRIC_INNER_PRODUCT if ip else faiss.METRIC_L2)
-                rng = np.random.default_rng(0)
-                index.train(x[rng.choice(len(x), min(len(x), 64*nlist), replace=False)])
-                index.nprobe = 32
-            index.add(x)
-        new.index, new.n_indexed = index, len(x)
-        order = np.argsort(new.codes, kind='stable')
-        bounds = np.searchsorted(new.codes[order], np.arange(len(new.labels) + 1))
-        new.rows_of = [order[bounds[c]:bounds[c+1]] for c in range(len(new.labels))]
 
     @property
     def labels(self) -> list[str]: return list(self.snapshot().labels)
@@ -226,10 +172,10 @@ class Gallery:
     # ---- scores
     def _similarity(self, eq:torch.Tensor, es:torch.Tensor) -> torch.Tensor:
         "The model's `similarity`, as `SupportSet` computes it; by one matrix product for a thousand images or more (8x faster at 10,000)"
-        if self.metric is not None and (len(eq)*len(es) > 1 << 18 or len(es) >= 1024): return _matrix_similarity(self.metric, eq, es)
+        if self.metric is not None and (len(eq)*len(es) > 1 << 18 or len(es) >= 1024): return matrix_similarity(self.metric, eq, es)
         return similarity(self.learn, eq, es)
 
-    def _class_scores(self, s:_Snapshot, eq:torch.Tensor, rows=None) -> torch.Tensor:
+    def _class_scores(self, s:Snapshot, eq:torch.Tensor, rows=None) -> torch.Tensor:
         "Query x class scores by the gallery's classifier, over every class or over the classes of `rows` only"
         emb, codes, n = torch.from_numpy(s.emb), s.codes, len(s.labels)
         if rows is not None: emb, codes, n = emb[rows], np.unique(s.codes[rows], return_inverse=True)[1], None
