@@ -170,10 +170,10 @@ def test_two_workers_share_the_gallery_and_kill_9_of_one_loses_no_answered_enrol
                         with lock: answered.append(label)
         ts = [threading.Thread(target=enrol, args=(t,)) for t in range(3)]
         for t in ts: t.start()
-        time.sleep(4)
+        time.sleep(2.5)
         victim = max(workers, key=lambda p: p.pid)
         os.kill(victim.pid, signal.SIGKILL)
-        time.sleep(3); stop.set()
+        time.sleep(1.5); stop.set()
         for t in ts: t.join(60)
     assert len(answered) > 10
     assert sqlite3.connect(path).execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
