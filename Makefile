@@ -1,5 +1,6 @@
 # `make demo` and `make test` set up .venv from scratch (torch + torchvision from PyPI, CPU-capable), with uv:
-# its parallel downloads and installs take under a minute where pip took over two.
+# parallel downloads and installs, and the bytecode compiled at install (this machine sets PYTHONDONTWRITEBYTECODE,
+# so modules not compiled then would be compiled again by every process that imports them).
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -11,7 +12,7 @@ export PYTHONUNBUFFERED = 1
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,pretrained,deploy,docs,faces,serve]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev,pretrained,deploy,docs,faces,serve]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -170,3 +170,16 @@ def test_no_history_in_code():
     bad = [f'{f.name}:{n}' for f in files for n, line in enumerate(f.read_text().splitlines(), 1)
            if issue.search(line) or (f.is_relative_to(PKG) and date.search(line))]
     assert not bad, bad
+
+def test_no_attribute_shadows_a_module_of_its_package():
+    "`ff.recipes.drawings` is the recipe function and nothing else: no package attribute hides a module of the same name"
+    import pkgutil
+    bad = []
+    for info in pkgutil.walk_packages([str(PKG)], 'fewshot_fastai.'):
+        if not info.ispkg: continue
+        pkg = importlib.import_module(info.name)
+        for m in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f'{info.name}.{m.name}')
+            v = getattr(pkg, m.name, None)
+            if not inspect.ismodule(v): bad.append(f'{info.name}.{m.name} is a {type(v).__name__}, not its module')
+    assert not bad, bad

@@ -3,9 +3,10 @@ inference configuration and train (or fit) it. `ff.recipes.names()`, `ff.recipe(
 the figure it was measured at (`measured.json`, rewritten by the bench scripts with `--record`) and the command that
 reproduces it (`fewshot-fastai recipes`)."""
 from .registry import Recipe, register, names, recipe, pick, overrides, measured, record_figure
-from .drawings import drawings
-from .faces import faces
-from .photos import photos
-from .pairs import pairs
+# one private module per recipe: `ff.recipes.drawings` is the recipe function, never a module it would shadow
+from ._drawings import drawings
+from ._faces import faces
+from ._photos import photos
+from ._pairs import pairs
 
 __all__ = ['Recipe', 'register', 'names', 'recipe', 'pick', 'overrides', 'measured', 'record_figure', 'drawings', 'faces', 'photos', 'pairs']
