@@ -113,7 +113,7 @@ def identification(scores:torch.Tensor, labels, eps) -> list:
 parity = {}
 try:
     import dlib
-    from fewshot_fastai.models.face_resnet import load_dlib_face_resnet, face_models_file
+    from fewshot_fastai.models.face_net import load_dlib_face_resnet, face_models_file
     from fewshot_fastai.datasets.faces import face_chip, face_landmarks
     det, sp = dlib.get_frontal_face_detector(), dlib.shape_predictor(face_models_file('shape_predictor_5_face_landmarks.dat'))
     rec = dlib.face_recognition_model_v1(face_models_file('dlib_face_recognition_resnet_model_v1.dat'))

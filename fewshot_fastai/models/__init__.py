@@ -1,12 +1,12 @@
 """Models: encoders (a registry, one module per family), pair heads, `SiameseModel`, `ProtoNet`."""
 from .registry import (PretrainedUnavailable, EncoderEntry, register_encoder, list_encoders, resolve_arch, known_arch,
                        arch_name, create_encoder, encoder_features)
-from .conv4 import conv4
+from ._conv4 import conv4
 from .koch import koch_net
-from .wrn import wrn
-from .resnet12 import resnet12
+from ._wrn import wrn
+from ._resnet12 import resnet12
 from .pretrained import efficientnet_lite0, imagenet_batch
-from .face_resnet import FaceResNet, face_resnet, load_dlib_face_resnet
+from .face_net import FaceResNet, face_resnet, load_dlib_face_resnet
 from .taps import TapGrid
 from .heads import PairHead, ConcatHead, L1Head, DistanceHead, CosineHead, HEADS
 from .siamese import SiameseModel, siamese_splitter

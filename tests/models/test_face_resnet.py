@@ -6,7 +6,7 @@ import pytest
 import torch
 import fewshot_fastai as ff
 from fewshot_fastai.models.dlib_format import DlibFormatError, read_network
-from fewshot_fastai.models.face_resnet import FaceResNet, face_models_file, load_dlib_face_resnet, _nesting
+from fewshot_fastai.models.face_net import FaceResNet, face_models_file, load_dlib_face_resnet, _nesting
 
 dlib = pytest.importorskip('dlib')
 
