@@ -1,0 +1,34 @@
+"""Model folders written by an earlier release (`tests/fixtures/models/`, made by `tests/fixtures/make_models.py`:
+tiny seeded models, their `config.json` as that release wrote it) still load, and answer as they answered then."""
+import json, shutil
+from pathlib import Path
+import pytest
+import torch
+import fewshot_fastai as ff
+
+MODELS = Path(__file__).parent/'fixtures'/'models'
+
+def _files(answers):
+    root = Path(ff.omniglot('background_small2'))   # the answers name files inside it: Alphabet/characterNN/file
+    return [root/f for f in answers['files']]
+
+@pytest.mark.parametrize('name', ['drawings', 'pairs'])
+def test_saved_folders_of_the_earlier_release_answer_the_same(name, tmp_path):
+    folder = shutil.copytree(MODELS/name, tmp_path/name)   # a copy: nothing may write beside the fixtures
+    want = json.loads((folder/'answers.json').read_text())
+    cfg = json.loads((folder/'config.json').read_text())
+    learn = ff.load_model(folder)
+    assert learn.fewshot_config['recipe'] == name and learn.fewshot_config['kind'] == cfg['kind']
+    files = _files(want)
+    assert torch.allclose(ff.embed(learn, files).cpu(), torch.tensor(want['embeddings']), atol=1e-5)
+    if 'pair_probabilities' in want:
+        got = ff.predict_pairs(learn, [(files[0], files[1]), (files[0], files[2])])
+        assert torch.allclose(got.cpu(), torch.tensor(want['pair_probabilities']), atol=1e-5)
+        assert cfg['calibration']['calibrated'] and learn.loss_func.calibrated
+    else:
+        got = ff.classify(learn, [files[1], files[3]], {'a': [files[0]], 'b': [files[2]]}, progress=False)[1]
+        assert torch.allclose(got, torch.tensor(want['classify']), atol=1e-4)
+        assert cfg['tta']['views'] == 'affine' and 'ink_center' in cfg['image']   # the recipe's inference configuration came back
+    # and what this release saves of it loads to the same answers again
+    again = ff.load_model(ff.save_model(learn, tmp_path/'again'))
+    assert torch.allclose(ff.embed(again, files).cpu(), torch.tensor(want['embeddings']), atol=1e-5)
