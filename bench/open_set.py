@@ -28,12 +28,13 @@ def parse(argv=None):
     p.add_argument('--model', default='out/drawings_small1', help='the drawings model folder (python bench/omniglot_oneshot.py --save DIR)')
     p.add_argument('--whiten-1', default='none', choices=['none', 'total'], help='ORL with one photo a person: no whitening, or the total covariance of the enrolled photos')
     p.add_argument('--far', type=float, default=0.05, help='one image a class: the impostor share the threshold lets through')
+    p.add_argument('--threshold', type=float, default=None, help="a fixed threshold instead of the gallery's own (e.g. a model's operating point)")
     return p.parse_args(argv)
 
-def score(learn, path, enrol_lbl, enrol_emb, known_lbl, known_emb, unseen_emb, far) -> dict:
+def score(learn, path, enrol_lbl, enrol_emb, known_lbl, known_emb, unseen_emb, far, threshold=None) -> dict:
     "A gallery of the enrolled rows, then the report of its own threshold on the enrolled and unseen queries"
     import fewshot_fastai as ff
-    g = ff.Gallery(path, learn, thumbnails=False)
+    g = ff.Gallery(path, learn, thumbnails=False, threshold=threshold)
     g.add_embeddings(enrol_lbl, enrol_emb, [f'row{i}' for i in range(len(enrol_lbl))])
     cal = g.calibration(far=far)
     top = lambda e: [t[0] for lo in range(0, len(e), 256) for t in g.top(e[lo:lo + 256], k=1, embedded=True)]
@@ -81,7 +82,7 @@ def part_orl(a, work):
                 learn.model.whitening = fit_whitening(raw[enrol], el if k > 1 else None, shrink=4.0)   # the recipe's ridge
                 with torch.no_grad(): e = learn.model.whitening(raw).numpy()
             else: learn.model.whitening, e = None, raw.numpy()
-            r = score(learn, work/f'orl{k}-{f}.db', el, e[enrol], [names[i] for i in known], e[known], e[un], a.far)
+            r = score(learn, work/f'orl{k}-{f}.db', el, e[enrol], [names[i] for i in known], e[known], e[un], a.far, a.threshold)
             show(f'ORL {k}-shot fold {f + 1}', r); rows.append(r)
         learn.model.whitening = None
         out[f'{k}_shot'] = dict(mean=mean_of(rows), folds=rows)
@@ -110,7 +111,7 @@ def part_omniglot(a, work):
                 pick = set(rng.choice(idx, k, replace=False).tolist())
                 enrol += sorted(pick); known += [i for i in idx if i not in pick]
             un = np.nonzero(group == held)[0]
-            r = score(learn, work/f'omni{k}-{held}.db', labels[enrol].tolist(), emb[enrol], labels[known].tolist(), emb[known], emb[un], a.far)
+            r = score(learn, work/f'omni{k}-{held}.db', labels[enrol].tolist(), emb[enrol], labels[known].tolist(), emb[known], emb[un], a.far, a.threshold)
             r['unseen_alphabet'] = held
             show(f'Omniglot {k}-shot, unseen {held}', r); rows.append(r)
         out[f'{k}_shot'] = dict(mean=mean_of(rows), alphabets=rows)
