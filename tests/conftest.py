@@ -58,7 +58,7 @@ def held_out():
 def unseen_files(omni_dls, held_out) -> dict:
     "{class: its image files} of the characters `omni_dls` holds out (never trained on)"
     u = held_out(omni_dls)
-    return {c: [f for f, l in zip(u.files, u.label_names()) if l == c] for c in u.classes}
+    return u.files_by_class()
 
 @pytest.fixture(scope='session')
 def omni_small(omni1, tmp_path_factory):

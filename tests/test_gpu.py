@@ -32,7 +32,7 @@ def test_pretrained_siamese_on_gpu_everything(omni_small, unseen_of, tmp_path):
     assert nway.last['accuracy'] == ff.episode_accuracy(learn, unseen.images, nway.episodes)['accuracy']
     a, b = unseen.files[0], unseen.files[25]
     same, p = ff.predict_pair(learn, a, b)
-    sup = {c: [f for f, l in zip(unseen.files, unseen.label_names()) if l == c][:1] for c in unseen.classes}
+    sup = unseen.files_by_class(1)
     labels, scores = ff.classify(learn, unseen.files[1::7], sup, progress=False)
     assert ff.embed(learn, [a]).device.type == 'cuda'
     pm = ff.similarity_maps(learn, [a], [b])
@@ -106,7 +106,7 @@ def test_unfitted_learner_model_on_cpu_dls_on_gpu(omni_small, unseen_of):
     unseen = unseen_of(dls)
     files = unseen.files[::9]
     pairs = list(zip(files[:-1], files[1:]))
-    sup = {c: [f for f, l in zip(unseen.files, unseen.label_names()) if l == c][:1] for c in unseen.classes}
+    sup = unseen.files_by_class(1)
     eps = ff.data.EpisodeSampler(unseen.labels, 3, 1, 2, 4, seed=0).episodes()
     def answers():
         return (ff.embed(learn, files, tta=1).cpu(), ff.predict_pairs(learn, pairs), ff.classify(learn, files, sup, progress=False)[0],

@@ -166,7 +166,7 @@ def test_support_set_shared_between_threads(tiny, omni_small):
     import threading
     learn, _ = tiny
     cf = ff.ClassFolder(omni_small)
-    by = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in cf.classes[:8]}
+    by = cf.files_by_class(classes=cf.classes[:8])
     ss = ff.SupportSet(learn, {c: fs[:1] for c, fs in list(by.items())[:4]})
     queries = [fs[5] for fs in by.values()]
     errors, answers = [], []

@@ -92,7 +92,7 @@ def support(folder) -> dict:
     "{label: image files} from a folder of class folders (one image per class is enough)"
     if not Path(folder).is_dir(): raise UserError(f'--support {folder}: no such folder (one folder of images per class)')
     cf = ClassFolder(folder, min_per_class=1)
-    return {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in cf.classes}
+    return cf.files_by_class()
 
 def save_figure(fig, path):
     "`fig` as a PNG at `path`, all-or-nothing, then closed"

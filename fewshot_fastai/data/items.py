@@ -268,9 +268,23 @@ class ClassFolder:
         label:str, # a class label (one of `classes`)
     ) -> list:
         "The files of class `label`, in `files` order"
-        if label not in self.classes: raise KeyError(f'{self.root}: no class {label!r}')
-        k = self.classes.index(label)
-        return [f for f, l in zip(self.files, self.labels) if l == k]
+        return self.files_by_class(classes=[label])[label]
+
+    def files_by_class(
+        self,
+        k:int|None=None, # at most this many files of each class (the first, in `files` order); None: all
+        classes=None, # these labels only, in this order; None: every class
+    ) -> dict:
+        "{label: its files} (e.g. a support set for `ff.classify`: `files_by_class(1)` is one file a class)"
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f'ClassFolder.files_by_class: k={k!r} must be a positive int or None')
+        classes = self.classes if classes is None else list(classes)
+        if (missing := [c for c in classes if c not in self.classes]): raise KeyError(f'{self.root}: no class {missing[0]!r}')
+        by = {c: [] for c in classes}
+        for f, l in zip(self.files, self.labels):
+            c = self.classes[l]
+            if c in by and (k is None or len(by[c]) < k): by[c].append(f)
+        return by
 
     def merge(
         self,

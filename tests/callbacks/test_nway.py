@@ -97,7 +97,7 @@ def test_episodic_protonet_learns(omni_small, tmp_path):
     learn.export(tmp_path/'proto.pkl')
     assert (tmp_path/'proto.pkl').stat().st_size < 2e6
     learn2 = load_learner(tmp_path/'proto.pkl')
-    sup = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c][:1] for c in dls.valid_classes}
+    sup = cf.files_by_class(1, classes=dls.valid_classes)
     queries = [f for f, l in zip(cf.files, cf.label_names()) if l in sup][1::7]
     l1, s1 = ff.classify(learn, queries, sup, progress=False)
     l2, s2 = ff.classify(learn2, queries, sup, progress=False)

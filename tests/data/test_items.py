@@ -52,3 +52,19 @@ def test_too_few_classes(tmp_path, omni_small):
     src = next(p for p in omni_small.rglob('*') if p.is_dir() and not any(q.is_dir() for q in p.iterdir()))
     shutil.copytree(src, tmp_path/'only')
     with pytest.raises(ValueError, match='1 usable class'): ff.ClassFolder(tmp_path)
+
+def test_files_by_class_and_files_of(omni_small):
+    "The support sets callers build: {label: files}, at most k a class, in the classes' order asked for"
+    cf = ff.ClassFolder(omni_small)
+    names = cf.label_names()
+    c0, c1 = cf.classes[:2]
+    by = cf.files_by_class(2, classes=[c1, c0])
+    assert list(by) == [c1, c0] and all(len(fs) == 2 for fs in by.values())
+    for c, fs in by.items():
+        assert fs == [f for f, l in zip(cf.files, names) if l == c][:2]
+    every = cf.files_by_class()
+    assert list(every) == cf.classes and sum(map(len, every.values())) == len(cf.files)
+    assert every[c0] == cf.files_of(c0) and len(cf.files_of(c0)) == names.count(c0)
+    with pytest.raises(KeyError, match='no class'): cf.files_by_class(1, classes=['nope'])
+    with pytest.raises(KeyError, match='no class'): cf.files_of('nope')
+    with pytest.raises(ValueError, match='k=0'): cf.files_by_class(0)

@@ -33,7 +33,7 @@ def test_siamese_methods_through_a_wrapper(omni_dls, held_out):
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     cf = omni_dls.class_folder
     unseen = held_out(omni_dls)
-    sup = {c: [f for f, l in zip(unseen.files, unseen.label_names()) if l == c][:1] for c in unseen.classes}
+    sup = unseen.files_by_class(1)
     queries = unseen.files[1::9]
     eps = ff.data.EpisodeSampler(unseen.labels, n_way=3, k_shot=1, n_query=1, n_episodes=4, seed=0).episodes()
     a, b = cf.files[0], cf.files[30]

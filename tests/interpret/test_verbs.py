@@ -113,7 +113,7 @@ def test_episodic_get_preds_and_interpretation(epi):
 def test_episodic_predict_against_a_support_set(epi, tmp_path):
     learn, cf = epi
     valid = learn.dls.valid_classes[:4]
-    files = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c] for c in valid}
+    files = cf.files_by_class(classes=valid)
     support = {c: fs[:1] for c, fs in files.items()}
     q = files[valid[2]][5]
     label, idx, probs = learn.predict(q, support=support)

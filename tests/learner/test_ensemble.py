@@ -24,7 +24,7 @@ def test_ensemble_sums_member_scores(omni_small, tmp_path):
     ea, eb, ee = ff.embed(a, files), ff.embed(b, files), ff.embed(ens, files)
     assert ee.shape == (8, ea.shape[1] + eb.shape[1]) and torch.allclose(ee, torch.cat([ea, eb], 1), atol=1e-6)
     # scores of query images against class prototypes: the ensemble's equal the sum of the members'
-    sup = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c][:2] for c in cf.classes[:5]}
+    sup = cf.files_by_class(2, classes=cf.classes[:5])
     queries = [f for f, l in zip(cf.files, cf.label_names()) if l in sup][2::20]
     _, sa = ff.classify(a, queries, sup, progress=False)
     _, sb = ff.classify(b, queries, sup, progress=False)

@@ -36,7 +36,7 @@ def test_faces_aligns_embeds_and_round_trips(learn, split, tmp_path):
     x = torch.from_numpy(__import__('numpy').asarray(chip)).permute(2, 0, 1)[None].float()/255
     with torch.no_grad(): direct = back.model.whitening(back.model.encode(x))   # the recipe's WCCN, kept in the folder
     assert chip.size == (150, 150) and torch.allclose(ff.embed(back, photos[:1], tta=0), direct, atol=1e-4)
-    support = {c: [f for f, l in zip(test_cf.files, test_cf.label_names()) if l == c][:1] for c in test_cf.classes}
+    support = test_cf.files_by_class(1)
     queries = [f for f, l in zip(test_cf.files, test_cf.label_names()) if l in support][1::3]
     truth = [q.parent.name for q in queries]
     names, _ = ff.SupportSet(back, support).classify(queries)

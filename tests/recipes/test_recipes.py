@@ -68,7 +68,7 @@ def test_drawings_trains_and_carries_its_inference_configuration(drawn, tmp_path
     assert saved['tta'] == cfg['tta'] and saved['image']['ink_center']['fill'] == 0.8 and saved['recipe'] == 'drawings'
     back = ff.load_model(tmp_path/'m')
     assert torch.allclose(ff.embed(back, imgs), own, atol=1e-5)
-    support = {c: [f for f, l in zip(cf.files, cf.label_names()) if l == c][:1] for c in cf.classes[:5]}
+    support = cf.files_by_class(1, classes=cf.classes[:5])
     queries = [f for f, l in zip(cf.files, cf.label_names()) if l in support][1::4]
     a, sa = ff.classify(learn, queries, support, progress=False)
     b, sb = ff.SupportSet(back, support).classify(queries)
