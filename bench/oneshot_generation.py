@@ -80,8 +80,7 @@ def grid(learn, trials, path, rows=6):
     matplotlib.use('Agg')
     fig = ff.gan.generated_grid(learn, [t.source for t in trials[:rows]])
     fig.suptitle('one real drawing (left) -> eight generated', fontsize=8)
-    from fewshot_fastai._files import replacing_file
-    with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=100, bbox_inches='tight')
+    ff.interpret.save_figure(fig, path, dpi=100)
 
 def main(argv=None):
     a = parse(argv)

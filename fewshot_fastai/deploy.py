@@ -7,7 +7,7 @@ import torch
 from .data.pairs import SiameseDataLoaders, IMAGE_MODES
 from .data.episode_loaders import EpisodeDataLoaders
 from .models.registry import create_encoder, encoder_features, encoder_kwargs_error, known_arch
-from .models.heads import HEADS
+from .models.heads import HEADS, create_pair_head
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
 from .methods import list_methods
@@ -180,8 +180,7 @@ def _build(config:dict, n_in:int, size:tuple):
     if config['kind'] == 'siamese':
         nf, maps = encoder_features(encoder, n_in, size)
         head = config['head']
-        head_mod = HEADS[head](nf, maps, emb_dim=config['emb_dim']) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
-        return SiameseModel(encoder, head_mod), pair_loss(head, config['margin'])
+        return SiameseModel(encoder, create_pair_head(head, nf, maps, config['emb_dim'])), pair_loss(head, config['margin'])
     from fastai.losses import CrossEntropyLossFlat
     model = ProtoNet(encoder, config['pool'], **config.get('model_kwargs', {}))
     if 'whitening' in config:   # buffers of the saved shape; load_state_dict fills them

@@ -8,7 +8,7 @@ from fastai.metrics import accuracy
 import fastai.callback.all  # noqa: F401  patches fit_one_cycle, fine_tune, lr_find and the progress bar onto Learner
 from fastai.vision.core import imagenet_stats
 from .models.registry import create_encoder, encoder_features, arch_name, wants_imagenet_norm
-from .models.heads import HEADS
+from .models.heads import HEADS, create_pair_head
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet, EnsembleEncoder
 from .losses import pair_loss
@@ -69,7 +69,7 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     n_in = c if n_in is None else n_in
     encoder = create_encoder(arch, n_in=n_in, pretrained=pretrained, **(encoder_kwargs or {}))
     nf, maps = encoder_features(encoder, n_in, (h, w))
-    head_mod = HEADS[head](nf, maps, emb_dim=emb_dim) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)
+    head_mod = create_pair_head(head, nf, maps, emb_dim)
     loss_func = loss_func if loss_func is not None else pair_loss(head, margin)
     if pretrained and wants_imagenet_norm(arch): _add_imagenet_norm(dls, n_in)
     cbs = listify(cbs) + ([FitThreshold()] if head == 'contrastive' else []) + distrib_callbacks()

@@ -95,9 +95,9 @@ def support(folder) -> dict:
     return cf.files_by_class()
 
 def save_figure(fig, path):
-    "`fig` as a PNG at `path`, all-or-nothing, then closed"
-    from .._files import replacing_file
-    with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=80, bbox_inches='tight')
+    "`fig` as a PNG at `path`, all-or-nothing, then closed (`ff.interpret.save_figure`)"
+    from ..interpret.show import save_figure as save
+    save(fig, path)
     plt().close('all')
 
 def render(rows, as_json:bool, as_csv:bool) -> str:

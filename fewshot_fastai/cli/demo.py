@@ -1,7 +1,7 @@
 """`fewshot-fastai demo`: the pairs recipe on Omniglot, with figures, CAMs and an export round trip (`make demo`)."""
 import json
 from pathlib import Path
-from .._files import replacing_file, write_file
+from .._files import write_file
 from ..recipes import recipe
 from ..datasets.sources import omniglot, OMNIGLOT
 from ..models.registry import known_arch
@@ -10,7 +10,7 @@ from ..inference import predict_pairs
 from ..data.pairs import find_pair_sampler
 from ..models.pretrained import efficientnet_lite0, imagenet_batch
 from ..interpret.maps import cam_result
-from ..interpret.show import show_cams, cam_bbox
+from ..interpret.show import show_cams, cam_bbox, save_figure
 
 __all__ = ['demo']
 
@@ -35,8 +35,7 @@ def _demo(a, out, final, plt, torch, load_learner):
     stats = dict(recipe='pairs', train=a.train, size=a.size, head=a.head, arch=a.arch, lr=a.lr, **learn.recipe_stats)
     dls = learn.dls
     def save(name, fig=None):   # every file all-or-nothing
-        with replacing_file(out/name) as tmp: (fig or plt.gcf()).savefig(tmp, format='png', dpi=80, bbox_inches='tight')
-        plt.close('all')
+        save_figure(fig, out/name); plt.close('all')
     dls.show_batch(max_n=6); save('pairs.png')
     learn.show_results(max_n=6); save('results.png')
     learn.recorder.plot_loss(); save('loss.png')
@@ -64,5 +63,5 @@ def _imagenet_cam(path) -> dict:
     photos = [Image.fromarray(getattr(data, n)()).resize((224, 224)) for n in ('chelsea', 'coffee')]
     res = cam_result(efficientnet_lite0(pretrained=True).eval(), imagenet_batch(photos))
     fig = show_cams(photos, res.maps, [f'ImageNet class {t} ({res.method})' for t in res.target.tolist()])
-    with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=80, bbox_inches='tight')
+    save_figure(fig, path)
     return dict(classes=res.target.tolist(), boxes=[cam_bbox(m) for m in res.maps])

@@ -8,7 +8,7 @@ from ..datasets.faces import FaceAlign
 from ..evaluate import episode_accuracy, runs_error, pairs_eer, interval95
 from ..deploy import save_model, export_onnx
 from ..recipes import recipe, pick, overrides, names
-from .common import UserError, check_out, writing_run, model, render, plt as pyplot
+from .common import UserError, check_out, writing_run, model, render, save_figure, plt as pyplot
 
 __all__ = ['train', 'evaluate', 'recipes']
 
@@ -44,9 +44,9 @@ def train(a) -> dict:
     # the run folder as a whole, all-or-nothing: an earlier run (with --force) is replaced, never mixed with this one
     with writing_run(out, 'train') as tmp:
         if stats.get('epochs'):
-            learn.recorder.plot_loss(); plt.savefig(tmp/'loss.png', dpi=80, bbox_inches='tight'); plt.close('all')
+            learn.recorder.plot_loss(); save_figure(None, tmp/'loss.png'); plt.close('all')
         if has_valid and stats.get('epochs'):
-            learn.show_results(max_n=6); plt.savefig(tmp/'results.png', dpi=80, bbox_inches='tight'); plt.close('all')
+            learn.show_results(max_n=6); save_figure(None, tmp/'results.png'); plt.close('all')
         save_model(learn, tmp/'model')
         onnx = []
         try: onnx = [str(out/'model'/p.name) for p in export_onnx(learn, tmp/'model'/'encoder.onnx')]

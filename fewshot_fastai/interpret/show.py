@@ -11,7 +11,20 @@ from .maps import cam_result, similarity_maps
 from .._distrib import unwrap_model, is_main_process
 from .._files import replacing_file
 
-__all__ = ['cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback', 'display_image']
+__all__ = ['cam_bbox', 'show_cam', 'show_pair_cam', 'show_cams', 'CAMCallback', 'display_image', 'save_figure']
+
+def save_figure(
+    fig=None, # a matplotlib figure; None: the current one
+    path='figure.png', # the PNG to write
+    dpi:int=80, # resolution
+    tight:bool=True, # crop to the drawn area (`bbox_inches='tight'`)
+):
+    "Write `fig` as a PNG, all-or-nothing (a temporary sibling renamed onto `path`), then close it -> `path`"
+    fig = fig or plt.gcf()
+    try:
+        with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=dpi, **(dict(bbox_inches='tight') if tight else {}))
+    finally: plt.close(fig)
+    return path
 
 def _np(x) -> np.ndarray:
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -149,8 +162,7 @@ class CAMCallback(Callback):
         d = self.learn.path/self.learn.model_dir
         d.mkdir(parents=True, exist_ok=True)
         path = d/f'{self.fname}_epoch{self.learn.epoch}.png'
-        with replacing_file(path) as tmp: fig.savefig(tmp, format='png', dpi=80)
-        plt.close(fig)
+        save_figure(fig, path, tight=False)
         self.saved.append(path)
 
     def after_epoch(self):

@@ -7,7 +7,7 @@ from torch import nn
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastai.vision.learner import create_head
 
-__all__ = ['PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'HEADS']
+__all__ = ['PairHead', 'ConcatHead', 'L1Head', 'DistanceHead', 'CosineHead', 'HEADS', 'create_pair_head']
 
 class PairHead(nn.Module):
     "Base: `forward(fa, fb) = compare(embed(fa), embed(fb))`"
@@ -189,3 +189,13 @@ class CosineHead(PairHead):
         return self._side(fa, ea, eb), self._side(fb, eb, ea), self.similarity(ea, eb)
 
 HEADS = {'concat': ConcatHead, 'l1': L1Head, 'contrastive': DistanceHead, 'cosine': CosineHead}
+
+def create_pair_head(
+    head:str, # a name of `HEADS`: 'concat', 'l1', 'contrastive' or 'cosine'
+    nf:int, # channels of the encoder's feature maps
+    maps:tuple, # their (h, w)
+    emb_dim:int=128, # embedding size of the heads that embed ('contrastive', 'cosine')
+) -> PairHead:
+    "The pair head `head` for an encoder of `nf` channels of `maps`; the one place heads are built (learners, `load_model`)"
+    if head not in HEADS: raise ValueError(f"unknown head {head!r}: choose from {list(HEADS)}")
+    return HEADS[head](nf, maps, emb_dim=emb_dim) if head in ('contrastive', 'cosine') else HEADS[head](nf, maps)

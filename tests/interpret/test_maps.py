@@ -208,3 +208,20 @@ def test_grad_cam_of_a_layer_whose_output_is_changed_in_place_later():
     manual = (g.mean((2, 3))[:, :, None, None]*a).sum(1).detach()
     res = ff.interpret.cam_result(model, x, layer=blk.bn2)
     assert torch.allclose(res.logits, logits.detach(), atol=1e-5) and torch.allclose(res.raw, manual, atol=1e-5)
+
+def test_save_figure_is_all_or_nothing_and_closes(tmp_path):
+    "`ff.interpret.save_figure`: a whole PNG or nothing (a failing write leaves the earlier file), and the figure closed"
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    fig, ax = plt.subplots(); ax.plot([0, 1], [1, 0])
+    path = ff.interpret.save_figure(fig, tmp_path/'a.png')
+    assert Image.open(path).size[0] > 10 and not plt.fignum_exists(fig.number)
+    before = path.read_bytes()
+    bad, ax = plt.subplots(); ax.plot([0, 1], [0, 1])
+    def full_disk(target, **kw):   # half a file written, then the disk is full
+        with open(target, 'wb') as f: f.write(b'half')
+        raise OSError(28, 'No space left on device')
+    bad.savefig = full_disk
+    with pytest.raises(OSError, match='No space'): ff.interpret.save_figure(bad, path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['a.png']
+    assert not plt.fignum_exists(bad.number)

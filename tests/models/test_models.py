@@ -113,3 +113,14 @@ def test_equal_error_rate():
     assert ff.verification.equal_error_rate(s, y) == pytest.approx(1/3)   # at t=0.7: FAR 1/3 == FRR 1/3
     assert ff.verification.equal_error_rate(s, torch.tensor([1, 1, 1, 0, 0, 0])) == 0
     with pytest.raises(ValueError, match='both same and different'): ff.verification.equal_error_rate(s, torch.ones(6))
+
+def test_create_pair_head_is_what_learners_and_load_model_build(omni_dls, tmp_path):
+    "Heads come from one factory: the learner's head and the one `load_model` rebuilds are its output, for every head"
+    for head in ff.models.HEADS:
+        learn = ff.siamese_learner(omni_dls, ff.models.conv4, head=head, emb_dim=16)
+        built = ff.models.create_pair_head(head, 64, (1, 1), emb_dim=16)
+        assert type(learn.model.head) is type(built) is ff.models.HEADS[head]
+        assert [p.shape for p in learn.model.head.parameters()] == [p.shape for p in built.parameters()]
+    again = ff.load_model(ff.save_model(learn, tmp_path/'m'))
+    assert type(again.model.head) is ff.models.HEADS[head]
+    with pytest.raises(ValueError, match="unknown head 'nope'"): ff.models.create_pair_head('nope', 64, (1, 1))
