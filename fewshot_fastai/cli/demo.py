@@ -21,6 +21,9 @@ def demo(a):
     import matplotlib.pyplot as plt
     import torch
     from fastai.learner import load_learner
+    defaults = {k: d for k, (d, _) in recipe('pairs').params().items()}
+    for k in ('head', 'arch', 'size', 'epochs', 'lr'):   # flags not given: the recipe's own settings
+        if getattr(a, k) is None: setattr(a, k, defaults[k])
     if a.train not in OMNIGLOT: raise UserError(f'--train {a.train}: an Omniglot set, one of {", ".join(OMNIGLOT)}')
     if not known_arch(a.arch): raise UserError(f'--arch {a.arch}: not an encoder of our registry (ff.list_encoders())')
     recipe('pairs').check_values(dict(size=a.size, epochs=a.epochs, lr=a.lr))   # the recipe's bounds, before any work

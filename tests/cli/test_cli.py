@@ -202,3 +202,16 @@ def test_gan_command_oneshot_and_other_losses(omni_small, tmp_path):
     last = r.stderr.strip().splitlines()[-1]   # our contract: exit 2, one line naming the flag and its choices, nothing made
     assert r.returncode == 2 and '--loss' in last and 'lsgan' in last and all(c in last for c in ('hinge', 'wgan-gp', 'dcgan'))
     assert not (tmp_path/'x').exists()
+
+def test_demo_settings_are_the_pairs_recipes(monkeypatch, tmp_path):
+    "The demo's flags, when not given, take the `pairs` recipe's defaults (read from the recipe, so they cannot drift)"
+    import fewshot_fastai as ff
+    from fewshot_fastai.cli.commands import _parser
+    from fewshot_fastai.cli.demo import demo
+    from fewshot_fastai.cli.common import UserError
+    pairs = ff.recipe('pairs')
+    real = pairs.params()
+    monkeypatch.setattr(type(pairs), 'params', lambda self: {**real, 'size': (36, real['size'][1])} if self.name == 'pairs' else real)
+    a = _parser().parse_args(['demo', '--train', 'nope', '--out', str(tmp_path/'d'), '--lr', '0.01'])
+    with pytest.raises(UserError, match='--train nope'): demo(a)
+    assert (a.size, a.head, a.arch, a.epochs, a.lr) == (36, real['head'][0], real['arch'][0], real['epochs'][0], 0.01)
