@@ -21,7 +21,8 @@ demo: install
 	$(VENV)/bin/fewshot-fastai demo --out out/demo --force
 
 # two workers on the 2 cores, one file per worker at a time (its module fixtures built once); one torch thread each (conftest)
-test-py: install chromium
+test-py:
+	$(MAKE) -j2 install chromium   # the two at once: apt unpacks chromium while uv downloads
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # two notebooks at a time on the 2 cores, one torch thread each

@@ -82,3 +82,12 @@ def orl_conv4(orl):
     dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=(28, 23), img_cls=PILImageBW, valid_pct=0.2, n_way=5,
                                                   n_query=2, episodes_per_epoch=2, valid_episodes=1)
     return ff.episodic_learner(dls, 'conv4'), cf
+
+# the slowest files first (each one worker's, `--dist loadfile`): the two workers then end together, rather than one
+# idling while the other runs a long file it was handed last
+SLOW_FIRST = ['tests/learner/test_siamese.py', 'tests/serve/test_server.py', 'tests/cli/test_cli.py', 'tests/distrib/test_ddp.py',
+              'tests/learner/test_classifier.py', 'tests/recipes/test_recipes.py', 'tests/callbacks/test_nway.py', 'tests/test_hostile.py']
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {f: i for i, f in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split('::')[0], len(rank)))   # stable: the rest keep their order
