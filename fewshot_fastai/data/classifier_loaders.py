@@ -1,5 +1,5 @@
 "Classifier pre-training loaders: every training image once per epoch with its class label, held-out episodes to validate"
-import copy
+import copy, inspect
 import random
 import torch
 from fastai.data.load import DataLoader
@@ -7,10 +7,14 @@ from fastai.data.transforms import IntToFloatTensor
 from fastai.torch_core import TensorCategory, rank_distrib
 from fastai.vision.core import PILImage, TensorImage
 from fastcore.basics import listify
+from fastcore.meta import delegates
 from fasttransform import Pipeline
 from .._checks import check_int
 from .tensors import check_rotations
 from .episode_loaders import _split, EpisodeDataLoaders
+
+# arguments of `EpisodeDataLoaders.from_class_folder` that classifier batches do not take (or take with another default)
+_NOT_SHARED = ['n_way', 'episodes_per_epoch', 'group', 'valid_n_way', 'num_workers']
 
 __all__ = ['ClassBatches', 'ClassifierDataLoaders']
 
@@ -59,27 +63,25 @@ class ClassifierDataLoaders(EpisodeDataLoaders):
     `EpisodeDataLoaders`, so the accuracy column is the N-way accuracy on new classes. `dls.c` is the number of
     training classes. `episodes()` gives episode loaders over the same split for episodic fine-tuning."""
     @classmethod
+    @delegates(EpisodeDataLoaders.from_class_folder, but=_NOT_SHARED)
     def from_class_folder(
         cls,
         cf, # a scanned `ClassFolder`
-        size=28, # images are resized to `size` x `size`
         bs:int=128, # images per training batch
-        valid_pct:float=0.2, # share of classes (or groups) held out for validation (0: train on all, no validation episodes)
-        seed:int=0, # seed of the split and of the fixed validation episodes
         valid_n_way:int=20, # classes per validation episode (capped at the classes there are)
-        k_shot:int=1, # support images per class in the validation episodes
-        n_query:int=5, # query images per class in the validation episodes
-        valid_episodes:int=50, # fixed validation episodes
-        rotations:int=1, # 1, or 4 to add the rotations by 90/180/270 degrees as new training classes (8: and their mirror images)
-        img_cls=PILImage, # `PILImage` or `PILImageBW`
-        batch_tfms=None, # fastai batch transforms for training batches
-        valid_classes=None, # explicit validation labels (list) or a predicate
-        device=None, # where batches go (default: fastai's `default_device()`)
         num_workers:int=0, # worker processes preparing training batches
-        prep=None, # applied to every decoded image before resizing, here and in `image_batch` (e.g. `ff.datasets.InkCenter()`)
+        **kwargs, # the split, image and validation-episode arguments of `EpisodeDataLoaders.from_class_folder`, same names and defaults
     ):
         """Classifier batches of the training classes, N-way episodes of the held-out ones (split as in
-        `EpisodeDataLoaders.from_class_folder`, with which it shares every argument of the same name)"""
+        `EpisodeDataLoaders.from_class_folder`, whose arguments of the same name it takes)"""
+        shared = {k: p.default for k, p in inspect.signature(EpisodeDataLoaders.from_class_folder).parameters.items()
+                  if k not in ('cf', *_NOT_SHARED)}
+        if (unknown := sorted(set(kwargs) - set(shared))):
+            raise TypeError(f'ClassifierDataLoaders.from_class_folder: unexpected argument {unknown[0]!r}')
+        o = shared | kwargs
+        size, valid_pct, seed, k_shot, n_query, valid_episodes, rotations, img_cls, batch_tfms, valid_classes, device, prep = (
+            o[k] for k in ('size', 'valid_pct', 'seed', 'k_shot', 'n_query', 'valid_episodes', 'rotations', 'img_cls',
+                           'batch_tfms', 'valid_classes', 'device', 'prep'))
         check_rotations('ClassifierDataLoaders', rotations)
         held, xt, yt, xv, yv, names = _split(cf, size, img_cls, rotations, valid_pct, seed, valid_classes, prep)
         classes = sorted(set(yt))

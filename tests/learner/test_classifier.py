@@ -147,3 +147,16 @@ def test_valid_pct_zero_trains_on_every_class(omni_small, lazy):
     assert eps.valid_classes == [] and len(eps.valid) == 0 and len(eps.train) == 2
     # new images are still prepared as in training, and embedded
     assert ff.embed(learn, cf.images[:3]).shape[0] == 3
+
+def test_classifier_loaders_take_the_episode_loaders_arguments(omni_small):
+    "One declaration: the split / image / validation arguments are `EpisodeDataLoaders.from_class_folder`'s, defaults included"
+    import inspect
+    mine = inspect.signature(ff.ClassifierDataLoaders.from_class_folder).parameters
+    theirs = inspect.signature(ff.EpisodeDataLoaders.from_class_folder).parameters
+    shared = [k for k in mine if k in theirs and k not in ('cf', 'valid_n_way', 'num_workers')]
+    assert {'size', 'valid_pct', 'seed', 'rotations', 'img_cls', 'prep'} <= set(shared)
+    assert all(mine[k].default == theirs[k].default for k in shared)
+    with pytest.raises(TypeError, match="unexpected argument 'n_way'"):
+        ff.ClassifierDataLoaders.from_class_folder(ff.ClassFolder(omni_small), n_way=5)
+    dls = ff.ClassifierDataLoaders.from_class_folder(ff.ClassFolder(omni_small), size=20, seed=3, valid_n_way=4, img_cls=PILImageBW)
+    assert dls.valid.dataset.episodes[0].n_way == 4 and dls.train.one_batch()[0].shape[-2:] == (20, 20)
