@@ -115,7 +115,7 @@ def test_documented_choices_are_accepted(omni_dls, omni_small):
     x = torch.rand(2, 1, 16, 16)
     learn = ff.siamese_learner(omni_dls, 'conv4', head='cosine')
     a, b = omni_dls.class_folder.files[:1], omni_dls.class_folder.files[30:31]
-    gdls = ff.GANDataLoaders.from_folder(omni_small, size=32, n_channels=1, bs=16)
+    gdls = ff.GANDataLoaders.from_folder(omni_small, size=32, n_in=1, bs=16)
     cases = [(ff.interpret.cam_result, 'method', lambda m: ff.interpret.cam_result(net, x, method=m)),
              (ff.cam, 'method', lambda m: ff.cam(net, x, method=m)),
              (ff.similarity_maps, 'method', lambda m: ff.similarity_maps(learn, a, b, method=m)),

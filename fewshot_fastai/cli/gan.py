@@ -31,7 +31,7 @@ def gan(a) -> dict:
 
 def _plain(a, out:Path) -> dict:
     "A GAN on a folder of images: sample grids, checkpoints, loss curves, Frechet distances (with the offline weights)"
-    dls = GANDataLoaders.from_folder(a.data, size=a.size, n_channels=1 if a.grey else 3, invert=a.invert, bs=a.bs)
+    dls = GANDataLoaders.from_folder(a.data, size=a.size, n_in=1 if a.grey else 3, invert=a.invert, bs=a.bs)
     try: feats = lite0_features(64)
     except (ImportError, PretrainedUnavailable) as e:   # without the offline ImageNet weights: no Fréchet distance, said
         print(f'no Fréchet distance: {e}', file=sys.stderr); feats = None
@@ -46,7 +46,7 @@ def _plain(a, out:Path) -> dict:
 
 def _oneshot(a, out:Path) -> dict:
     "A one-shot generator on a folder of class folders, and a grid: the first image of some classes -> 8 drawn"
-    dls = OneShotDataLoaders.from_folder(a.data, size=a.size, n_channels=1 if a.grey else 3, invert=a.invert, bs=a.bs)
+    dls = OneShotDataLoaders.from_folder(a.data, size=a.size, n_in=1 if a.grey else 3, invert=a.invert, bs=a.bs)
     kind = dict(generator=a.generator) if a.generator else {}
     learn = oneshot_learner(dls, a.loss, cbs=[GANCheckpoint('oneshot')], path=out, **kind)
     learn.fit(a.epochs)

@@ -13,30 +13,31 @@ from fastai.vision.core import TensorImage, PILImage, PILImageBW
 from fastai.vision.gan import InvisibleTensor
 from fasttransform import Pipeline
 from ..data.items import decode_image, LazyImages, decoded_bytes
-from .._checks import check_int
+from .._checks import check_int, renamed
 from ..data.tensors import image_tensor, LazyImageTensor
 
 __all__ = ['NoiseImages', 'GANDataLoaders', 'gan_images']
 
+@renamed(n_channels='n_in')
 def gan_images(
     path, # folder of images, any nesting
     size:int=32, # images are resized to `size` x `size`
-    n_channels:int=1, # 1 (grey) or 3 (RGB)
+    n_in:int=1, # 1 (grey) or 3 (RGB)
     invert:bool=False, # invert the images
     max_images:int|None=None, # use at most this many
     lazy:bool|None=None, # decode on access (None: when they would exceed `max_bytes`)
     max_bytes:float=1e9, # threshold of the automatic choice
 ):
     """All images under `path` (any nesting, e.g. Omniglot's Alphabet/character folders), decoded once:
-    (N, n_channels, size, size) uint8. `invert`: white <-> black (Omniglot's ink becomes bright). `lazy` (default:
+    (N, n_in, size, size) uint8. `invert`: white <-> black (Omniglot's ink becomes bright). `lazy` (default:
     when the decoded files would take more than `max_bytes`): a `LazyImageTensor` that decodes at access."""
     path = Path(path)
     if not path.is_dir(): raise FileNotFoundError(f'{path}: no such folder of images')
     files = sorted(get_image_files(path))
     if max_images is not None: files = files[:max_images]
     if not files: raise ValueError(f'{path}: no image files found')
-    if n_channels not in (1, 3): raise ValueError(f'n_channels={n_channels}: use 1 (grayscale) or 3 (RGB)')
-    img_cls = PILImageBW if n_channels == 1 else PILImage
+    if n_in not in (1, 3): raise ValueError(f'n_in={n_in}: use 1 (grayscale) or 3 (RGB)')
+    img_cls = PILImageBW if n_in == 1 else PILImage
     if lazy is None: lazy = decoded_bytes(files) > max_bytes
     if lazy: return LazyImageTensor(LazyImages(files), size, img_cls, invert=invert)
     ims = [decode_image(f).convert(img_cls._open_args['mode']) for f in files]
@@ -113,11 +114,12 @@ class GANDataLoaders(DataLoaders):
         return ax
 
     @classmethod
+    @renamed(n_channels='n_in')
     def from_folder(
         cls,
         path, # folder of images, any nesting
         size:int=32, # images are resized to `size` x `size`
-        n_channels:int=1, # 1 (grey) or 3 (RGB)
+        n_in:int=1, # 1 (grey) or 3 (RGB)
         invert:bool=False, # invert the images (white ink on black for Omniglot)
         max_images:int|None=None, # use at most this many
         lazy:bool|None=None, # decode on access (None: when they would exceed 1 GB)
@@ -125,4 +127,4 @@ class GANDataLoaders(DataLoaders):
     ):
         """From every image under `path` (see `gan_images`): e.g. Omniglot with `invert=True` at 32 px, ORL faces
         at 64 px"""
-        return cls.from_tensor(gan_images(path, size, n_channels, invert, max_images, lazy), **kwargs)
+        return cls.from_tensor(gan_images(path, size, n_in, invert, max_images, lazy), **kwargs)

@@ -22,6 +22,7 @@ from ..callbacks.distrib import distrib_callbacks
 from fastai.optimizer import Adam, RMSProp
 from fastai.vision.gan import GANLearner, GANTrainer, FixedGANSwitcher, basic_generator, basic_critic
 import warnings
+from .._checks import renamed
 
 __all__ = ['dcgan_generator', 'dcgan_critic', 'dcgan_init', 'dcgan_losses', 'wgan_losses', 'GANFixes', 'GANStats',
            'GANNaNStop', 'dcgan_learner', 'wgan_learner']
@@ -41,27 +42,29 @@ def dcgan_init(
 def _check_size(size):
     if size not in (32, 64): raise ValueError(f'DCGAN nets are built for 32 or 64 px images, not size={size}')
 
+@renamed(n_channels='n_in')
 def dcgan_generator(
     size:int=32, # output side: 32 or 64
-    n_channels:int=1, # output channels
+    n_in:int=1, # output channels
     z_dim:int=100, # noise size
     nf:int=64, # channels of the last hidden layer
 ) -> nn.Sequential:
     """DCGAN generator (fastai's `basic_generator`): transposed convs with BatchNorm + ReLU from a `z_dim` noise
-    vector, tanh output in [-1, 1]: (B, z_dim) -> (B, n_channels, size, size)"""
+    vector, tanh output in [-1, 1]: (B, z_dim) -> (B, n_in, size, size)"""
     _check_size(size)
-    return dcgan_init(basic_generator(size, n_channels, in_sz=z_dim, n_features=nf))
+    return dcgan_init(basic_generator(size, n_in, in_sz=z_dim, n_features=nf))
 
+@renamed(n_channels='n_in')
 def dcgan_critic(
     size:int=32, # input side: 32 or 64
-    n_channels:int=1, # input channels
+    n_in:int=1, # input channels
     nf:int=64, # channels of the first layer
 ) -> nn.Sequential:
     """DCGAN discriminator (fastai's `basic_critic` with LeakyReLU(0.2)): strided convs, BatchNorm after the first,
     one raw score per image (B, 1). The DCGAN sigmoid lives in the loss (`BCEWithLogits`, the same maths but
     numerically stable); WGAN uses the raw score."""
     _check_size(size)
-    return dcgan_init(basic_critic(size, n_channels, n_features=nf, act_cls=partial(nn.LeakyReLU, negative_slope=0.2)))
+    return dcgan_init(basic_critic(size, n_in, n_features=nf, act_cls=partial(nn.LeakyReLU, negative_slope=0.2)))
 
 def dcgan_losses():
     "(generator, critic) losses of DCGAN: non-saturating BCE for G; BCE(real, 1) + BCE(fake, 0) for D"
@@ -158,9 +161,9 @@ class GANNaNStop(Callback):
         raise CancelFitException()
 
 def _gan_learner(dls, generator, critic, losses, switcher, clip, gen_first, opt_func, wasserstein, cbs, **kwargs):
-    size, n_channels, z_dim = getattr(dls, 'size', 32), getattr(dls, 'n_channels', 1), getattr(dls, 'z_dim', 100)
-    generator = generator if generator is not None else dcgan_generator(size, n_channels, z_dim)
-    critic = critic if critic is not None else dcgan_critic(size, n_channels)
+    size, n_in, z_dim = getattr(dls, 'size', 32), getattr(dls, 'n_in', 1), getattr(dls, 'z_dim', 100)
+    generator = generator if generator is not None else dcgan_generator(size, n_in, z_dim)
+    critic = critic if critic is not None else dcgan_critic(size, n_in)
     stats = GANStats(wasserstein)
     learn = GANLearner(dls, generator, critic, *losses, switcher=switcher, clip=clip, gen_first=gen_first,
                        switch_eval=False, opt_func=opt_func, cbs=[GANFixes(), stats, GANNaNStop(), *distrib_callbacks(), *listify(cbs)], **kwargs)

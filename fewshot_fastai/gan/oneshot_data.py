@@ -11,7 +11,7 @@ from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
 from ..data.items import ClassFolder, to_image
 from ..data.tensors import image_tensor
-from .._checks import check_int
+from .._checks import check_int, renamed
 
 __all__ = ['OneShotPairs', 'OneShotDataLoaders']
 
@@ -40,11 +40,12 @@ class OneShotDataLoaders(DataLoaders):
     """Batches `(source, real pair)` for `oneshot_learner`, images in [-1, 1]: train over every image with fresh
     partners (shuffled, full batches), valid over `n_valid` images with fixed partners"""
     @classmethod
+    @renamed(n_channels='n_in')
     def from_folder(
         cls,
         path, # folder of class folders (Omniglot's Alphabet/character folders), or a `ClassFolder`
         size:int=32, # images are resized to `size` x `size`: 32 or 64
-        n_channels:int=1, # 1 (grey) or 3 (RGB)
+        n_in:int=1, # 1 (grey) or 3 (RGB)
         invert:bool=False, # white <-> black (Omniglot: bright ink on black, as the generator draws)
         z_dim:int=64, # the generator's noise size (kept with the loaders for `oneshot_learner`)
         bs:int=64, # pairs per batch
@@ -54,9 +55,9 @@ class OneShotDataLoaders(DataLoaders):
     ):
         "From a folder of class folders"
         check_int('OneShotDataLoaders', 'bs', bs)
-        if n_channels not in (1, 3): raise ValueError(f'n_channels={n_channels}: use 1 (grayscale) or 3 (RGB)')
+        if n_in not in (1, 3): raise ValueError(f'n_in={n_in}: use 1 (grayscale) or 3 (RGB)')
         cf = path if isinstance(path, ClassFolder) else ClassFolder(path)
-        img_cls = PILImageBW if n_channels == 1 else PILImage
+        img_cls = PILImageBW if n_in == 1 else PILImage
         ims = [to_image(im, img_cls) for im in cf.images]
         if invert: ims = [ImageOps.invert(im) for im in ims]
         x = image_tensor(ims, size, img_cls)
@@ -66,5 +67,5 @@ class OneShotDataLoaders(DataLoaders):
         dls = cls(DataLoader(OneShotPairs(x, cf.labels), bs=bs, shuffle=True, drop_last=True, after_batch=Pipeline(tfms)),
                   DataLoader(Subset(OneShotPairs(x, cf.labels, fixed_seed=seed), valid), bs=bs, after_batch=Pipeline(tfms)),
                   device=default_device() if device is None else device)
-        dls.size, dls.n_channels, dls.z_dim, dls.invert, dls.class_folder = size, n_channels, z_dim, invert, cf
+        dls.size, dls.n_channels, dls.z_dim, dls.invert, dls.class_folder = size, n_in, z_dim, invert, cf
         return dls

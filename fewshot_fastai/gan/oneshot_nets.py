@@ -4,7 +4,7 @@ source), and the pair critic that judges `(source, candidate)` stacked on the ch
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .._checks import check_int
+from .._checks import check_int, renamed
 from .stable import sn_critic
 
 __all__ = ['OneShotGenerator', 'WarpGenerator', 'pair_critic']
@@ -15,15 +15,15 @@ def _down(ni, nf, bn=True):
 def _up(ni, nf):
     return nn.Sequential(nn.ConvTranspose2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU())
 
-def _source_encoder(m, name, size, n_channels, z_dim, nf) -> list:
+def _source_encoder(m, name, size, n_in, z_dim, nf) -> list:
     """Sets on `m` what both one-shot generators share: the checked sizes, the source encoder (strided convs down to
     4x4) and the noise projections to 4x4 and 8x8 maps (`z_low`, `z_mid`). -> the encoder's widths"""
     if size not in (32, 64): raise ValueError(f'{name}: size={size}; use 32 or 64')
     check_int(name, 'z_dim', z_dim); check_int(name, 'nf', nf)
-    m.size, m.n_channels, m.z_dim = size, n_channels, z_dim
+    m.size, m.n_channels, m.z_dim = size, n_in, z_dim
     n = {32: 3, 64: 4}[size]                       # encoder levels, down to 4x4
     w = [nf*2**i for i in range(n)]
-    m.enc = nn.ModuleList([_down(n_channels if i == 0 else w[i - 1], w[i], bn=i > 0) for i in range(n)])
+    m.enc = nn.ModuleList([_down(n_in if i == 0 else w[i - 1], w[i], bn=i > 0) for i in range(n)])
     m.z_low = nn.Linear(z_dim, 16*w[-1])           # noise as 4x4 maps beside the bottleneck
     m.z_mid = nn.Linear(z_dim, 64*w[-2])           # and as 8x8 maps beside the first decoder level
     return w
@@ -39,20 +39,21 @@ class OneShotGenerator(nn.Module):
     and concatenated at the bottleneck and at the first decoder level, a decoder with skip connections from the
     encoder. `draw(source, z)` -> new images (B,C,H,W) in [-1, 1]; `forward(source)` -> the pairs `(source, drawn)`
     stacked on the channel axis (B,2C,H,W), fresh noise each call, what the critic of fastai's GAN loop sees."""
+    @renamed(n_channels='n_in')
     def __init__(
         self,
         size:int=32, # image side: 32 or 64
-        n_channels:int=1, # image channels
+        n_in:int=1, # image channels
         z_dim:int=64, # noise size
         nf:int=32, # channels of the first encoder level (doubling at each level)
     ):
         super().__init__()
-        w = _source_encoder(self, 'OneShotGenerator', size, n_channels, z_dim, nf)
+        w = _source_encoder(self, 'OneShotGenerator', size, n_in, z_dim, nf)
         n = len(w)
         # decoder level k doubles the side and gives w[n-2-k] channels; then its skip (and at k=0 the noise) joins
         ins = [2*w[-1], 3*w[-2]] + [2*w[n - 1 - k] for k in range(2, n - 1)]
         self.ups = nn.ModuleList([_up(ins[k], w[n - 2 - k]) for k in range(n - 1)])
-        self.out = nn.Sequential(nn.ConvTranspose2d(2*w[0], n_channels, 4, 2, 1), nn.Tanh())
+        self.out = nn.Sequential(nn.ConvTranspose2d(2*w[0], n_in, 4, 2, 1), nn.Tanh())
 
     def draw(
         self,
@@ -84,17 +85,18 @@ class WarpGenerator(nn.Module):
     another person's drawing. Why: people's drawings of a character differ mostly by where the strokes go, not by
     what they are (Hauberg et al. 2016 learned such deformations for data augmentation); a free-form decoder spends
     a CPU budget on relearning to draw strokes at all. Starts as the identity (zero field): a copy of the source."""
+    @renamed(n_channels='n_in')
     def __init__(
         self,
         size:int=32, # image side: 32 or 64
-        n_channels:int=1, # image channels
+        n_in:int=1, # image channels
         z_dim:int=64, # noise size
         nf:int=32, # channels of the first encoder level (doubling at each level)
         max_shift:float=0.25, # the largest displacement, as a share of the image side
     ):
         super().__init__()
         if not 0 < max_shift <= 1: raise ValueError(f'WarpGenerator: max_shift={max_shift}; use a share of the side in (0, 1]')
-        w = _source_encoder(self, 'WarpGenerator', size, n_channels, z_dim, nf)
+        w = _source_encoder(self, 'WarpGenerator', size, n_in, z_dim, nf)
         self.max_shift = max_shift
         self.coarse = nn.Conv2d(2*w[-1], 2, 3, padding=1)           # the 4x4 field, from the bottleneck and noise
         self.up = _up(2*w[-1], w[-2])
@@ -134,10 +136,11 @@ class WarpGenerator(nn.Module):
         "The pairs `(source, drawn)`, (B,2C,H,W)"
         return torch.cat([source, self.draw(source)], 1)
 
+@renamed(n_channels='n_in')
 def pair_critic(
     size:int=32, # image side: 32 or 64
-    n_channels:int=1, # channels of one image (the critic sees pairs: twice as many)
+    n_in:int=1, # channels of one image (the critic sees pairs: twice as many)
     nf:int=64, # channels of the first layer
 ) -> nn.Sequential:
     "`sn_critic` over pairs `(source, candidate)` stacked on the channel axis: (B,2C,H,W) -> (B,1) raw scores"
-    return sn_critic(size, 2*n_channels, nf)
+    return sn_critic(size, 2*n_in, nf)

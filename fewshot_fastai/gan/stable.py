@@ -16,6 +16,7 @@ from fastai.optimizer import Adam
 from fastai.vision.gan import FixedGANSwitcher, GANTrainer
 from .learner import dcgan_generator, dcgan_critic, dcgan_losses, wgan_losses, _gan_learner, _check_size
 from .._distrib import unwrap_model
+from .._checks import renamed
 
 __all__ = ['hinge_losses', 'sn_critic', 'diff_augment', 'DiffAugment', 'add_to_loss', 'GradientPenalty', 'GeneratorEMA', 'gan_learner']
 
@@ -25,15 +26,16 @@ def hinge_losses():
     def crit_loss(real_pred, fake_pred): return F.relu(1 - real_pred.float()).mean() + F.relu(1 + fake_pred.float()).mean()
     return gen_loss, crit_loss
 
+@renamed(n_channels='n_in')
 def sn_critic(
     size:int=32, # input side: 32 or 64
-    n_channels:int=1, # input channels
+    n_in:int=1, # input channels
     nf:int=64, # channels of the first layer
 ) -> nn.Sequential:
     """A DCGAN-shaped critic (strided 4x4 convs, LeakyReLU 0.2) without BatchNorm, every conv spectrally normalised,
-    so the critic is about 1-Lipschitz in each layer: (B, n_channels, size, size) -> (B, 1) raw scores"""
+    so the critic is about 1-Lipschitz in each layer: (B, n_in, size, size) -> (B, 1) raw scores"""
     _check_size(size)
-    layers, c = [], n_channels
+    layers, c = [], n_in
     for i in range({32: 3, 64: 4}[size]):
         layers += [spectral_norm(nn.Conv2d(c, nf*2**i, 4, 2, 1)), nn.LeakyReLU(0.2)]
         c = nf*2**i
@@ -170,10 +172,10 @@ def gan_learner(
     classic recipes."""
     from fastai.optimizer import RMSProp
     if loss not in LOSSES: raise ValueError(f'gan_learner: loss={loss!r}: choose from {list(LOSSES)}')
-    size, n_channels, z_dim = getattr(dls, 'size', 32), getattr(dls, 'n_channels', 1), getattr(dls, 'z_dim', 100)
-    generator = generator if generator is not None else dcgan_generator(size, n_channels, z_dim)
+    size, n_in, z_dim = getattr(dls, 'size', 32), getattr(dls, 'n_in', 1), getattr(dls, 'z_dim', 100)
+    generator = generator if generator is not None else dcgan_generator(size, n_in, z_dim)
     if critic is None:
-        critic = sn_critic(size, n_channels) if loss == 'hinge' else dcgan_critic(size, n_channels)
+        critic = sn_critic(size, n_in) if loss == 'hinge' else dcgan_critic(size, n_in)
         if loss == 'wgan-gp':   # the penalty is per image: no BatchNorm mixing the images of a batch
             critic = nn.Sequential(*[nn.Identity() if isinstance(m, nn.BatchNorm2d) else m for m in critic.modules()
                                      if not isinstance(m, nn.Sequential) and next(m.children(), None) is None])

@@ -48,7 +48,7 @@ def test_data_inverted_and_normalised(omni1, orl):
     g, c = ff.gan.dcgan_generator(64, 3, nf=8), ff.gan.dcgan_critic(64, 3, nf=8)
     fake = g(torch.randn(2, 100))
     assert fake.shape == (2, 3, 64, 64) and fake.abs().max() <= 1 and c(fake).shape == (2, 1)
-    rgb = ff.GANDataLoaders.from_folder(orl, size=64, n_channels=3, bs=16).one_batch()[1]
+    rgb = ff.GANDataLoaders.from_folder(orl, size=64, n_in=3, bs=16).one_batch()[1]
     assert rgb.shape == (16, 3, 64, 64)
 
 @pytest.mark.parametrize('kind', ['dcgan', 'wgan'])
@@ -161,3 +161,17 @@ def test_samples_frechet_checkpoint_resume(omni_gan, tmp_path):
     with again.no_bar(), again.no_logging(): again.fit(1)
     assert [p.name for p in smp2.saved] == ['samples_epoch003.png'] and log.log[0][0] == 'C'
     with pytest.raises(FileNotFoundError, match='no GAN checkpoint'): ff.resume_gan(again, 'nope')
+
+def test_old_channel_keyword_still_works_with_a_deprecation_warning(orl):
+    "`n_channels` is now `n_in` (one word for channels): the old keyword answers alike for one release, and says so"
+    import warnings
+    new = ff.GANDataLoaders.from_folder(orl, size=32, n_in=3, bs=8, max_images=16).one_batch()[1]
+    with pytest.warns(DeprecationWarning, match="'n_channels' is now 'n_in'"):
+        old = ff.GANDataLoaders.from_folder(orl, size=32, n_channels=3, bs=8, max_images=16).one_batch()[1]
+    assert old.shape == new.shape == (8, 3, 32, 32)
+    with pytest.warns(DeprecationWarning): g = ff.gan.dcgan_generator(32, n_channels=3)
+    assert g(torch.zeros(2, 100)).shape == (2, 3, 32, 32)
+    with pytest.raises(TypeError, match="give 'n_in' only"): ff.gan.sn_critic(32, n_channels=1, n_in=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        ff.gan.sn_critic(32, n_in=1)   # the new name: no warning
