@@ -1,6 +1,6 @@
 """Few-shot classifiers side by side with easyfsl's own implementations, in one run: the same frozen features (the
 `drawings` model's embeddings of Omniglot's 3 unseen alphabets), the same within-alphabet episodes, for every method
-both libraries have (prototypes, SimpleShot, BD-CSPN); then every method of ours on those episodes.
+both libraries have (prototypes, SimpleShot, BD-CSPN, PT-MAP); then every method of ours on those episodes.
 
 easyfsl (1.5.0) is a bench-only peer: `pip install --no-deps --target DIR easyfsl==1.5.0` and `PYTHONPATH=DIR`; without
 it the peer rows are skipped (and say so). Its classifiers take a backbone; here `nn.Identity()` on the features.
@@ -22,12 +22,12 @@ def parse(argv=None):
 
 def easyfsl_classifiers(centre):
     "easyfsl's classifiers of the methods we share, or {} when it is not installed"
-    try: from easyfsl.methods import PrototypicalNetworks, SimpleShot, BDCSPN
+    try: from easyfsl.methods import PrototypicalNetworks, SimpleShot, BDCSPN, PTMAP
     except ImportError: return {}
     from torch import nn
     return {'prototype': lambda: PrototypicalNetworks(nn.Identity()),
             'simpleshot': lambda: SimpleShot(nn.Identity(), feature_centering=centre, feature_normalization=2),
-            'bd-cspn': lambda: BDCSPN(nn.Identity())}
+            'bd-cspn': lambda: BDCSPN(nn.Identity()), 'pt-map': lambda: PTMAP(nn.Identity())}
 
 def run_ours(name, sim, centre, s, sl, q, n):
     import fewshot_fastai as ff

@@ -1,12 +1,12 @@
 """Transductive classifiers: they read the whole batch of queries given to `forward` at once, so a query's answer
 depends on the others of its batch (`SupportSet` and `classify` pass up to `bs` queries a batch, an episode passes
-its queries together). BD-CSPN here."""
+its queries together). BD-CSPN and PT-MAP here."""
 import torch
 import torch.nn.functional as F
 from ..models.protonet import prototypes
 from .base import FewShotClassifier, register_method
 
-__all__ = ['BDCSPN']
+__all__ = ['BDCSPN', 'PTMAP']
 
 @register_method('bd-cspn')
 class BDCSPN(FewShotClassifier):
@@ -30,3 +30,38 @@ class BDCSPN(FewShotClassifier):
         num = protos.new_zeros(self.n_classes, x.shape[1]).index_add_(0, lbl, w[:, None] * x)
         den = w.new_zeros(self.n_classes).index_add_(0, lbl, w)
         return q @ F.normalize(num / den[:, None], dim=-1).T
+
+@register_method('pt-map')
+class PTMAP(FewShotClassifier):
+    """PT-MAP (Hu et al. 2021): embeddings power-transformed (`(relu(x) + 1e-6) ** power`; not L2-normalised after it:
+    at `lam=10` unit-length embeddings make the assignment too soft, bench/RESULTS.md), then `steps` rounds of: the queries' soft assignment to the class centres as the Sinkhorn optimal transport
+    of `exp(-lam x squared distance)` with as many queries for every class (the method's assumption: a balanced batch),
+    and each centre moved by `alpha` towards the mean of its shots and of the queries weighted by their assignment.
+    Scores: the last assignment."""
+    power, lam, alpha, steps, sinkhorn_steps = 0.5, 10., 0.2, 10, 1000
+    def _transform(self, e): return (e.float().relu() + 1e-6).pow(self.power)
+    def _assign(self, q, centres):
+        "Sinkhorn: rows (queries) sum to 1, columns (classes) to n_queries / n_classes"
+        plan = torch.exp(-self.lam * torch.cdist(q, centres).pow(2))
+        plan = plan / plan.sum()
+        cols = len(q) / len(centres)
+        for _ in range(self.sinkhorn_steps):
+            rows = plan.sum(1, keepdim=True)
+            plan = plan / (rows + 1e-10)
+            plan = plan * (cols / (plan.sum(0, keepdim=True) + 1e-10))
+            if (plan.sum(1) - 1).abs().max() < 1e-6: break
+        return plan
+    def forward(
+        self,
+        queries:torch.Tensor, # query embeddings, (Q,D)
+    ) -> torch.Tensor:
+        "Query x class scores (Q, n_classes): the transport plan of the batch of queries to the refined centres"
+        s, q = self._transform(self.support), self._transform(queries)
+        onehot = F.one_hot(self.labels, self.n_classes).float()
+        centres = prototypes(s, self.labels, self.n_classes)
+        x = torch.cat([s, q])
+        for _ in range(self.steps):
+            w = torch.cat([onehot, self._assign(q, centres)])
+            centres = centres + self.alpha * ((w.T @ x) / w.sum(0)[:, None] - centres)
+        return self._assign(q, centres)
+

@@ -1,6 +1,6 @@
-"""The classifiers beside the prototypes (SimpleShot, Matching, Baseline, Baseline++, BD-CSPN): each on real Omniglot
+"""The classifiers beside the prototypes (SimpleShot, Matching, Baseline, Baseline++, BD-CSPN, PT-MAP): each on real Omniglot
 episodes through `episode_accuracy` and `classify`, each checked against what its paper defines, and BD-CSPN on a
-hand-made case where only the batch of queries can give the right answer."""
+hand-made cases where only the batch of queries can give the right answer."""
 import math
 import pytest
 import torch
@@ -9,7 +9,7 @@ from fastai.vision.all import set_seed
 import fewshot_fastai as ff
 from fewshot_fastai.methods import create_method
 
-NEW = ['simpleshot', 'matching', 'baseline', 'baseline++', 'bd-cspn']
+NEW = ['simpleshot', 'matching', 'baseline', 'baseline++', 'bd-cspn', 'pt-map']
 cos = lambda a, b: F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
 
 @pytest.fixture(scope='module')
@@ -86,3 +86,16 @@ def test_bd_cspn_answers_from_the_batch_of_queries():
     # the same query at 40 degrees in a batch pulled the other way (its companions at 100 degrees): class 0 this time
     other = torch.cat([at(40)]*5 + [at(100)]*5)
     assert bd(other).argmax(1).tolist() == [0]*5 + [1]*5
+
+def test_pt_map_assigns_a_balanced_batch():
+    """Shots at 0 and 90 degrees; the batch holds five queries at 10 degrees (class 0) and five at 40 (class 1): each
+    alone is nearer the class-0 shot, but PT-MAP's transport gives each class half the batch, and the five at 40
+    degrees are the ones nearer class 1. Its assignment rows sum to 1 and columns to 5."""
+    at = lambda deg: torch.tensor([[math.cos(math.radians(deg)), math.sin(math.radians(deg))]])
+    s, sl = torch.cat([at(0), at(90)]), torch.tensor([0, 1])
+    q = torch.cat([at(10)]*5 + [at(40)]*5)
+    sim = lambda a, b: cos(a, b)
+    assert (create_method('prototype', sim).process_support_set(s, sl, 2)(q).argmax(1) == 0).all()
+    plan = create_method('pt-map', sim).process_support_set(s, sl, 2)(q)
+    assert plan.argmax(1).tolist() == [0]*5 + [1]*5
+    assert torch.allclose(plan.sum(1), torch.ones(10), atol=1e-4) and torch.allclose(plan.sum(0), torch.full((2,), 5.), atol=1e-3)
