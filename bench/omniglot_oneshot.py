@@ -90,12 +90,12 @@ def main(argv=None):
         extra = [ff.gan.GeneratedVariants(load_generator(a), p=a.variants_p)] if a.variants else None
         learn = r(cf, **params, extra_tfms=extra)
         stats = dict(params=r.settings(params),
-                     epochs=learn.recipe_stats['epochs'], train_minutes=round(learn.recipe_stats['train_seconds']/60, 2),
+                     epochs=learn.model_config.stats['epochs'], train_minutes=round(learn.model_config.stats['train_seconds']/60, 2),
                      wall_minutes=round((time.time() - t)/60, 2))
         if a.variants: stats.update(variants=a.variants, variants_generator=a.variants_generator, variants_p=a.variants_p)
         if a.save: ff.save_model(learn, a.save)
         print(f"drawings recipe: {stats['epochs']} epochs in {stats['train_minutes']:.1f} min")
-    tta = learn.fewshot_config.get('tta')
+    tta = learn.model_config.tta
     print('no test-time augmentation:')
     plain = evaluate(a, learn, unseen, runs, own_runs, 0)
     res = dict(train=a.train, recipe='drawings', **stats, tta=tta)

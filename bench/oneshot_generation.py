@@ -51,7 +51,7 @@ def train_generator(a):
     learn = ff.oneshot_learner(dls, a.loss, nf=a.nf, generator=a.generator, consistency=a.consistency, mode_seeking=a.mode_seeking,
                                path=a.load or a.out,
                                cbs=[ff.GANCheckpoint('oneshot')])
-    if a.no_average: learn.oneshot['average'] = False
+    if a.no_average: learn.generator_config.average = False
     if a.load: return learn, ff.resume_gan(learn, 'oneshot'), 0.
     t, epochs = time.perf_counter(), 0
     with learn.no_bar(), learn.no_logging():

@@ -150,7 +150,7 @@ for k, test_subjects in enumerate(folds):
     test_lbl = [cf.labels[i] for i in test_idx]
     learn = r(train_cf, **params)
     eps = episodes(test_lbl, a.episodes, 7919*a.seed + k)
-    row = dict(fold=k + 1, fit_seconds=learn.recipe_stats['train_seconds'])
+    row = dict(fold=k + 1, fit_seconds=learn.model_config.stats['train_seconds'])
     for kind in ('clean',) + DEGRADED:
         ims = [photos[i] if kind == 'clean' else degrade(photos[i], kind, i) for i in test_idx]
         t = time.perf_counter(); e = embed(learn, ims); sec = (time.perf_counter() - t)/len(ims)

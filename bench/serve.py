@@ -293,7 +293,7 @@ def main(argv=None):
     learn = ff.load_model(a.model)
     tmp = None if a.work else tempfile.TemporaryDirectory(prefix='serve_bench_')
     work = Path(a.work or tmp.name); work.mkdir(parents=True, exist_ok=True)
-    res = dict(model=str(a.model), recipe=learn.fewshot_config.get('recipe'), cpus=os.cpu_count(), clients=a.clients)
+    res = dict(model=str(a.model), recipe=learn.model_config.recipe, cpus=os.cpu_count(), clients=a.clients)
     pool = real_pool(learn)
     res['real_pool'] = len(pool[2])
     if 'bandwidth' in a.part or 'index' in a.part:

@@ -16,7 +16,7 @@ params = ff.recipes.overrides('pairs', a.overrides) | ({'epochs': a.epochs} if a
 r = ff.recipe('pairs')
 learn = r(ff.omniglot(a.train), quiet=False, **params)
 stats = dict(train=a.train, recipe='pairs', params=r.settings(params),
-             **learn.recipe_stats, torch_threads=torch.get_num_threads(), cpus=os.cpu_count(), version=ff.__version__)
+             **learn.model_config.stats, torch_threads=torch.get_num_threads(), cpus=os.cpu_count(), version=ff.__version__)
 print(json.dumps(stats))
 if a.record:
     ff.recipes.record_figure('pairs', f"{100*stats['verification_accuracy']:.1f}% pair verification accuracy on "

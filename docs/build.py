@@ -33,6 +33,7 @@ API_GROUPS = [('fewshot_fastai.data', 'data', 'ff.data: sources, folders, splits
               ('fewshot_fastai.methods', 'methods', 'ff.methods: few-shot classifiers on one support/query contract'),
               ('fewshot_fastai.evaluate', 'evaluate', 'ff.evaluate: every evaluation protocol (episodes, runs, pairs, alphabets, generation)'),
               ('fewshot_fastai.callbacks', 'callbacks', 'ff.callbacks: N-way evaluation, thresholds, margin, several processes'),
+              ('fewshot_fastai.config', 'config', 'ff.config: the typed configuration a learner carries and a model folder saves'),
               ('fewshot_fastai.learner', 'learner', 'ff.learner: learners'),
               ('fewshot_fastai.inference', 'inference', 'ff.inference: pairs, support sets, embeddings, test-time views'),
               ('fewshot_fastai.interpret', 'interpret', 'ff.interpret: CAM, similarity maps, top losses'),

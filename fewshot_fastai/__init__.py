@@ -30,6 +30,7 @@ from .gan.learner import dcgan_learner, wgan_learner
 from .gan.stable import gan_learner
 from .gan.oneshot import OneShotDataLoaders, oneshot_learner, generate_like
 from .gan.callbacks import generate, GANSamples, GANFrechet, GANCheckpoint, resume_gan
+from .config import ModelConfig
 from .deploy import save_model, load_model, export_onnx
 from .recipes import recipe
 from .serve import Gallery
@@ -51,4 +52,4 @@ __all__ = ['__version__',
            'GANDataLoaders', 'gan_learner', 'dcgan_learner', 'wgan_learner', 'generate', 'GANSamples', 'GANFrechet',
            'GANCheckpoint', 'resume_gan', 'OneShotDataLoaders', 'oneshot_learner', 'generate_like',
            # deployment and recipes
-           'save_model', 'load_model', 'export_onnx', 'recipe', 'Gallery']
+           'ModelConfig', 'save_model', 'load_model', 'export_onnx', 'recipe', 'Gallery']

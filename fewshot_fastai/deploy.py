@@ -15,6 +15,7 @@ from .losses import pair_loss
 from .learner import SiameseLearner, EpisodicLearner
 from .inference import SupportSet, tta_from_spec
 from .verification.whitening import Whitening
+from .config import ModelConfig, model_config
 from ._distrib import unwrap_model, is_main_process, plain_dl
 from ._files import replacing_folder, replacing_file
 from ._checks import MAX_SIZE, MAX_PARAMS
@@ -34,18 +35,18 @@ def save_model(
     contrastive calibration, and the labels of a `support` set (stored with it).
     Written from rank 0 only under DDP. -> the folder"""
     from safetensors.torch import save_file
-    cfg = getattr(learn, 'fewshot_config', None)
+    cfg = model_config(learn)
     if cfg is None: raise ValueError('save_model: this Learner was not made by ff.siamese_learner / ff.episodic_learner')
-    if cfg.get('members'):
+    if cfg.members:
         raise ValueError('save_model: an ensemble; save each member with ff.save_model and rebuild it with '
                          'ff.ensemble_learner([ff.load_model(d) for d in folders])')
-    if cfg['arch'] is None:
+    if cfg.arch is None:
         raise ValueError('save_model: the encoder was passed as a module, not a name; JSON cannot rebuild it (use learn.export)')
     path = Path(path)
-    if cfg.get('tta') is not None: tta_from_spec(cfg['tta'])   # refuse a spec that load_model could not apply
-    config = dict(format=FORMAT, **cfg, image=learn.dls.image_prep())
+    if cfg.tta is not None: tta_from_spec(cfg.tta)   # refuse a spec that load_model could not apply
+    config = dict(format=FORMAT, **cfg.to_json(), image=learn.dls.image_prep())
     lf = learn.loss_func
-    if cfg['kind'] == 'siamese' and cfg['head'] == 'contrastive':
+    if cfg.kind == 'siamese' and cfg.head == 'contrastive':
         config['calibration'] = dict(thresh=float(lf.thresh), scale=float(lf.scale), calibrated=bool(lf.calibrated))
     model = unwrap_model(learn.model)
     if getattr(model, 'whitening', None) is not None: config['whitening'] = len(model.whitening.mean)
@@ -227,10 +228,7 @@ def load_model(
         raise ValueError(f'{weights}: its tensors do not fit the model {cfg_file} describes ({first[:160]})') from None
     kw = dict(splitter=siamese_splitter) if config['kind'] == 'siamese' else {}
     learn = make(dls, model.to(dls.device), loss_func=loss, metrics=[], **kw)
-    learn.fewshot_config = {k: config[k] for k in ('kind', 'arch', 'head', 'emb_dim', 'margin', 'pool', 'n_in',
-                                                    'encoder_kwargs', 'size', 'model_kwargs', 'tta', 'recipe') if k in config}
-    if learn.fewshot_config.get('recipe') == 'faces' and learn.fewshot_config.get('arch') != 'face_resnet':
-        learn.fewshot_config['recipe'] = 'photos'   # a 'faces' folder of ImageNet taps is what the `photos` recipe makes
+    learn.model_config = ModelConfig.from_json(config)
     if 'support_labels' in config:
         labels = config['support_labels']
         missing = [i for i in range(len(labels)) if f'support.{i}' not in tensors]
@@ -261,9 +259,9 @@ def export_onnx(
     `embeddings`, dynamic batch axis), and for pair heads with weights (L1, concat, cosine) the head as a second
     graph `{stem}_head.onnx` (inputs `ea`, `eb`). -> the files written"""
     model = unwrap_model(learn.model)
-    cfg = getattr(learn, 'fewshot_config', {})
-    c = cfg.get('n_in') or next(p for p in model.parameters() if p.ndim == 4).shape[1]
-    size = cfg.get('size') or list(plain_dl(learn.dls.valid).one_batch()[0].shape[-2:])
+    cfg = model_config(learn)
+    c = getattr(cfg, 'n_in', None) or next(p for p in model.parameters() if p.ndim == 4).shape[1]
+    size = getattr(cfg, 'size', None) or list(plain_dl(learn.dls.valid).one_batch()[0].shape[-2:])
     dev = next(model.parameters()).device
     x = torch.zeros(2, c, *size, device=dev)
     path, out = Path(path), []

@@ -16,6 +16,7 @@ from .callbacks.threshold import PairAccuracy, FitThreshold
 from .callbacks.distrib import distrib_callbacks
 from ._distrib import unwrap_model
 from ._checks import check_int, check_positive
+from .config import ModelConfig, model_config, fewshot_config_alias
 import torch
 
 __all__ = ['siamese_learner', 'SiameseLearner', 'episodic_learner', 'EpisodicLearner', 'classifier_learner', 'ensemble_learner']
@@ -34,6 +35,7 @@ def _add_imagenet_norm(dls, n_in:int):
 class SiameseLearner(Learner):
     """The Learner `siamese_learner` returns: fastai's verbs work on pairs. `learn.predict((a, b))` gives
     ('same' or 'different', its index, the probabilities); `learn.get_preds(dl=dls.test_dl(pairs))` one row per pair."""
+    fewshot_config = property(fewshot_config_alias)
     def get_preds(
         self,
         ds_idx=1, # fastai's: 0 training, 1 validation set
@@ -76,8 +78,8 @@ def siamese_learner(dls, # `SiameseDataLoaders`
     metrics = listify(metrics) if metrics is not None else [PairAccuracy(loss_func)]
     learn = SiameseLearner(dls, SiameseModel(encoder, head_mod), loss_func=loss_func, splitter=siamese_splitter,
                     metrics=metrics, cbs=cbs, **kwargs)
-    learn.fewshot_config = dict(kind='siamese', arch=arch_name(arch), head=head, emb_dim=emb_dim, margin=margin, n_in=n_in,
-                                encoder_kwargs=encoder_kwargs or {}, size=[h, w])   # what `ff.save_model` records
+    learn.model_config = ModelConfig(kind='siamese', arch=arch_name(arch), head=head, emb_dim=emb_dim, margin=margin, n_in=n_in,
+                                     encoder_kwargs=encoder_kwargs or {}, size=[h, w])   # what `ff.save_model` records
     if pretrained: learn.freeze()
     return learn
 
@@ -85,6 +87,7 @@ class EpisodicLearner(Learner):
     """The Learner `episodic_learner` returns. Its `get_preds` gives one row per query of the validation episodes,
     `(queries, n_way)` (fastai's reordering assumes one prediction per item; an item here is a whole episode), and
     its `predict` answers a query against a support set you pass."""
+    fewshot_config = property(fewshot_config_alias)
     def get_preds(
         self,
         *args,
@@ -133,9 +136,9 @@ def episodic_learner(
     model = ProtoNet(encoder, pool, **(model_kwargs or {}))
     cbs = listify(kwargs.pop('cbs', None)) + distrib_callbacks()
     learn = EpisodicLearner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=metrics, cbs=cbs, **kwargs)
-    learn.fewshot_config = dict(kind='episodic', arch=None if isinstance(arch, nn.Module) else arch_name(arch), pool=pool,
-                                n_in=n_in, encoder_kwargs=encoder_kwargs or {}, size=[int(v) for v in dls.size],
-                                **({'model_kwargs': model_kwargs} if model_kwargs else {}))
+    learn.model_config = ModelConfig(kind='episodic', arch=None if isinstance(arch, nn.Module) else arch_name(arch), pool=pool,
+                                     n_in=n_in, encoder_kwargs=encoder_kwargs or {}, size=list(dls.size),
+                                     model_kwargs=model_kwargs or None)
     return learn
 
 @delegates(Learner.__init__)
@@ -168,7 +171,7 @@ def classifier_learner(
     mk = dict(normalize=normalize, n_classes=dls.c, classifier=head, n_features=n_features)
     learn = episodic_learner(dls, encoder, n_in=n_in, pool=pool, metrics=metrics, model_kwargs=mk, **kwargs)
     # the encoder was made here from a name: record it, so that `save_model` can rebuild it
-    if not isinstance(arch, nn.Module): learn.fewshot_config.update(arch=arch_name(arch), encoder_kwargs=encoder_kwargs or {})
+    if not isinstance(arch, nn.Module): learn.model_config.update(arch=arch_name(arch), encoder_kwargs=encoder_kwargs or {})
     return learn
 
 def ensemble_learner(
@@ -184,15 +187,15 @@ def ensemble_learner(
     models = [unwrap_model(l.model) for l in learners]
     bad = [i for i, m in enumerate(models) if not isinstance(m, ProtoNet)]
     if bad: raise TypeError(f'ensemble_learner: learners {bad} are not episodic/classifier learners (their model is no ProtoNet)')
-    cfgs = [getattr(l, 'fewshot_config', None) or {} for l in learners]
+    cfgs = [model_config(l) for l in learners]
     for key in ('n_in', 'size'):
-        vals = [c.get(key) for c in cfgs]
+        vals = [getattr(c, key, None) for c in cfgs]
         if any(v is not None and v != vals[0] for v in vals):
             raise ValueError(f'ensemble_learner: the learners take different images ({key}: {vals}); each member must see the same input')
     dls = learners[0].dls if dls is None else dls
     device = next(models[0].parameters()).device
     model = ProtoNet(EnsembleEncoder(models).to(device), pool='flatten')
     learn = EpisodicLearner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=[])
-    learn.fewshot_config = dict(kind='episodic', arch=None, pool='flatten', n_in=cfgs[0].get('n_in'), encoder_kwargs={},
-                                size=cfgs[0].get('size'), members=len(models))
+    learn.model_config = ModelConfig(kind='episodic', arch=None, pool='flatten', n_in=getattr(cfgs[0], 'n_in', None),
+                                     size=getattr(cfgs[0], 'size', None), members=len(models))
     return learn

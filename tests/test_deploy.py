@@ -51,6 +51,25 @@ def test_episodic_and_pretrained_round_trip(omni_small, omni_dls, unseen, tmp_pa
     p2 = ff.load_model(folder)
     assert torch.allclose(ff.embed(plearn, q[:4]).cpu(), ff.embed(p2, q[:4]).cpu(), atol=1e-5)   # plearn unfitted: its model is still on the CPU
 
+def test_one_typed_config_is_built_saved_and_loaded(omni_small, omni_dls, tmp_path):
+    "Learners carry a `ModelConfig` (not a loose dict): checked on change, saved as the JSON it describes, loaded back equal"
+    learn = ff.siamese_learner(omni_dls, 'conv4', head='l1', encoder_kwargs=dict(hidden=8))
+    cfg = learn.model_config
+    assert isinstance(cfg, ff.ModelConfig) and (cfg.kind, cfg.arch, cfg.head, cfg.n_in, cfg.size) == ('siamese', 'conv4', 'l1', 1, [28, 28])
+    with pytest.raises(TypeError, match="no field 'recipie'"): cfg.update(recipie='pairs')   # a typo is not a silent new key
+    with pytest.raises(ValueError, match="kind='pairs'"): ff.ModelConfig(kind='pairs', arch='conv4', n_in=1, size=[28, 28])
+    cfg.update(recipe='pairs', stats=dict(epochs=3))
+    with pytest.warns(DeprecationWarning, match='model_config'): old = learn.fewshot_config
+    assert old == cfg.to_json() and old['recipe'] == 'pairs' and 'stats' not in old
+    saved = json.loads((ff.save_model(learn, tmp_path/'m')/'config.json').read_text())
+    assert {k: saved[k] for k in cfg.to_json()} == cfg.to_json() and 'stats' not in saved and 'pool' not in saved
+    back = ff.load_model(tmp_path/'m').model_config
+    assert back == ff.ModelConfig(**{**cfg.to_json()}) and back.stats == {}
+    epi = ff.episodic_learner(ff.EpisodeDataLoaders.from_class_folder(ff.ClassFolder(omni_small), size=28, img_cls=PILImageBW,
+                              valid_pct=0.25, n_way=5, n_query=2, episodes_per_epoch=2, valid_episodes=1), 'conv4', pool='flatten')
+    assert (epi.model_config.kind, epi.model_config.pool, epi.model_config.head) == ('episodic', 'flatten', None)
+    assert ff.load_model(ff.save_model(epi, tmp_path/'e')).model_config == epi.model_config
+
 def test_onnx_matches_the_model(omni_dls, unseen, tmp_path):
     ort = pytest.importorskip('onnxruntime')   # the `deploy` extra; make test installs it
     set_seed(0)

@@ -35,7 +35,7 @@ def _demo(a, out, final, plt, torch, load_learner):
     print(f'The pairs recipe: a siamese {a.arch} ({a.head} head) on Omniglot {a.train}, {a.size}px, {a.epochs} epochs; '
           'validation = pairs of characters unseen in training', flush=True)
     learn = recipe('pairs')(omniglot(a.train), epochs=a.epochs, size=a.size, head=a.head, arch=a.arch, lr=a.lr, quiet=False)
-    stats = dict(recipe='pairs', train=a.train, size=a.size, head=a.head, arch=a.arch, lr=a.lr, **learn.recipe_stats)
+    stats = dict(recipe='pairs', train=a.train, size=a.size, head=a.head, arch=a.arch, lr=a.lr, **learn.model_config.stats)
     dls = learn.dls
     def save(name, fig=None):   # every file all-or-nothing
         save_figure(fig, out/name); plt.close('all')

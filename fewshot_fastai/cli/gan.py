@@ -55,6 +55,6 @@ def _oneshot(a, out:Path) -> dict:
     fig = generated_grid(learn, firsts)
     save_figure(fig, out/'oneshot.png')
     save_figure(plot_gan_losses(learn), out/'losses.png')
-    res = dict(loss=a.loss, oneshot=True, generator=learn.oneshot['generator'], epochs=a.epochs, images=len(dls.train.dataset), classes=len(cf.classes),
+    res = dict(loss=a.loss, oneshot=True, generator=learn.generator_config.generator, epochs=a.epochs, images=len(dls.train.dataset), classes=len(cf.classes),
                grid=str(out/'oneshot.png'), stopped=learn.gan_stopped)
     return res

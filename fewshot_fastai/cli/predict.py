@@ -16,7 +16,7 @@ def classify(a) -> list[dict]:
 
 def verify(a) -> dict:
     learn = model(a.model)
-    if learn.fewshot_config['kind'] != 'siamese': raise UserError(f'{a.model}: verify needs a pair (siamese) model')
+    if learn.model_config.kind != 'siamese': raise UserError(f'{a.model}: verify needs a pair (siamese) model')
     for p in (a.a, a.b):
         if not Path(p).is_file(): raise UserError(f'{p}: no such image file')
     same, p = learn.predict_pair(a.a, a.b)

@@ -34,7 +34,7 @@ def train(a) -> dict:
         params['cbs'] = [type('SayRecipe', (Callback,), {'before_fit': lambda self: say()})()]
     learn = r(cf, **params)
     say()
-    stats = getattr(learn, 'recipe_stats', {})
+    stats = learn.model_config.stats
     if 'no_face' in stats:
         print(f"{stats['photos']} photos aligned, {stats['no_face']} without a detected face (cut from the whole photo)", flush=True)
     plt = pyplot()
@@ -53,7 +53,7 @@ def train(a) -> dict:
         except ImportError as e: print(f'ONNX skipped ({e}); pip install "fewshot_fastai[deploy]"', file=sys.stderr)
         res = dict(recipe=name, params=r.settings(params),
                    classes=len(cf.classes), valid_classes=sorted(getattr(learn.dls, 'valid_classes', []) or []), **stats,
-                   final=final, tta=learn.fewshot_config.get('tta'), onnx=onnx,
+                   final=final, tta=learn.model_config.tta, onnx=onnx,
                    outputs=sorted({p.name for p in tmp.iterdir()} | {'metrics.json'}))
         (tmp/'metrics.json').write_text(json.dumps(res, indent=1, allow_nan=False))
     return res
@@ -90,7 +90,7 @@ def evaluate(a) -> dict:
         if align is not None:
             res.update(photos_aligned=align.found + align.missed, no_face=align.missed)
             print(f'pairs: {align.counts()}', file=sys.stderr, flush=True)
-    res['tta'] = learn.fewshot_config.get('tta')
+    res['tta'] = learn.model_config.tta
     return res
 
 def recipes(a):

@@ -9,6 +9,7 @@ critic, DiffAugment applied to both images of a pair alike, a moving average of 
 `forward(source)` returns the pair `(source, drawn)`, which is what fastai's GAN loop hands the critic.
 Its nets are in `oneshot_nets`, its data in `oneshot_data`, its measures in `ff.evaluate`."""
 import random
+from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
@@ -26,7 +27,23 @@ from .oneshot_data import OneShotDataLoaders
 # weights measured in bench/RESULTS.md ("One-shot generation"): (SourceConsistency, ModeSeeking) per generator
 GENERATOR_DEFAULTS = {'warp': (0., 0.5), 'dagan': (2., 0.)}
 
-__all__ = ['SourceConsistency', 'ModeSeeking', 'oneshot_learner', 'generate_like', 'generated_grid']
+__all__ = ['GeneratorConfig', 'SourceConsistency', 'ModeSeeking', 'oneshot_learner', 'generate_like', 'generated_grid']
+
+@dataclass
+class GeneratorConfig:
+    "What a one-shot generator draws (`learn.generator_config` of a `oneshot_learner`)"
+    size:int # side of the square images it draws
+    n_in:int # channels
+    invert:bool # the sources are inverted (dark ink on white) before the generator sees them, and its drawings after
+    z_dim:int # noise size
+    average:bool # draw with the generator's moving average by default
+    generator:str # 'warp' or 'dagan'
+
+def generator_config(learn) -> GeneratorConfig:
+    "The `GeneratorConfig` of a `oneshot_learner`, or a ValueError"
+    cfg = getattr(learn, 'generator_config', None)
+    if not isinstance(cfg, GeneratorConfig): raise ValueError('not a one-shot generator learner (make one with ff.gan.oneshot_learner)')
+    return cfg
 
 class SourceConsistency(Callback):
     """Adds to each generator step's loss `weight` x the L1 distance between the drawn image and its source, both
@@ -93,8 +110,8 @@ def oneshot_learner(
     extra = ([SourceConsistency(consistency)] if consistency else []) + ([ModeSeeking(mode_seeking)] if mode_seeking else [])
     learn = gan_learner(dls, loss, augment, ema, generator=kinds[generator](size, c, dls.z_dim, nf), critic=critic,
                         cbs=[*extra, *listify(cbs)], **kwargs)
-    learn.oneshot = dict(size=size, n_channels=c, invert=bool(dls.invert), z_dim=dls.z_dim, average=ema is not None,
-                         generator=generator)
+    learn.generator_config = GeneratorConfig(size=size, n_in=c, invert=bool(dls.invert), z_dim=dls.z_dim, average=ema is not None,
+                                             generator=generator)
     return learn
 
 def generate_like(
@@ -102,22 +119,22 @@ def generate_like(
     image, # one image of a class: a path, PIL image or array
     n:int=8, # how many new images
     seed:int|None=None, # seed of the noise (None: fresh)
-    average:bool|None=None, # draw with the moving average of the generator (None: the learner's `oneshot['average']`)
+    average:bool|None=None, # draw with the moving average of the generator (None: the learner's `generator_config.average`)
 ) -> list:
     "`n` new images of `image`'s class, as PIL images at the generator's size, in the source's polarity"
     check_int('generate_like', 'n', n)
-    cfg = getattr(learn, 'oneshot', None)
-    if cfg is None: raise ValueError('generate_like: not a one-shot generator learner (make one with ff.gan.oneshot_learner)')
-    average = cfg.get('average', True) if average is None else average
+    try: cfg = generator_config(learn)
+    except ValueError as e: raise ValueError(f'generate_like: {e}') from None
+    average = cfg.average if average is None else average
     gen = getattr(learn, 'gen_ema', None) if average else None
     if gen is None: gen = unwrap_model(learn.model).generator
-    img_cls = PILImageBW if cfg['n_channels'] == 1 else PILImage
+    img_cls = PILImageBW if cfg.n_in == 1 else PILImage
     im = to_image(image, img_cls)
-    if cfg['invert']: im = ImageOps.invert(im)
+    if cfg.invert: im = ImageOps.invert(im)
     dev = next(gen.parameters()).device
-    src = (image_tensor([im], cfg['size'], img_cls).float()/127.5 - 1).to(dev).expand(n, -1, -1, -1)
+    src = (image_tensor([im], cfg.size, img_cls).float()/127.5 - 1).to(dev).expand(n, -1, -1, -1)
     g = torch.Generator().manual_seed(seed if seed is not None else random.getrandbits(62))
-    z = torch.randn(n, cfg['z_dim'], generator=g).to(dev)
+    z = torch.randn(n, cfg.z_dim, generator=g).to(dev)
     was = gen.training
     gen.eval()
     try:
@@ -125,7 +142,7 @@ def generate_like(
     finally: gen.train(was)
     arr = ((out.float().clamp(-1, 1) + 1)*127.5).round().byte().cpu()
     res = [Image.fromarray(a[0].numpy() if a.shape[0] == 1 else a.permute(1, 2, 0).numpy()) for a in arr]
-    return [ImageOps.invert(r) for r in res] if cfg['invert'] else res
+    return [ImageOps.invert(r) for r in res] if cfg.invert else res
 
 def generated_grid(
     learn, # a `oneshot_learner`
@@ -136,11 +153,11 @@ def generated_grid(
 ):
     "A figure: each source (left, at the generator's size) and `n` images `generate_like` draws from it"
     import matplotlib.pyplot as plt
-    cfg = learn.oneshot
-    img_cls = PILImageBW if cfg['n_channels'] == 1 else PILImage
+    cfg = generator_config(learn)
+    img_cls = PILImageBW if cfg.n_in == 1 else PILImage
     fig, axs = plt.subplots(len(sources), n + 1, figsize=(figsize_per*(n + 1), figsize_per*1.05*len(sources)), squeeze=False)
     for r, src in enumerate(sources):
-        first = to_image(src, img_cls).resize((cfg['size'], cfg['size']))
+        first = to_image(src, img_cls).resize((cfg.size, cfg.size))
         for c, im in enumerate([first] + generate_like(learn, src, n, seed=seed + r)):
-            axs[r, c].imshow(im, cmap='gray' if cfg['n_channels'] == 1 else None); axs[r, c].axis('off')
+            axs[r, c].imshow(im, cmap='gray' if cfg.n_in == 1 else None); axs[r, c].axis('off')
     return fig

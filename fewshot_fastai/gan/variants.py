@@ -6,15 +6,14 @@ import torch.nn.functional as F
 from fastai.vision.augment import RandTransform
 from fastai.vision.core import TensorImage
 from .._distrib import unwrap_model
-from .oneshot import generate_like
+from .oneshot import generate_like, generator_config
 
 __all__ = ['with_generated', 'GeneratedVariants']
 
 def _generator(learn, average=None):
     "The net `generate_like` would draw with: the moving average when there is one (and `average` allows it)"
-    cfg = getattr(learn, 'oneshot', None)
-    if cfg is None: raise ValueError('not a one-shot generator learner (make one with ff.gan.oneshot_learner)')
-    average = cfg.get('average', True) if average is None else average
+    cfg = generator_config(learn)
+    average = cfg.average if average is None else average
     gen = getattr(learn, 'gen_ema', None) if average else None
     return cfg, gen if gen is not None else unwrap_model(learn.model).generator
 
@@ -56,13 +55,13 @@ class GeneratedVariants(RandTransform):
     def encodes(self, x:TensorImage):
         if not x.is_floating_point(): raise TypeError(f'GeneratedVariants: a float batch in [0, 1] is needed (got {x.dtype}); '
                                                       'put it after IntToFloatTensor')
-        if x.shape[1] != self.cfg['n_channels']:
-            raise ValueError(f"GeneratedVariants: the batch has {x.shape[1]} channels, the generator draws {self.cfg['n_channels']}")
+        if x.shape[1] != self.cfg.n_in:
+            raise ValueError(f"GeneratedVariants: the batch has {x.shape[1]} channels, the generator draws {self.cfg.n_in}")
         idx = (torch.rand(len(x), device=x.device) < self.prob).nonzero().flatten()
         if not len(idx): return x
-        h, w, s = x.shape[-2], x.shape[-1], self.cfg['size']
+        h, w, s = x.shape[-2], x.shape[-1], self.cfg.size
         src = x[idx].float()
-        if self.cfg['invert']: src = 1 - src
+        if self.cfg.invert: src = 1 - src
         if (h, w) != (s, s): src = F.interpolate(src, size=(s, s), mode='bilinear', align_corners=False, antialias=True)
         gen = self.gen.to(x.device)
         was = gen.training
@@ -71,7 +70,7 @@ class GeneratedVariants(RandTransform):
             with torch.no_grad(): drawn = (gen.draw(src*2 - 1).float().clamp(-1, 1) + 1)/2
         finally: gen.train(was)
         if (h, w) != (s, s): drawn = F.interpolate(drawn, size=(h, w), mode='bilinear', align_corners=False)
-        if self.cfg['invert']: drawn = 1 - drawn
+        if self.cfg.invert: drawn = 1 - drawn
         out = x.clone()
         out[idx] = drawn.to(x.dtype)
         return out

@@ -9,6 +9,7 @@ from ..data.items import IMAGE_TYPES
 from ..losses import same_probability
 from .._distrib import unwrap_model
 from .._checks import check_int
+from ..config import model_config
 from .embedding import model_device, pair_batch
 
 __all__ = ['predict_pairs', 'predict_pair']
@@ -20,7 +21,7 @@ def predict_pairs(
 ) -> torch.Tensor:
     "Probability (score, for contrastive heads) that each `(a, b)` in `pairs` is the same class. -> (N,)"
     check_int('predict_pairs', 'bs', bs)
-    if getattr(learn, 'fewshot_config', {}).get('kind', 'siamese') != 'siamese' or not hasattr(unwrap_model(learn.model), 'head'):
+    if getattr(model_config(learn), 'kind', 'siamese') != 'siamese' or not hasattr(unwrap_model(learn.model), 'head'):
         raise TypeError('predict_pair: needs a pair (siamese) model; for an episodic model compare images with ff.classify or ff.SupportSet')
     pairs, out = list(pairs), []
     for i, pr in enumerate(pairs):

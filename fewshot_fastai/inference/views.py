@@ -4,6 +4,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from .._checks import check_int
+from ..config import model_config
 
 __all__ = ['shift_views', 'flip_views', 'affine_views', 'tta_views', 'TTA_VIEWS', 'tta_from_spec', 'learner_tta']
 
@@ -67,7 +68,7 @@ def tta_from_spec(
     spec:dict|None, # JSON form of a test-time augmentation: {'views': 'shift'|'flip'|'affine', 'px': int, 'degrees': [...], 'scales': [...]}; None: none
 ):
     """The `tta` argument (0 or a callable giving views) that a JSON spec describes. Recipes store their TTA this way in
-    `learn.fewshot_config['tta']`, so that `save_model` can write it and every entry point can apply it."""
+    `learn.model_config.tta`, so that `save_model` can write it and every entry point can apply it."""
     if not spec: return 0
     if not isinstance(spec, dict) or spec.get('views') not in TTA_VIEWS:
         raise ValueError(f"tta spec {spec!r}: a dict whose 'views' is one of {TTA_VIEWS}")
@@ -91,10 +92,10 @@ def tta_from_spec(
 MAX_TTA_VIEWS, MAX_TTA_PX = 64, 16
 
 def learner_tta(
-    learn, # a learner, possibly carrying `fewshot_config['tta']`
+    learn, # a learner, possibly carrying `model_config.tta`
 ):
-    "The test-time augmentation a learner carries from its recipe (`fewshot_config['tta']`), as a `tta` argument; 0: none"
-    return tta_from_spec((getattr(learn, 'fewshot_config', None) or {}).get('tta'))
+    "The test-time augmentation a learner carries from its recipe (`model_config.tta`), as a `tta` argument; 0: none"
+    return tta_from_spec(getattr(model_config(learn), 'tta', None))
 
 def _check_tta(caller:str, tta):
     "`tta` is None (the learner's own), a non-negative int or a callable that gives views"

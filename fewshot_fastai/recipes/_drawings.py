@@ -43,7 +43,7 @@ def drawings(
 ):
     """A prototypical network (Conv4) trained on episodes of `data`'s characters, their rotations and mirror images as
     extra classes, with ink centring, affine and elastic augmentation; at inference it averages the embeddings of
-    shifted and rotated views. -> the trained `EpisodicLearner` (`learn.recipe_stats`: epochs, training seconds)"""
+    shifted and rotated views. -> the trained `EpisodicLearner` (`learn.model_config.stats`: epochs, training seconds)"""
     if size < 16: raise ValueError(f'drawings: size={size}: Conv4 halves the image 4 times; use 16 px or more')
     cf = class_folder(data)
     def build(episodes, seed=seed):
@@ -63,8 +63,8 @@ def drawings(
         learn = build(20)
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, lr, cbs=timer)
     learn = build(episodes_per_epoch)
-    learn.recipe_stats = fit_recipe(learn, epochs, lr, minutes, probe, episodes_per_epoch, 20, quiet)
+    stats = fit_recipe(learn, epochs, lr, minutes, probe, episodes_per_epoch, 20, quiet)
     tta = (dict(views='affine', degrees=[-tta_degrees, 0., tta_degrees], scales=[1.], px=tta_px) if tta_degrees
            else dict(views='shift', px=tta_px) if tta_px else None)
-    learn.fewshot_config.update(recipe='drawings', tta=tta)   # after training: the validation episodes ran without it
+    learn.model_config.update(recipe='drawings', tta=tta, stats=stats)   # after training: the validation episodes ran without it
     return learn

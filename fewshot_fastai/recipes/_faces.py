@@ -31,7 +31,7 @@ def faces(
     5 landmarks, a 150x150 chip), embedded by dlib's face-recognition ResNet read into PyTorch, the chip's and its
     mirror's embeddings averaged, whitened within `data`'s people (WCCN, ridge 4); compared by distance. Nothing is
     trained (`finetune` would: on ORL it did not help): the people of `data` only shape the whitening, and a new
-    person needs no refit. -> an `EpisodicLearner` (`learn.recipe_stats`: the photos
+    person needs no refit. -> an `EpisodicLearner` (`learn.model_config.stats`: the photos
     aligned in the fit, those without a detected face in `no_face`)"""
     if whiten not in ('total', 'wccn', 'none'): raise ValueError(f"faces: whiten={whiten!r}: use 'total', 'wccn' or 'none'")
     cf = class_folder(data)
@@ -50,11 +50,12 @@ def faces(
                                    cbs=[AdditiveMargin(margin)])
         with learn.no_bar(), learn.no_logging(): learn.fine_tune(finetune, lr, freeze_epochs=1)   # the new head first, then all
     else: learn = episodic_learner(dls, 'face_resnet', pretrained=True, metrics=[])
-    learn.fewshot_config.update(recipe='faces', tta=dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None)
+    learn.model_config.update(recipe='faces', tta=dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None)
     if whiten != 'none':
         align.reset()   # count each photo once: here, where every one is aligned
         cohort = embed(learn, cf.images, bs)   # the recipe's TTA, before any whitening
         learn.model.whitening = fit_whitening(cohort, cf.labels if whiten == 'wccn' else None, shrink=shrink)
-    learn.recipe_stats = dict(epochs=finetune, train_seconds=round(time.time() - t, 1))
-    if finetune or whiten != 'none': learn.recipe_stats.update(photos=align.found + align.missed, no_face=align.missed)
+    stats = dict(epochs=finetune, train_seconds=round(time.time() - t, 1))
+    if finetune or whiten != 'none': stats.update(photos=align.found + align.missed, no_face=align.missed)
+    learn.model_config.update(stats=stats)
     return learn

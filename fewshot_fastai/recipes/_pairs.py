@@ -27,7 +27,7 @@ def pairs(
     cbs=None, # more callbacks (e.g. `ff.NWayEval`)
 ):
     """Siamese training on pairs drawn afresh each epoch (half same, half different), validated on fixed pairs of
-    held-out classes. -> the trained `SiameseLearner` (`learn.recipe_stats`: epochs, seconds, verification accuracy)"""
+    held-out classes. -> the trained `SiameseLearner` (`learn.model_config.stats`: epochs, seconds, verification accuracy)"""
     if size < 16: raise ValueError(f'pairs: size={size}: the encoders halve the image several times; use 16 px or more')
     cf = class_folder(data)
     tfms = [Rotate(max_deg=10, p=0.75), Zoom(max_zoom=1.15, p=0.75)] if augment else []
@@ -43,6 +43,5 @@ def pairs(
     stats = fit_recipe(learn, epochs, lr, minutes, probe, 1, 1, quiet)
     stats.update(verification_accuracy=round(float(learn.recorder.values[-1][2]), 4), valid_pairs=len(learn.dls.valid_ds),
                  held_out_classes=len(learn.dls.valid_classes))
-    learn.fewshot_config.update(recipe='pairs')
-    learn.recipe_stats = stats
+    learn.model_config.update(recipe='pairs', stats=stats)
     return learn

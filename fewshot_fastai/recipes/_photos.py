@@ -25,7 +25,7 @@ def photos(
     """Frozen mid-level ImageNet features on a coarse grid (they keep where each part of a centred object is), mirror
     views averaged, then whitened on `data`'s classes; compared by distance. Nothing is trained, so the classes of
     `data` only shape the whitening: a new class needs no refit. On ORL faces (unaligned): 2.39% EER; faces that dlib
-    can align do better with the `faces` recipe. -> an `EpisodicLearner` (`learn.recipe_stats`)"""
+    can align do better with the `faces` recipe. -> an `EpisodicLearner` (`learn.model_config.stats`)"""
     if whiten not in ('total', 'wccn', 'none'): raise ValueError(f"photos: whiten={whiten!r}: use 'total', 'wccn' or 'none'")
     if len(size) != 2 or min(size) < 32: raise ValueError(f'photos: size={tuple(size)}: (rows, columns), each 32 px or more')
     cf = class_folder(data)
@@ -35,9 +35,9 @@ def photos(
     learn = episodic_learner(dls, arch, pretrained=True, encoder_kwargs=dict(taps=list(taps), grid=list(grid)),
                              pool='flatten', metrics=[])
     tta = dict(views='flip', px=tta_px) if flip else dict(views='shift', px=tta_px) if tta_px else None
-    learn.fewshot_config.update(recipe='photos', tta=tta)
+    learn.model_config.update(recipe='photos', tta=tta)
     if whiten != 'none':
         cohort = embed(learn, cf.images, bs)   # the recipe's TTA, before any whitening
         learn.model.whitening = fit_whitening(cohort, cf.labels if whiten == 'wccn' else None, shrink=shrink)
-    learn.recipe_stats = dict(epochs=0, train_seconds=round(time.time() - t, 1))
+    learn.model_config.update(stats=dict(epochs=0, train_seconds=round(time.time() - t, 1)))
     return learn

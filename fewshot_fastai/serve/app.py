@@ -7,6 +7,7 @@ from PIL import Image, UnidentifiedImageError
 from ..data.items import canonical_image
 from .gallery import Gallery, check_label
 from .store import GalleryFull, GalleryReadOnly
+from ..config import model_config
 
 __all__ = ['LIMITS', 'ApiError', 'create_app', 'app_from_env']
 
@@ -126,10 +127,10 @@ def create_app(
     from ..deploy import load_model
     learn = load_model(model) if isinstance(model, (str, Path)) else model
     g = gallery if isinstance(gallery, Gallery) else Gallery(gallery, learn, **gallery_kwargs)
-    kind = (getattr(learn, 'fewshot_config', None) or {}).get('kind')
-    cfg = getattr(learn, 'fewshot_config', None) or {}
+    cfg = model_config(learn)
+    kind = getattr(cfg, 'kind', None)
     name = name or (Path(model).name if isinstance(model, (str, Path)) else
-                    ' '.join(str(v) for v in (cfg.get('recipe'), cfg.get('kind'), cfg.get('arch')) if v) or type(learn.model).__name__)
+                    ' '.join(str(v) for v in (cfg.recipe, cfg.kind, cfg.arch) if v) if cfg else None or type(learn.model).__name__)
     app = FastAPI(title='fewshot_fastai', description='Enrol classes from a few images; recognise, verify, or say "unknown".',
                   version=__import__('fewshot_fastai').__version__)
     app.state.gallery, app.state.learn = g, learn

@@ -142,7 +142,7 @@ def test_warp_generator_bends_its_source(dls):
 def test_warp_learner_trains_and_draws(dls):
     set_seed(0)
     learn = ff.oneshot_learner(dls, nf=8, generator='warp', consistency=0)
-    assert isinstance(learn.model.generator, ff.gan.WarpGenerator) and learn.oneshot['generator'] == 'warp'
+    assert isinstance(learn.model.generator, ff.gan.WarpGenerator) and learn.generator_config.generator == 'warp'
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     src = dls.class_folder.files[0]
     ims = ff.generate_like(learn, src, n=3, seed=1)

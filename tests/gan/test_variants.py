@@ -69,7 +69,7 @@ def test_drawings_recipe_trains_with_generated_variants(gen, omni_small):
     tfm = ff.gan.GeneratedVariants(gen, p=1.)
     learn = ff.recipe('drawings')(omni_small, epochs=1, episodes_per_epoch=2, n_way=5, n_query=1, size=32, extra_tfms=[tfm],
                                   rotate=0, zoom=1., elastic=0)
-    assert learn.recipe_stats['epochs'] == 1
+    assert learn.model_config.stats['epochs'] == 1
     assert tfm in learn.dls.train.after_batch.fs and tfm not in learn.dls.valid.after_batch.fs
     # training batches are the drawings moved 8 px left: their rightmost 6 columns are background, which the
     # ink-centred drawings themselves are not

@@ -20,15 +20,15 @@ def learn(split):
 
 def test_faces_aligns_embeds_and_round_trips(learn, split, tmp_path):
     fit_cf, test_cf = split
-    s = learn.recipe_stats
-    assert s['photos'] == 40 and 0 <= s['no_face'] <= 2 and learn.fewshot_config['arch'] == 'face_resnet'
+    s = learn.model_config.stats
+    assert s['photos'] == 40 and 0 <= s['no_face'] <= 2 and learn.model_config.arch == 'face_resnet'
     assert isinstance(learn.dls.prep, ff.datasets.FaceAlign)
     # unseen people are told apart (the bench measures the figure; here: far better than chance)
     assert pairs_eer(learn, test_cf.images, test_cf.labels)['eer'] < 5
     ff.save_model(learn, tmp_path/'m')
     assert json.loads((tmp_path/'m'/'config.json').read_text())['image']['face_align'] == dict(size=150, padding=0.25, upsample=1, detector='hog+cnn')
     back = ff.load_model(tmp_path/'m')
-    assert isinstance(back.dls.prep, ff.datasets.FaceAlign) and back.fewshot_config['recipe'] == 'faces'
+    assert isinstance(back.dls.prep, ff.datasets.FaceAlign) and back.model_config.recipe == 'faces'
     photos = test_cf.images[:6]
     assert torch.allclose(ff.embed(back, photos), ff.embed(learn, photos), atol=1e-5)
     # raw photos in, aligned inside: the embedding of a photo is the embedding of its chip
@@ -45,9 +45,9 @@ def test_faces_aligns_embeds_and_round_trips(learn, split, tmp_path):
 def test_old_faces_folders_load_as_photos(orl, tmp_path):
     cf = ff.ClassFolder(orl)
     old = ff.recipe('photos')(cf.subset(lambda c: c in cf.classes[:3]), size=(64, 56))
-    old.fewshot_config['recipe'] = 'faces'   # what a folder of the ImageNet-taps recipe said before it was named photos
+    old.model_config.recipe = 'faces'   # what a folder of the ImageNet-taps recipe said before it was named photos
     ff.save_model(old, tmp_path/'old')
-    assert ff.load_model(tmp_path/'old').fewshot_config['recipe'] == 'photos'
+    assert ff.load_model(tmp_path/'old').model_config.recipe == 'photos'
 
 def test_onnx_takes_aligned_chips(learn, split, tmp_path):
     ort = pytest.importorskip('onnxruntime')
@@ -80,7 +80,7 @@ def test_face_align_arguments_and_counts(orl):
 
 def test_the_recipe_fine_tunes_with_a_margin_when_asked(split):
     learn = ff.recipe('faces')(split[0], finetune=1, whiten='none')
-    s = learn.recipe_stats
+    s = learn.model_config.stats
     assert s['epochs'] == 1 and s['photos'] == 40 and len(learn.recorder.values) == 1   # after the head's epoch: one of all
     cbs = [type(c).__name__ for c in learn.cbs]
     assert 'AdditiveMargin' in cbs and learn.model.classifier.weight.shape == (4, 128)

@@ -56,16 +56,16 @@ def drawn(omni_small):
 
 def test_drawings_trains_and_carries_its_inference_configuration(drawn, tmp_path):
     learn, cf = drawn
-    assert learn.recipe_stats['epochs'] == 1 and len(learn.dls.valid_classes) == 6
-    cfg = learn.fewshot_config
-    assert cfg['recipe'] == 'drawings' and cfg['tta'] == dict(views='affine', degrees=[-5., 0., 5.], scales=[1.], px=3)
+    assert learn.model_config.stats['epochs'] == 1 and len(learn.dls.valid_classes) == 6
+    cfg = learn.model_config
+    assert cfg.recipe == 'drawings' and cfg.tta == dict(views='affine', degrees=[-5., 0., 5.], scales=[1.], px=3)
     imgs = cf.images[:6]
     own = ff.embed(learn, imgs)   # no tta argument: the recipe's 15 views
     explicit = ff.embed(learn, imgs, tta=partial(ff.inference.affine_views, degrees=(-5, 0, 5), px=3))
     assert torch.allclose(own, explicit) and not torch.allclose(own, ff.embed(learn, imgs, tta=0), atol=1e-3)
     ff.save_model(learn, tmp_path/'m')
     saved = json.loads((tmp_path/'m'/'config.json').read_text())
-    assert saved['tta'] == cfg['tta'] and saved['image']['ink_center']['fill'] == 0.8 and saved['recipe'] == 'drawings'
+    assert saved['tta'] == cfg.tta and saved['image']['ink_center']['fill'] == 0.8 and saved['recipe'] == 'drawings'
     back = ff.load_model(tmp_path/'m')
     assert torch.allclose(ff.embed(back, imgs), own, atol=1e-5)
     support = cf.files_by_class(1, classes=cf.classes[:5])
@@ -80,7 +80,7 @@ def test_drawings_fits_a_time_budget(omni_small):
     "The epochs are those the probe says fit the budget: several here, and each one recorded"
     minutes = 0.1
     learn = ff.recipe('drawings')(omni_small, minutes=minutes, episodes_per_epoch=4, n_way=5, n_query=2)
-    s = learn.recipe_stats
+    s = learn.model_config.stats
     assert s['epochs'] == int(minutes*60/s['epoch_seconds']) >= 2, s
     assert len(learn.recorder.values) == s['epochs']
     with pytest.raises(ValueError, match='minutes=0'): ff.recipe('drawings')(omni_small, minutes=0)
@@ -94,7 +94,7 @@ def photoed(orl):
 def test_photos_whitens_on_its_identities_and_keeps_it(photoed, tmp_path):
     learn, fit_cf, test_cf = photoed
     w = learn.model.whitening
-    assert isinstance(w, ff.verification.Whitening) and learn.fewshot_config['tta'] == dict(views='flip', px=0)
+    assert isinstance(w, ff.verification.Whitening) and learn.model_config.tta == dict(views='flip', px=0)
     # fitted on the fit identities' embeddings (flip views averaged): they come out centred
     raw = torch.stack([torch.stack([learn.model.encode(v).float() for v in ff.inference.flip_views(ff.inference.image_batch(learn.dls, [im]))]).mean(0)[0]
                        for im in fit_cf.images[:3]])
@@ -119,13 +119,13 @@ def test_photos_onnx_includes_the_whitening(photoed, tmp_path):
 
 def test_pairs_trains_a_verifier_that_round_trips(omni_small, tmp_path):
     learn = ff.recipe('pairs')(omni_small, epochs=1, bs=32)
-    s = learn.recipe_stats
+    s = learn.model_config.stats
     assert s['epochs'] == 1 and s['held_out_classes'] == 5
     # the reported figure is the model's own decisions on the held-out pairs, recomputed from their distances
     d, y = learn.get_preds(act=lambda o: o)
     acc = ((d.view(-1) < learn.loss_func.thresh).long() == y.view(-1).long()).float().mean().item()
     assert s['verification_accuracy'] == round(acc, 4) and s['valid_pairs'] == len(y) and acc > 0.5
-    assert learn.fewshot_config['recipe'] == 'pairs' and 'tta' not in learn.fewshot_config
+    assert learn.model_config.recipe == 'pairs' and learn.model_config.tta is None
     ff.save_model(learn, tmp_path/'p')
     back = ff.load_model(tmp_path/'p')
     files = sorted(omni_small.rglob('*.png'))
