@@ -154,7 +154,7 @@ def main_():
         ('api: SupportSet.add with no images', lambda: api(lambda: ff.SupportSet(learn).add('x', []))),
         ('api: SupportSet.remove of a missing label', lambda: api(lambda: ff.SupportSet(learn, {'a': a}).remove('nosuch'))),
         ('api: SupportSet.remove of shot 5 of 1', lambda: api(lambda: ff.SupportSet(learn, {'a': a}).remove('a', 5))),
-        ('api: classify mode bogus', lambda: api(lambda: ff.classify(learn, [a], {'x': [b]}, mode='bogus'))),
+        ('api: classify mode bogus', lambda: api(lambda: ff.classify(learn, [a], {'x': [b]}, method='bogus'))),
         ('api: embed bs=0', lambda: api(lambda: ff.embed(learn, [a], bs=0))),
         ('api: predict_pairs bs=-1', lambda: api(lambda: ff.predict_pairs(learn, [(a, b)], bs=-1))),
         ('api: predict_pairs of a non-pair', lambda: api(lambda: ff.predict_pairs(learn, [a]))),

@@ -37,6 +37,7 @@ def renamed(
                     kwargs[new] = kwargs.pop(old)
             return f(*args, **kwargs)
         wrapper.__signature__ = inspect.signature(f)   # as fastcore's `delegates` sets it: methods and docs show the new names
+        wrapper.__renamed__ = dict(old_new)   # what a reader of old files (model configs) translates
         return wrapper
     return deco
 

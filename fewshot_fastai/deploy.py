@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from .data.pairs import SiameseDataLoaders, IMAGE_MODES
 from .data.episode_loaders import EpisodeDataLoaders
-from .models.registry import create_encoder, encoder_features, encoder_kwargs_error, known_arch
+from .models.registry import create_encoder, encoder_features, encoder_kwargs_error, current_encoder_kwargs, known_arch
 from .models.heads import HEADS, create_pair_head
 from .models.siamese import SiameseModel, siamese_splitter
 from .models.protonet import ProtoNet
@@ -54,7 +54,7 @@ def save_model(
     if support is not None:
         emb = support.emb   # one snapshot: labels and embeddings of the same moment
         config['support_labels'] = [str(l) for l in emb]
-        config['support_mode'] = support.mode
+        config['support_mode'] = support.method
         tensors.update({f'support.{i}': e.detach().cpu().contiguous() for i, e in enumerate(emb.values())})
     if not is_main_process(): return path
     # the folder as a whole, all-or-nothing: weights and config always belong together (and the config names the
@@ -146,6 +146,7 @@ def _checked_config(cfg_file:Path, raw:bytes) -> dict:
     f('size', list, lambda v: len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and 8 <= x <= MAX_SIZE for x in v),
       f'[rows, columns], ints in 8..{MAX_SIZE}')
     f('encoder_kwargs', dict, _small_json, 'an object of small plain values (numbers within 1e5, short lists and strings)')
+    config['encoder_kwargs'] = current_encoder_kwargs(config['arch'], config['encoder_kwargs'])
     if (why := encoder_kwargs_error(config['arch'], config['encoder_kwargs'])): raise ValueError(f"{cfg_file}: field 'encoder_kwargs': {why}")
     f('image', dict, lambda v: v.get('mode') in IMAGE_MODES, "an object whose 'mode' is 'L' or 'RGB'")
     if config['kind'] == 'siamese':
@@ -233,7 +234,7 @@ def load_model(
         labels = config['support_labels']
         missing = [i for i in range(len(labels)) if f'support.{i}' not in tensors]
         if missing: raise ValueError(f'{weights}: no tensor support.{missing[0]} for support label {labels[missing[0]]!r} of {cfg_file}')
-        ss = SupportSet(learn, mode=config.get('support_mode', 'mean'))
+        ss = SupportSet(learn, method=config.get('support_mode', 'mean'))
         ss.emb = {l: tensors[f'support.{i}'].to(dls.device) for i, l in enumerate(labels)}
         learn.support_set = ss
     return learn

@@ -15,7 +15,7 @@ from .losses import pair_loss
 from .callbacks.threshold import PairAccuracy, FitThreshold
 from .callbacks.distrib import distrib_callbacks
 from ._distrib import unwrap_model
-from ._checks import check_int, check_positive
+from ._checks import check_int, check_positive, renamed
 from .config import ModelConfig, model_config, fewshot_config_alias
 import torch
 
@@ -97,19 +97,20 @@ class EpisodicLearner(Learner):
         kwargs['reorder'] = False
         return super().get_preds(*args, **kwargs)
 
+    @renamed(mode='method')
     def predict(
         self,
         item, # one query image: path, PIL image or tensor
         support:dict|None=None, # {label: images}, the classes to choose from
-        mode:str='prototype', # 'prototype' (class-mean embedding) or 'mean' (mean score over shots)
+        method:str='mean', # a registered classifier (`ff.methods`), as in `ff.classify` (its default too): 'mean' score over the K shots, 'prototype', ...
     ):
         """(label, index, probabilities over the support classes) for one query image, against `support`
-        ({label: images}); the probabilities are the prototypical network's softmax over minus squared distances"""
+        ({label: images}): the answer `ff.classify` gives, and the softmax of its scores"""
         if support is None:
             raise ValueError('an episodic learner answers against a support set: learn.predict(query, support={label: '
                              '[images]}), or ff.classify(learn, queries, support) for many queries')
         from .inference import classify
-        labels, scores = classify(self, [item], support, progress=False, mode=mode)
+        labels, scores = classify(self, [item], support, progress=False, method=method)
         sc = scores[0].as_subclass(torch.Tensor)
         return labels[0], sc.argmax(), sc.softmax(-1)
 

@@ -30,7 +30,7 @@ CASES = [
     ('embed bs', lambda p, cf, l: ff.embed(l, cf.files[:2], bs=0), 'bs=0'),
     ('predict_pairs bs', lambda p, cf, l: ff.predict_pairs(l, [(cf.files[0], cf.files[1])], bs=-2), 'bs=-2'),
     ('classify empty class', lambda p, cf, l: ff.classify(l, cf.files[:2], {'a': cf.files[:1], 'b': []}), "label 'b' has no images"),
-    ('classify mode', lambda p, cf, l: ff.classify(l, cf.files[:2], {'a': cf.files[:1]}, mode='vote'), "mode 'vote'"),
+    ('classify mode', lambda p, cf, l: ff.classify(l, cf.files[:2], {'a': cf.files[:1]}, method='vote'), "method 'vote'"),
     ('SupportSet bs', lambda p, cf, l: ff.SupportSet(l, bs=0), 'bs=0'),
     ('NWayEval n_way', lambda p, cf, l: ff.NWayEval(cf.images, cf.labels, n_way=1), 'n_way=1'),
     ('GANDataLoaders bs', lambda p, cf, l: ff.GANDataLoaders.from_folder(p, bs=0), 'bs=0'),

@@ -70,6 +70,21 @@ def test_one_typed_config_is_built_saved_and_loaded(omni_small, omni_dls, tmp_pa
     assert (epi.model_config.kind, epi.model_config.pool, epi.model_config.head) == ('episodic', 'flatten', None)
     assert ff.load_model(ff.save_model(epi, tmp_path/'e')).model_config == epi.model_config
 
+def test_a_koch_folder_saved_with_the_old_keyword_names_loads(omni_small, tmp_path):
+    "koch_net's `img_size` / `n_embed` are now `size` / `emb_dim`: a folder of the previous release loads, the same model"
+    dls = ff.SiameseDataLoaders.from_folder(omni_small, valid_pct=0.25, seed=0, item_tfms=Resize(96), bs=8, img_cls=PILImageBW, num_workers=0)
+    learn = ff.siamese_learner(dls, 'koch_net', head='l1', encoder_kwargs=dict(size=96, width=0.125, emb_dim=16))
+    folder = ff.save_model(learn, tmp_path/'k')
+    cfg = json.loads((folder/'config.json').read_text())
+    assert cfg['encoder_kwargs'] == dict(size=96, width=0.125, emb_dim=16)
+    cfg['encoder_kwargs'] = dict(img_size=96, width=0.125, n_embed=16)   # as the previous release wrote it
+    (folder/'config.json').write_text(json.dumps(cfg))
+    back = ff.load_model(folder)
+    assert back.model_config.encoder_kwargs == dict(size=96, width=0.125, emb_dim=16)
+    files = dls.class_folder.files[:3]
+    assert torch.allclose(ff.embed(back, files), ff.embed(learn, files), atol=1e-6)
+    with pytest.warns(DeprecationWarning, match="'img_size' is now 'size'"): ff.models.koch_net(img_size=96, width=0.125)
+
 def test_onnx_matches_the_model(omni_dls, unseen, tmp_path):
     ort = pytest.importorskip('onnxruntime')   # the `deploy` extra; make test installs it
     set_seed(0)

@@ -119,7 +119,7 @@ def test_documented_choices_are_accepted(omni_dls, omni_small):
     cases = [(ff.interpret.cam_result, 'method', lambda m: ff.interpret.cam_result(net, x, method=m)),
              (ff.cam, 'method', lambda m: ff.cam(net, x, method=m)),
              (ff.similarity_maps, 'method', lambda m: ff.similarity_maps(learn, a, b, method=m)),
-             (ff.inference.support_scores, 'mode', lambda m: ff.inference.support_scores(learn, torch.rand(2, 8), torch.rand(3, 8), [0, 1, 1], 2, mode=m)),
+             (ff.inference.support_scores, 'method', lambda m: ff.inference.support_scores(learn, torch.rand(2, 8), torch.rand(3, 8), [0, 1, 1], 2, method=m)),
              (ff.gan_learner, 'loss', lambda m: ff.gan_learner(gdls, loss=m)),
              (ff.gan.diff_augment, 'policy', lambda m: ff.gan.diff_augment(torch.rand(2, 1, 8, 8), (m,)))]
     for fn, param, call in cases:

@@ -6,14 +6,16 @@ from .columns import Column
 from ..data.episodes import EpisodeSampler
 from ..evaluate import episode_accuracy, drawer_groups
 from ..methods import check_method
+from .._checks import renamed
 
 __all__ = ['NWayEval']
 
 class NWayEval(Callback):
     """Adds `{n_way}way_{k_shot}shot` accuracy on fixed episodes of `images`/`labels` (e.g. a `ClassFolder` of
     unseen classes) to the recorder after each validation. `groups`/`drawers` give within-alphabet,
-    cross-drawer episodes (see `EpisodeSampler`); `mode` combines K>1 shots ('mean' score or 'prototype')."""
+    cross-drawer episodes (see `EpisodeSampler`); `method` answers the queries ('mean' score over K shots, 'prototype', any of `ff.methods`)."""
     order = 10  # before the Recorder builds its columns in before_fit
+    @renamed(mode='method')
     def __init__(
         self,
         images, # images to draw episodes from (e.g. `ClassFolder.images` of unseen classes)
@@ -27,11 +29,11 @@ class NWayEval(Callback):
         drawers=None, # drawer of each image: support and queries from different drawers
         names=None, # class names, for error messages
         name=None, # column name (default `{n_way}way_{k_shot}shot`)
-        mode:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
+        method:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
         tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
     ):
-        check_method(mode, 'NWayEval:')
-        self.images, self.mode, self.tta = images, mode, tta
+        check_method(method, 'NWayEval')
+        self.images, self.method, self.tta = images, method, tta
         self.episodes = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, seed, groups, drawers, names).episodes()
         self.col_name = name or f'{n_way}way_{k_shot}shot'
         self.metric, self.last = Column(self.col_name, self.evaluate), None
@@ -55,6 +57,6 @@ class NWayEval(Callback):
     def evaluate(self) -> float:
         "Evaluate now (the model is put in eval mode); also stored in `self.last` with passes and seconds"
         was = self.learn.model.training
-        try: self.last = episode_accuracy(self.learn, self.images, self.episodes, mode=self.mode, tta=self.tta)
+        try: self.last = episode_accuracy(self.learn, self.images, self.episodes, method=self.method, tta=self.tta)
         finally: self.learn.model.train(was)
         return self.last['accuracy']

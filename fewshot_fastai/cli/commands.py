@@ -22,7 +22,11 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 def _parser():
-    from ..methods import list_methods   # --mode: every registered classifier, a user's own too
+    from ..methods import list_methods   # --method: every registered classifier, a user's own too
+    def _method(p):
+        p.add_argument('--method', default='mean', choices=list_methods(), help='the few-shot classifier (ff.methods)')
+        # the old spelling, for one release: same destination, not in the help
+        p.add_argument('--mode', dest='method', choices=list_methods(), default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p = _Parser(prog='fewshot-fastai', description='Few-shot learning on your own folders of classes (one folder of images per class).')
     sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
     d = sub.add_parser('demo', help='the pairs recipe on Omniglot: unseen-character accuracy, figures, export')
@@ -52,7 +56,7 @@ def _parser():
     e.add_argument('--runs', default=None, help="Lake's all_runs.zip or its folder: one-shot error per test item")
     e.add_argument('--n-way', type=int, default=5); e.add_argument('--k-shot', type=int, default=1)
     e.add_argument('--n-query', type=int, default=1); e.add_argument('--episodes', type=int, default=100)
-    e.add_argument('--mode', default='mean', choices=list_methods()); e.add_argument('--seed', type=int, default=0)
+    _method(e); e.add_argument('--seed', type=int, default=0)
     e.add_argument('--max-pairs-images', type=int, default=1000, help='the equal error rate is over every pair of at most '
                    'this many images of DATA (drawn with --seed)')
     e.add_argument('--json', action='store_true')
@@ -61,7 +65,7 @@ def _parser():
     r.add_argument('--json', action='store_true')
     c = sub.add_parser('classify', help='label QUERY images (files or folders) against a support folder')
     c.add_argument('model'); c.add_argument('queries', nargs='+'); c.add_argument('--support', required=True)
-    c.add_argument('--mode', default='mean', choices=list_methods())
+    _method(c)
     f = c.add_mutually_exclusive_group(); f.add_argument('--json', action='store_true'); f.add_argument('--csv', action='store_true')
     v = sub.add_parser('verify', help='same or different: two images, with the probability')
     v.add_argument('model'); v.add_argument('a'); v.add_argument('b'); v.add_argument('--json', action='store_true')
@@ -91,7 +95,7 @@ def _parser():
     w.add_argument('--host', default='127.0.0.1'); w.add_argument('--port', type=int, default=8000)
     w.add_argument('--workers', type=int, default=1, help='server processes sharing the gallery file')
     w.add_argument('--threads', type=int, default=None, help='torch threads per worker (default: the cores / workers)')
-    w.add_argument('--mode', default='mean', choices=list_methods())
+    _method(w)
     w.add_argument('--threshold', type=float, default=None, help='answer "unknown" below this score (default: calibrated from the gallery)')
     w.add_argument('--read-only', action='store_true', help='refuse enrolments and deletions (503)')
     w.add_argument('--max-request-mb', type=float, default=20, help='bigger request bodies are answered 413')

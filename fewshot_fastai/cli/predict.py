@@ -11,7 +11,7 @@ def classify(a) -> list[dict]:
     learn = model(a.model)
     sup = support(a.support)
     queries = images(a.queries)
-    labels, scores = SupportSet(learn, sup, mode=a.mode).classify(queries, progress=not (a.json or a.csv))
+    labels, scores = SupportSet(learn, sup, method=a.method).classify(queries, progress=not (a.json or a.csv))
     return [dict(query=str(q), label=l, score=round(float(s.max()), 4)) for q, l, s in zip(queries, labels, scores)]
 
 def verify(a) -> dict:

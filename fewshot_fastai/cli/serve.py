@@ -27,7 +27,7 @@ def serve(a) -> int:
     from ..serve.app import create_app, ENV
     learn = load_user_model(a.model)
     mp = lambda v: None if v is None else int(v*2**20)
-    opts = dict(max_request_bytes=mp(a.max_request_mb), max_pixels=a.max_pixels, max_files=a.max_files, mode=a.mode,
+    opts = dict(max_request_bytes=mp(a.max_request_mb), max_pixels=a.max_pixels, max_files=a.max_files, method=a.method,
                 threshold=a.threshold, read_only=a.read_only, max_bytes=mp(a.max_gallery_mb), index=a.index, index_above=a.index_above)
     threads = a.threads or max(1, (os.cpu_count() or 1)//a.workers)
     app = create_app(learn, a.gallery, name=str(a.model), **opts)   # refuses a gallery of another model, a bad file, ... in one line, before listening

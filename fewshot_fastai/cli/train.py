@@ -78,7 +78,7 @@ def evaluate(a) -> dict:
         cf = ClassFolder(a.data, min_per_class=a.k_shot + 1)
         if a.n_way > len(cf.classes): raise UserError(f'--n-way {a.n_way}: {a.data} has {len(cf.classes)} classes')
         eps = EpisodeSampler(cf.labels, a.n_way, a.k_shot, a.n_query, a.episodes, seed=a.seed).episodes()
-        ev = episode_accuracy(learn, cf.images, eps, mode=a.mode)
+        ev = episode_accuracy(learn, cf.images, eps, method=a.method)
         mean, half = interval95(ev['per_episode'])
         res.update(n_way=a.n_way, k_shot=a.k_shot, n_query=a.n_query, episodes=len(eps), accuracy=round(ev['accuracy'], 4),
                    ci95=None if math.isnan(half) else [round(mean - half, 4), round(mean + half, 4)], classes=len(cf.classes))

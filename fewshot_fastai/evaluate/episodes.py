@@ -4,19 +4,21 @@ import torch
 from ..data.items import IndexedView
 from ..inference import embed, support_scores, class_scores, image_batch, model_device
 from .._distrib import unwrap_model
+from .._checks import renamed
 
 __all__ = ['episode_accuracy', 'naive_episode_accuracy']
 
+@renamed(mode='method')
 def episode_accuracy(
     learn, # a learner whose model has `encode` and `similarity`
     images, # the images the episodes index
     episodes, # `Episode`s (e.g. from `EpisodeSampler`)
     bs:int=256, # images per encoder batch
-    mode:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
+    method:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
     tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
 ) -> dict:
     """Accuracy over `episodes` (indices into `images`), encoding each unique image once; each episode's queries are
-    answered by the classifier `mode` (see `support_scores`).
+    answered by the classifier `method` (see `support_scores`).
     -> dict(accuracy, encoder_passes, seconds, per_episode accuracies, outcomes (1/0 per query, episode by episode))"""
     t = time.time()
     uniq = sorted({i for e in episodes for i in (*e.support, *e.query)})
@@ -25,7 +27,7 @@ def episode_accuracy(
     per, outcomes = [], []
     for e in episodes:
         es, eq = emb[[pos[i] for i in e.support]], emb[[pos[i] for i in e.query]]
-        pred = support_scores(learn, eq, es, e.support_labels, e.n_way, mode).argmax(1)
+        pred = support_scores(learn, eq, es, e.support_labels, e.n_way, method).argmax(1)
         ok = (pred.cpu() == torch.tensor(e.query_labels)).int().tolist()
         outcomes += ok; per.append(sum(ok)/len(ok))
     return dict(accuracy=sum(outcomes)/len(outcomes), encoder_passes=len(uniq), seconds=time.time() - t,

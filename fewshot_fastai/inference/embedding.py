@@ -9,7 +9,7 @@ from ..data.pairs import SiameseImage, find_pair_sampler
 from ..data.items import to_image
 from ..methods import create_method, class_scores
 from .._distrib import unwrap_model, plain_dl
-from .._checks import check_int
+from .._checks import check_int, renamed
 from .views import tta_views, learner_tta, _check_tta
 
 __all__ = ['model_device', 'pair_batch', 'image_batch', 'embed', 'similarity', 'class_scores', 'support_scores']
@@ -92,15 +92,16 @@ def similarity(
     with torch.no_grad():
         return model.similarity(eq.repeat_interleave(s, 0), es.repeat(q, 1)).view(q, s).float()
 
+@renamed(mode='method')
 def support_scores(
     learn:Learner, # the learner whose model scores pairs of embeddings
     eq:torch.Tensor, # query embeddings, (Q,D)
     es:torch.Tensor, # support embeddings, (S,D)
     support_labels, # class index (0..n_classes-1) of each support embedding
     n_classes:int, # number of classes
-    mode:str='mean', # a registered classifier (`ff.methods.list_methods()`): 'mean', 'prototype', or one of yours
+    method:str='mean', # a registered classifier (`ff.methods.list_methods()`): 'mean', 'prototype', or one of yours
 ) -> torch.Tensor:
-    """Query x class scores (Q,n_classes) from query and support embeddings, by the classifier `mode` on the model's
+    """Query x class scores (Q,n_classes) from query and support embeddings, by the classifier `method` on the model's
     `similarity` (`ff.methods`): 'mean', the mean of the K query x shot scores (the seed's mean similarity);
     'prototype', the score against each class's mean embedding (Snell et al.). The two agree for K=1."""
-    return create_method(mode, partial(similarity, learn)).process_support_set(es, support_labels, n_classes).forward(eq)
+    return create_method(method, partial(similarity, learn)).process_support_set(es, support_labels, n_classes).forward(eq)

@@ -5,15 +5,13 @@ import numpy as np
 from PIL import Image
 import torch
 from fastai.learner import Learner
-from .._checks import check_int
+from .._checks import check_int, renamed
 from .views import _check_tta
 from functools import partial
 from ..methods import check_method, create_method
 from .embedding import embed, similarity
 
 __all__ = ['SupportSet', 'classify']
-
-def _check_mode(mode): check_method(mode)
 
 def check_queries(where:str, queries):
     "A sequence of images, not one image (a path string would be taken for a sequence of its characters)"
@@ -25,16 +23,17 @@ class SupportSet:
     """The support images of each label, encoded once: `classify(queries)` and `predict(query)` encode only the
     queries. Safe to share between threads: each call scores one consistent snapshot of the labels. Labels and shots can be added (`add`) or removed (`remove`) later; `ff.save_model(learn, path,
     support=ss)` stores it beside the model and `ff.load_model` gives it back (`learn.support_set`)."""
+    @renamed(mode='method')
     def __init__(
         self,
         learn:Learner, # a siamese or episodic learner
         support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
         bs:int=256, # images per encoder batch
-        mode:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
+        method:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
         tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
     ):
-        _check_mode(mode); check_int('SupportSet', 'bs', bs); _check_tta('SupportSet', tta)
-        self.learn, self.bs, self.mode, self.tta, self.emb = learn, bs, mode, tta, {}
+        check_method(method, 'SupportSet'); check_int('SupportSet', 'bs', bs); _check_tta('SupportSet', tta)
+        self.learn, self.bs, self.method, self.tta, self.emb = learn, bs, method, tta, {}
         # shared between threads (e.g. a web server's workers): changes hold the lock; scoring reads a snapshot under it
         self._lock = threading.RLock()
         self.update(support or {})
@@ -99,62 +98,66 @@ class SupportSet:
             self.emb = emb
         return self
 
+    @renamed(mode='method')
     def scores(
         self,
         queries, # query images: paths, PIL images or tensors
         progress:bool=False, # show a progress bar
-        mode:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
+        method:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
     ) -> torch.Tensor:
         "Query x label scores (Q, n_labels), on the CPU; only the queries go through the encoder"
-        return self._scores(queries, progress, mode)[1]
+        return self._scores(queries, progress, method)[1]
 
-    def _scores(self, queries, progress=False, mode=None):
+    def _scores(self, queries, progress=False, method=None):
         "(labels, scores) from one snapshot of the support set, consistent even while another thread changes it"
         check_queries('SupportSet.classify', queries)
         with self._lock: emb = self.emb   # replaced, never changed in place: this dict stays as it is
         if not emb: raise ValueError('SupportSet: no labels; add some with .add(label, images)')
-        mode = mode or self.mode
-        _check_mode(mode)
+        method = method or self.method
+        check_method(method, 'SupportSet')
         eq = embed(self.learn, queries, self.bs, progress, tta=self.tta)
         es = torch.cat(list(emb.values())).to(eq.device)
         lbl = [i for i, e in enumerate(emb.values()) for _ in range(len(e))]
-        clf = create_method(mode, partial(similarity, self.learn)).process_support_set(es, lbl, len(emb))   # the contract
+        clf = create_method(method, partial(similarity, self.learn)).process_support_set(es, lbl, len(emb))   # the contract
         # on the CPU, where fastai's `get_preds` returns predictions, wherever the model runs
         return list(emb), (torch.cat([clf(eq[i:i+self.bs]).cpu() for i in range(0, len(eq), self.bs)]) if len(eq)
                            else torch.empty(0, len(emb)))
 
+    @renamed(mode='method')
     def classify(
         self,
         queries, # query images: paths, PIL images or tensors
         progress:bool=False, # show a progress bar
-        mode:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
+        method:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
     ):
         "-> (labels, scores (Q, n_labels)) for the query images"
-        labels, scores = self._scores(queries, progress, mode)
+        labels, scores = self._scores(queries, progress, method)
         return [labels[i] for i in scores.argmax(1).tolist()], scores
 
+    @renamed(mode='method')
     def predict(
         self,
         query, # one image: path, PIL image or tensor
-        mode:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
+        method:str|None=None, # a registered classifier ('mean', 'prototype', ...); default: the set's
     ):
         "-> (label, score) for one query image"
-        labels, scores = self.classify([query], mode=mode)
+        labels, scores = self.classify([query], method=method)
         return labels[0], float(scores[0].max())
 
+@renamed(mode='method')
 def classify(
     learn:Learner, # a siamese or episodic learner
     queries, # query images: paths, PIL images or tensors
     support:dict, # {label: images}
     bs:int=256, # images per encoder batch
     progress:bool=True, # show a progress bar
-    mode:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
+    method:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
     tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
 ):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
-    or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `mode` (see
+    or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `method` (see
     `support_scores`). -> (labels, scores (Q, n_labels))"""
     if not isinstance(support, dict): raise TypeError(f'classify: support must be a dict {{label: images}}, not a {type(support).__name__}')
     if not support: raise ValueError('classify: empty support set')
     check_queries('classify', queries)
-    return SupportSet(learn, support, bs, mode, tta).classify(queries, progress)
+    return SupportSet(learn, support, bs, method, tta).classify(queries, progress)

@@ -2,7 +2,7 @@
 model's score of embeddings, `process_support_set(support, labels, n_classes)` once, then `forward(queries)` ->
 query x class scores, higher is better. Support and queries are embeddings (`ff.embed`): every image is encoded once,
 whatever the classifier. A registry names the classifiers, so that `classify`, `SupportSet`, `episode_accuracy`,
-`NWayEval`, the saved support set and the CLI's `--mode` take any registered one."""
+`NWayEval`, the saved support set and the CLI's `--method` take any registered one."""
 import torch
 
 __all__ = ['FewShotClassifier', 'register_method', 'list_methods', 'create_method', 'check_method']
@@ -39,7 +39,7 @@ class FewShotClassifier:
 _METHODS: dict[str, type] = {}
 
 def register_method(
-    name:str, # what `mode=` / `--mode` call it
+    name:str, # what `method=` / `--method` call it
 ):
     "Decorator: register a `FewShotClassifier` subclass under `name`"
     def deco(cls):
@@ -60,7 +60,7 @@ def check_method(
 ) -> str:
     "`name` if it is registered, else a one-line ValueError naming the registered ones"
     if name not in _METHODS:
-        raise ValueError(f"{where} mode {name!r}: use {' or '.join(map(repr, list_methods()))}")
+        raise ValueError(f"{where}: method {name!r}: use {' or '.join(map(repr, list_methods()))}")
     return name
 
 def create_method(

@@ -107,6 +107,15 @@ def _plain_numbers(v) -> bool:
     if isinstance(v, (list, tuple)): return all(_plain_numbers(x) for x in v)
     return isinstance(v, (bool, int, float)) and (isinstance(v, bool) or abs(v) < float('inf'))
 
+def current_encoder_kwargs(
+    arch:str, # an encoder name
+    kwargs:dict, # keywords for `create_encoder(arch, ...)` read from a file, possibly in an older release's spelling
+) -> dict:
+    "`kwargs` with the names the encoder's constructor has now (a model folder of the previous release keeps loading, silently)"
+    entry = _ENCODERS.get(arch)
+    old_new = getattr(entry.fn, '__renamed__', {}) if entry is not None else {}
+    return {old_new.get(k, k): v for k, v in kwargs.items()}
+
 def encoder_kwargs_error(
     arch:str, # an encoder name (`known_arch`)
     kwargs:dict, # keywords for `create_encoder(arch, ...)` read from a file

@@ -113,7 +113,7 @@ def create_app(
     max_pixels:int=LIMITS['max_pixels'], # bigger images are answered 413 (decompression bombs)
     max_files:int=LIMITS['max_files'], # more files in one enrolment are answered 413
     name:str|None=None, # what /healthz calls the model (default: the folder's name, or the recipe and encoder)
-    **gallery_kwargs, # `Gallery` options when `gallery` is a path: mode, threshold, read_only, max_bytes, index, ...
+    **gallery_kwargs, # `Gallery` options when `gallery` is a path: method, threshold, read_only, max_bytes, index, ...
 ):
     """The ASGI app: `POST /classes/{label}/images`, `GET /classes`, `DELETE /classes/{label}`, `POST /classify`,
     `POST /verify`, `GET /healthz`, `GET /metrics`, the page at `/`, OpenAPI docs at `/docs`. Run it with

@@ -9,6 +9,7 @@ from ..inference.embedding import embed, similarity
 from ..inference.support import SupportSet, check_queries
 from ..methods import check_method, create_method
 from .._distrib import unwrap_model
+from .._checks import renamed
 from ..evaluate.open_set import eer_threshold
 from .store import Store, model_digest
 from .search import Snapshot, build_index, matrix_similarity, metric_of
@@ -53,11 +54,12 @@ class Gallery:
     (label, sha256 of the image, float32 embedding, thumbnail, time). Every process that opens the file sees the others'
     changes (a version counter, read before each answer). The same scores as `SupportSet` on the same images; answers
     say "unknown" below `threshold`, calibrated from the gallery itself (leave one out) or taken from the model."""
+    @renamed(mode='method')
     def __init__(
         self,
         path, # the gallery file: created when absent; refused when another model built it
         learn, # the learner (e.g. `ff.load_model(folder)`) whose embeddings it holds
-        mode:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', or yours
+        method:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', or yours
         threshold:float|None=None, # "unknown" below this score; None: calibrated (`calibration`)
         read_only:bool=False, # open the file read-only: enrolments and deletions are refused
         max_bytes:int|None=None, # refuse enrolments that would grow the file past this size (507 from the server)
@@ -68,11 +70,11 @@ class Gallery:
         candidates:int=64, # nearest images the index returns per query
         thumbnails:bool=True, # keep a small PNG of each image (the web page shows them)
     ):
-        check_method(mode, 'Gallery')
+        check_method(method, 'Gallery')
         if index not in ('flat', 'ivf', 'hnsw', 'none'): raise ValueError(f"Gallery: index={index!r}: use 'flat', 'ivf', 'hnsw' or 'none'")
         if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold)):
             raise ValueError(f'Gallery: threshold={threshold!r} must be a finite number or None')
-        self.learn, self.mode, self.bs, self.tta, self.thumbnails = learn, mode, bs, tta, thumbnails
+        self.learn, self.method, self.bs, self.tta, self.thumbnails = learn, method, bs, tta, thumbnails
         self.index_kind, self.index_above, self.candidates = index, index_above, candidates
         self.metric, self._encoding = metric_of(learn.model), threading.Lock()
         self.digest = model_digest(unwrap_model(learn.model))
@@ -179,7 +181,7 @@ class Gallery:
         "Query x class scores by the gallery's classifier, over every class or over the classes of `rows` only"
         emb, codes, n = torch.from_numpy(s.emb), s.codes, len(s.labels)
         if rows is not None: emb, codes, n = emb[rows], np.unique(s.codes[rows], return_inverse=True)[1], None
-        clf = create_method(self.mode, self._similarity).process_support_set(emb, torch.from_numpy(np.asarray(codes)), n)
+        clf = create_method(self.method, self._similarity).process_support_set(emb, torch.from_numpy(np.asarray(codes)), n)
         return clf(eq)
 
     def scores(
@@ -274,7 +276,7 @@ class Gallery:
                 rows = rows[rows != i]
                 cls, codes = np.unique(s.codes[rows], return_inverse=True)
                 if len(cls) < 2 and counts[c] < 2: continue
-                clf = create_method(self.mode, self._similarity).process_support_set(emb[rows], torch.from_numpy(codes), len(cls))
+                clf = create_method(self.method, self._similarity).process_support_set(emb[rows], torch.from_numpy(codes), len(cls))
                 sc = clf(emb[i:i+1])[0]
                 own = np.nonzero(cls == c)[0]
                 if len(own): gen.append(float(sc[own[0]]))
@@ -307,7 +309,7 @@ class Gallery:
     def support_set(self) -> SupportSet:
         "The same classes as a `SupportSet` (in memory; its scores equal the gallery's)"
         s = self.snapshot()
-        ss = SupportSet(self.learn, mode=self.mode, tta=self.tta, bs=self.bs)
+        ss = SupportSet(self.learn, method=self.method, tta=self.tta, bs=self.bs)
         ss.emb = {l: torch.from_numpy(s.emb[s.codes == c]) for c, l in enumerate(s.labels)}
         return ss
 

@@ -51,19 +51,19 @@ def test_prototype_mode_scores_class_means(trained, unseen):
     "K>1 shots: 'prototype' scores each query against the class's mean embedding; equal to 'mean' for K=1"
     sup = {unseen.classes[l]: [im for im, m in zip(unseen.images, unseen.labels) if m == l][:5] for l in range(4)}
     queries = [im for im, m in zip(unseen.images, unseen.labels) if m < 4][5::20]
-    _, s_proto = ff.classify(trained, queries, sup, progress=False, mode='prototype')
+    _, s_proto = ff.classify(trained, queries, sup, progress=False, method='prototype')
     _, s_mean = ff.classify(trained, queries, sup, progress=False)
     eq = ff.embed(trained, queries)
     protos = torch.stack([ff.embed(trained, v).mean(0) for v in sup.values()])
     assert torch.allclose(s_proto, ff.inference.similarity(trained, eq, protos), atol=1e-5)
     assert not torch.allclose(s_proto, s_mean)
     one = {k: v[:1] for k, v in sup.items()}
-    assert torch.allclose(ff.classify(trained, queries, one, progress=False, mode='prototype')[1],
+    assert torch.allclose(ff.classify(trained, queries, one, progress=False, method='prototype')[1],
                           ff.classify(trained, queries, one, progress=False)[1], atol=1e-5)
     eps = EpisodeSampler(unseen.labels, n_way=5, k_shot=5, n_query=2, n_episodes=10, seed=0).episodes()
-    assert episode_accuracy(trained, unseen.images, eps, mode='prototype')['accuracy'] > 0.6   # measured 0.73-0.94
-    with pytest.raises(ValueError, match="mode 'median'"): ff.classify(trained, queries, sup, progress=False, mode='median')
-    with pytest.raises(ValueError, match='NWayEval'): NWayEval(unseen.images, unseen.labels, n_way=5, mode='median')
+    assert episode_accuracy(trained, unseen.images, eps, method='prototype')['accuracy'] > 0.6   # measured 0.73-0.94
+    with pytest.raises(ValueError, match="method 'median'"): ff.classify(trained, queries, sup, progress=False, method='median')
+    with pytest.raises(ValueError, match='NWayEval'): NWayEval(unseen.images, unseen.labels, n_way=5, method='median')
 
 def test_nway_column_in_recorder(omni_dls, unseen):
     cb = NWayEval(unseen.images, unseen.labels, n_way=5, n_episodes=20, seed=0)

@@ -51,7 +51,7 @@ def test_add_and_remove(learn, unseen):
     with pytest.raises(IndexError, match='has 1 shots'): ss.remove(names[0], shots=[4])
     with pytest.raises(ValueError, match=f"label {names[2]!r} has no images"): ss.add(names[2], [])
     with pytest.raises(ValueError, match="label 'x' has no images"): ff.classify(learn, q, {'x': []})
-    with pytest.raises(ValueError, match="mode 'best'"): ff.SupportSet(learn, mode='best')
+    with pytest.raises(ValueError, match="method 'best'"): ff.SupportSet(learn, method='best')
     with pytest.raises(ValueError, match='no labels'): ff.SupportSet(learn).classify(q)
 
 @pytest.mark.parametrize('arg,value', [('n_way', 0), ('n_way', 1), ('k_shot', -1), ('k_shot', 0), ('n_query', 0),

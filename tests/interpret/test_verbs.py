@@ -117,7 +117,7 @@ def test_episodic_predict_against_a_support_set(epi, tmp_path):
     support = {c: fs[:1] for c, fs in files.items()}
     q = files[valid[2]][5]
     label, idx, probs = learn.predict(q, support=support)
-    labels, scores = ff.classify(learn, [q], support, progress=False, mode='prototype')
+    labels, scores = ff.classify(learn, [q], support, progress=False, method='prototype')
     assert label == labels[0] == valid[int(idx)] and probs.shape == (4,) and float(probs.sum()) == pytest.approx(1, abs=1e-5)
     with pytest.raises(ValueError, match=r'support set: learn.predict\(query, support='): learn.predict(q)
     learn.export(tmp_path/'epi.pkl')

@@ -36,28 +36,33 @@ def test_a_new_classifier_works_through_every_entry_point(setup, tmp_path):
     queries = [f for c in cf.classes[:6] for f in cf.files_of(c)[3:6]]
     want = _by_hand(learn, queries, support)
     assert 'nearest' in ff.methods.list_methods()
-    labels, scores = ff.classify(learn, queries, support, mode='nearest', tta=0, progress=False)
+    labels, scores = ff.classify(learn, queries, support, method='nearest', tta=0, progress=False)
     assert labels == want and scores.shape == (18, 6)
-    ss = ff.SupportSet(learn, support, mode='nearest', tta=0)
+    ss = ff.SupportSet(learn, support, method='nearest', tta=0)
     assert ss.classify(queries)[0] == want
     # episodes: K=3 shots, so 'nearest' and 'mean' differ in general; NWayEval reports episode_accuracy's figure
     eps = ff.data.EpisodeSampler(cf.labels, 5, 3, 2, 8, seed=0).episodes()
-    acc = ff.episode_accuracy(learn, cf.images, eps, mode='nearest', tta=0)['accuracy']
-    cb = ff.NWayEval(cf.images, cf.labels, n_way=5, k_shot=3, n_query=2, n_episodes=8, seed=0, mode='nearest')
+    acc = ff.episode_accuracy(learn, cf.images, eps, method='nearest', tta=0)['accuracy']
+    cb = ff.NWayEval(cf.images, cf.labels, n_way=5, k_shot=3, n_query=2, n_episodes=8, seed=0, method='nearest')
     cb.learn = learn
     assert cb.evaluate() == acc > 0.2   # chance: 0.2
     # saved with the model, the support set keeps its classifier
     ff.save_model(learn, tmp_path/'m', support=ss)
     back = ff.load_model(tmp_path/'m')
     assert json.loads((tmp_path/'m'/'config.json').read_text())['support_mode'] == 'nearest'
-    assert back.support_set.mode == 'nearest' and back.support_set.classify(queries)[0] == ss.classify(queries)[0]
-    # the CLI (in this process, where the classifier is registered): --mode takes it
-    r = run('classify', tmp_path/'m', queries[0], '--support', cf.root, '--mode', 'nearest', '--json')
+    assert back.support_set.method == 'nearest' and back.support_set.classify(queries)[0] == ss.classify(queries)[0]
+    # the CLI (in this process, where the classifier is registered): --method takes it
+    r = run('classify', tmp_path/'m', queries[0], '--support', cf.root, '--method', 'nearest', '--json')
     assert r.returncode == 0, r.stderr
-    r = run('eval', tmp_path/'m', cf.root, '--n-way', 5, '--k-shot', 3, '--n-query', 1, '--episodes', 4, '--mode', 'nearest', '--json')
+    # the old spellings, for one release: `mode=` (with a DeprecationWarning) and `--mode`, the same answers
+    with pytest.warns(DeprecationWarning, match="'mode' is now 'method'"):
+        assert ff.classify(learn, queries, support, mode='nearest', tta=0, progress=False)[0] == want
+    old = run('classify', tmp_path/'m', queries[0], '--support', cf.root, '--mode', 'nearest', '--json')
+    assert old.returncode == 0 and json.loads(old.stdout) == json.loads(r.stdout) and '--mode' not in run('classify', '--help').stdout
+    r = run('eval', tmp_path/'m', cf.root, '--n-way', 5, '--k-shot', 3, '--n-query', 1, '--episodes', 4, '--method', 'nearest', '--json')
     assert r.returncode == 0, r.stderr
     cli_eps = ff.data.EpisodeSampler(cf.labels, 5, 3, 1, 4, seed=0).episodes()
-    assert json.loads(r.stdout)['accuracy'] == round(ff.episode_accuracy(back, cf.images, cli_eps, mode='nearest')['accuracy'], 4)
+    assert json.loads(r.stdout)['accuracy'] == round(ff.episode_accuracy(back, cf.images, cli_eps, method='nearest')['accuracy'], 4)
 
 def test_the_builtin_classifiers_keep_their_scores(setup):
     learn, cf = setup
@@ -69,7 +74,7 @@ def test_the_builtin_classifiers_keep_their_scores(setup):
     protos = torch.stack([es[lbl == k].mean(0) for k in range(6)])
     assert torch.allclose(ff.inference.support_scores(learn, eq, es, lbl, 6, 'prototype'),
                           ff.inference.similarity(learn, eq, protos), atol=1e-5)
-    with pytest.raises(ValueError, match="support mode 'bogus': use .*'mean' or 'nearest' or 'prototype'"):
+    with pytest.raises(ValueError, match="support: method 'bogus': use .*'mean' or 'nearest' or 'prototype'"):
         ff.inference.support_scores(learn, eq, es, lbl, 6, 'bogus')
     with pytest.raises(TypeError, match='not a FewShotClassifier subclass'): register_method('x')(object)
 

@@ -25,13 +25,13 @@ def setup(omni_small):
 def test_every_method_beats_chance_on_real_episodes(setup, k_shot):
     learn, cf, _, _ = setup
     eps = ff.data.EpisodeSampler(cf.labels, 5, k_shot, 5, 20, seed=0).episodes()
-    acc = {m: ff.episode_accuracy(learn, cf.images, eps, mode=m, tta=0)['accuracy'] for m in NEW}
+    acc = {m: ff.episode_accuracy(learn, cf.images, eps, method=m, tta=0)['accuracy'] for m in NEW}
     # measured (untrained encoder): 0.42-0.46 with 1 shot, 0.60-0.68 with 5; chance 0.2
     assert all(a > (0.3 if k_shot == 1 else 0.45) for a in acc.values()), acc
     support = cf.files_by_class(k_shot, classes=cf.classes[:5])
     queries = [f for c in cf.classes[:5] for f in cf.files_of(c)[k_shot:k_shot + 2]]
     for m in NEW:
-        labels, scores = ff.classify(learn, queries, support, mode=m, tta=0, progress=False)
+        labels, scores = ff.classify(learn, queries, support, method=m, tta=0, progress=False)
         assert scores.shape == (10, 5) and torch.isfinite(scores).all() and len(labels) == 10
 
 def _split(emb, lbl, k=3, n=5):

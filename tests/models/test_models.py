@@ -14,9 +14,9 @@ def test_koch_net_paper_shapes():
     assert net[-2].in_features == 256*6*6
     out = net(torch.rand(2, 1, 105, 105))
     assert out.shape == (2, 4096) and 0 <= out.min() and out.max() <= 1
-    small = ff.models.koch_net(img_size=96, width=0.25, n_embed=64)
+    small = ff.models.koch_net(size=96, width=0.25, emb_dim=64)
     assert small(torch.rand(3, 1, 96, 96)).shape == (3, 64)
-    with pytest.raises(ValueError, match='img_size=56 is too small'): ff.models.koch_net(img_size=56)
+    with pytest.raises(ValueError, match='size=56 is too small'): ff.models.koch_net(size=56)
 
 def test_conv4_and_create_encoder():
     assert ff.models.conv4()(torch.rand(2, 1, 28, 28)).shape == (2, 64, 1, 1)

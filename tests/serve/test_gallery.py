@@ -21,8 +21,8 @@ def test_scores_equal_a_support_set_and_survive_reopening(learn, chars, tmp_path
     assert g.labels == list(_support(chars)) and labels == ss_labels
     assert torch.allclose(scores, ss_scores, atol=1e-6)
     for mode in ('prototype',):   # every registered classifier reads the same rows
-        gp = Gallery(path, learn, mode=mode)
-        assert torch.allclose(gp.scores(queries)[1], ff.SupportSet(learn, _support(chars), mode=mode).scores(queries), atol=1e-6)
+        gp = Gallery(path, learn, method=mode)
+        assert torch.allclose(gp.scores(queries)[1], ff.SupportSet(learn, _support(chars), method=mode).scores(queries), atol=1e-6)
         gp.close()
     g.close()
     again = Gallery(path, learn)   # a new process would read the same file
