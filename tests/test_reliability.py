@@ -182,7 +182,7 @@ def test_support_set_shared_between_threads(tiny, omni_small):
     while any(t.is_alive() for t in threads):
         c = cf.classes[4 + i % 4]
         ss.add(c, by[c][:2])
-        ss.remove(c, shots=[0])
+        ss.remove(c, positions=[0])
         if i % 3 == 0: ss.remove(c)
         i += 1
     assert not errors, errors[:3]

@@ -30,7 +30,7 @@ class NWayEval(Callback):
         names=None, # class names, for error messages
         name=None, # column name (default `{n_way}way_{k_shot}shot`)
         method:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
-        tta=0, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none
+        tta=0, # test-time augmentation, as in `ff.embed`; 0 (default): none, so that the column measures the model being trained; None: the learner's own
     ):
         check_method(method, 'NWayEval')
         self.images, self.method, self.tta = images, method, tta

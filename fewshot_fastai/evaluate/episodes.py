@@ -15,7 +15,7 @@ def episode_accuracy(
     episodes, # `Episode`s (e.g. from `EpisodeSampler`)
     bs:int=256, # images per encoder batch
     method:str='mean', # a registered classifier (`ff.methods`): 'mean', 'prototype', ...
-    tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
+    tta=None, # test-time augmentation, as in `ff.embed`; 0: none; None: the learner's own
 ) -> dict:
     """Accuracy over `episodes` (indices into `images`), encoding each unique image once; each episode's queries are
     answered by the classifier `method` (see `support_scores`).

@@ -30,7 +30,7 @@ class SupportSet:
         support:dict|None=None, # {label: image or images (paths, PIL, tensors)}
         bs:int=256, # images per encoder batch
         method:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
-        tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
+        tta=None, # test-time augmentation, as in `ff.embed`; 0: none; None: the learner's own
     ):
         check_method(method, 'SupportSet'); check_int('SupportSet', 'bs', bs); _check_tta('SupportSet', tta)
         self.learn, self.bs, self.method, self.tta, self.emb = learn, bs, method, tta, {}
@@ -75,25 +75,26 @@ class SupportSet:
         "Encode `images` (one or a list) as shots of `label`, a new label or more shots of one already there"
         return self.update({label: images})
 
+    @renamed(shots='positions')
     def remove(
         self,
         label, # the class label
-        shots=None, # positions of the shots to remove; None: the whole label
+        positions=None, # positions of the shots to remove (an int or a list); None: the whole label
     ):
-        "Remove `label`, or only its shots at the positions `shots` (one position or a list; the label goes when none is left)"
+        "Remove `label`, or only its shots at `positions` (the label goes when none is left)"
         label = str(label)
-        if isinstance(shots, int) and not isinstance(shots, bool): shots = [shots]
-        if shots is not None and (not isinstance(shots, (list, tuple, range)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in shots)):
-            raise TypeError(f'SupportSet.remove: shots must be positions (an int or a list of ints), not {shots!r}')
+        if isinstance(positions, int) and not isinstance(positions, bool): positions = [positions]
+        if positions is not None and (not isinstance(positions, (list, tuple, range)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in positions)):
+            raise TypeError(f'SupportSet.remove: positions must be an int or a list of ints, not {positions!r}')
         with self._lock:
             emb = dict(self.emb)
             if label not in emb: raise KeyError(f'SupportSet: no label {label!r} (labels: {list(emb)[:10]})')
-            if shots is not None:
-                drop = set(shots)
+            if positions is not None:
+                drop = set(positions)
                 if not drop <= set(range(len(emb[label]))):
                     raise IndexError(f'SupportSet: label {label!r} has {len(emb[label])} shots; cannot remove {sorted(drop)}')
                 keep = [i for i in range(len(emb[label])) if i not in drop]
-            if shots is not None and keep: emb[label] = emb[label][keep]
+            if positions is not None and keep: emb[label] = emb[label][keep]
             else: del emb[label]
             self.emb = emb
         return self
@@ -152,7 +153,7 @@ def classify(
     bs:int=256, # images per encoder batch
     progress:bool=True, # show a progress bar
     method:str='mean', # a registered classifier (`ff.methods`): 'mean' score over the K shots, 'prototype' (class-mean embedding), or yours
-    tta=None, # test-time augmentation: embeddings averaged over `shift_views` by `tta` px, or over the views a callable gives (e.g. `flip_views`); 0: none; None: the learner's own
+    tta=None, # test-time augmentation, as in `ff.embed`; 0: none; None: the learner's own
 ):
     """Label each query image with the support class it matches best. `support` maps label -> images (paths, PIL
     or tensors). Every image is encoded once (through a `SupportSet`); K>1 shots are combined by `method` (see

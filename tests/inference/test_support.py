@@ -43,12 +43,14 @@ def test_add_and_remove(learn, unseen):
     full = ff.SupportSet(learn, {names[0]: unseen[names[0]][:3], names[1]: unseen[names[1]][:1]})
     q = unseen[names[0]][5:9]
     assert torch.allclose(ss.scores(q), full.scores(q), atol=1e-5)
-    ss.remove(names[0], shots=[1, 2])
+    ss.remove(names[0], positions=[1, 2])
     assert torch.allclose(ss.scores(q), ff.SupportSet(learn, {names[0]: unseen[names[0]][:1], names[1]: unseen[names[1]][:1]}).scores(q), atol=1e-5)
     ss.remove(names[1])
     assert ss.labels == names[:1]
     with pytest.raises(KeyError, match='no label'): ss.remove('nope')
-    with pytest.raises(IndexError, match='has 1 shots'): ss.remove(names[0], shots=[4])
+    with pytest.raises(IndexError, match='has 1 shots'): ss.remove(names[0], positions=[4])
+    with pytest.warns(DeprecationWarning, match="'shots' is now 'positions'"): full.remove(names[0], shots=[0, 1])   # for one release
+    assert [len(e) for e in full.emb.values()] == [1, 1]
     with pytest.raises(ValueError, match=f"label {names[2]!r} has no images"): ss.add(names[2], [])
     with pytest.raises(ValueError, match="label 'x' has no images"): ff.classify(learn, q, {'x': []})
     with pytest.raises(ValueError, match="method 'best'"): ff.SupportSet(learn, method='best')
