@@ -11,7 +11,8 @@ from fastai.vision.core import PILImage, TensorImage
 from fastcore.basics import listify
 from fasttransform import Pipeline
 from .episodes import EpisodeSampler
-from .items import to_image, LazyImages
+from .items import LazyImages
+from .images import to_image
 from .._checks import check_int
 from .split import held_out_classes
 from .show import EpisodeImages, QueryRef, query_samples

@@ -14,7 +14,8 @@ from fastai.torch_core import TensorCategory, default_device
 from fastai.vision.augment import Resize
 from fastai.vision.core import PILImage, PILImageBW, TensorImage, image2tensor
 from fasttransform import ItemTransform, Pipeline
-from .items import ClassFolder, LazyImages, to_image
+from .items import ClassFolder, LazyImages
+from .images import to_image
 from .._checks import check_int
 from .._distrib import plain_dl
 from .split import held_out_classes

@@ -12,7 +12,8 @@ from fastai.data.transforms import IntToFloatTensor, Normalize, get_image_files
 from fastai.vision.core import TensorImage, PILImage, PILImageBW
 from fastai.vision.gan import InvisibleTensor
 from fasttransform import Pipeline
-from ..data.items import decode_image, LazyImages, decoded_bytes
+from ..data.items import LazyImages
+from ..data.images import decode_image, decoded_bytes
 from .._checks import check_int, renamed
 from ..data.tensors import image_tensor, LazyImageTensor
 

@@ -16,7 +16,7 @@ from fastai.callback.core import Callback
 from fastai.vision.gan import GANTrainer
 from PIL import Image, ImageOps
 from fastai.vision.core import PILImage, PILImageBW
-from ..data.items import to_image
+from ..data.images import to_image
 from ..data.tensors import image_tensor
 from .._checks import check_int
 from .._distrib import unwrap_model

@@ -9,7 +9,8 @@ from fastai.data.transforms import IntToFloatTensor, Normalize
 from fastai.torch_core import TensorImage, default_device
 from fastai.vision.core import PILImage, PILImageBW
 from fasttransform import Pipeline
-from ..data.items import ClassFolder, to_image
+from ..data.items import ClassFolder
+from ..data.images import to_image
 from ..data.tensors import image_tensor
 from .._checks import check_int, renamed
 

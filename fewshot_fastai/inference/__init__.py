@@ -1,6 +1,6 @@
 """Inference on new images: test-time views (`views`), batches, embeddings and scores (`embedding`), support-set
 classification (`support`: `SupportSet`, `classify`) and pair prediction (`pairs`: `predict_pair(s)`)."""
-from ..data.items import to_image
+from ..data.images import to_image
 from .views import shift_views, flip_views, affine_views, tta_views, tta_from_spec, learner_tta
 from .embedding import model_device, pair_batch, image_batch, embed, similarity, class_scores, support_scores
 from .support import SupportSet, classify

@@ -6,7 +6,7 @@ from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import to_device
 from fastai.vision.core import TensorImage
 from ..data.pairs import SiameseImage, find_pair_sampler
-from ..data.items import to_image
+from ..data.images import to_image
 from ..methods import create_method, class_scores
 from .._distrib import unwrap_model, plain_dl
 from .._checks import check_int, renamed

@@ -5,7 +5,7 @@ from PIL import Image
 import torch
 from fastai.learner import Learner
 from fastai.vision.core import TensorImage
-from ..data.items import IMAGE_TYPES
+from ..data.images import IMAGE_TYPES
 from ..losses import same_probability
 from .._distrib import unwrap_model
 from .._checks import check_int

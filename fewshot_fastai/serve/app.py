@@ -4,7 +4,7 @@ delete them, classify an image (with "unknown"), verify a pair, health and Prome
 import base64, hashlib, io, json, os, time, warnings
 from pathlib import Path
 from PIL import Image, UnidentifiedImageError
-from ..data.items import canonical_image
+from ..data.images import canonical_image
 from .gallery import Gallery, check_label
 from .store import GalleryFull, GalleryReadOnly
 from ..config import model_config

@@ -41,7 +41,7 @@ def _image_digest(x) -> str:
 
 def _thumbnail(x, side:int=128) -> bytes|None:
     "A PNG of at most `side` pixels a side, for the page (None when the image is not a PIL-readable one)"
-    from ..data.items import to_image
+    from ..data.images import to_image
     from fastai.vision.core import PILImage
     try: im = to_image(x, PILImage)
     except (TypeError, ValueError, OSError): return None
