@@ -6,7 +6,10 @@ block. Images: six of skimage's bundled photos at 224 px.
 
 The peers are installed for this bench only, e.g. `uv pip install --target DIR --no-deps grad-cam ttach torchcam
 opencv-python-headless` and `PYTHONPATH=DIR python bench/cam.py`; a peer that does not import is reported and skipped.
-Last line: one JSON object."""
+For EigenCAM / EigenGradCAM the projections are also compared on the same activations (|r|, and how many of the maps
+have the opposite sign: a principal component's sign is arbitrary; ours is oriented with the channels' sum, theirs is
+LAPACK's). Peers that return maps at the layer's resolution (torchcam) are upsampled inside their timed call, as ours
+and pytorch-grad-cam's are. Last line: one JSON object."""
 import argparse, importlib, json, sys, time, warnings
 import numpy as np
 import torch
@@ -17,6 +20,7 @@ import fewshot_fastai as ff
 warnings.filterwarnings('ignore')
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--repeats', type=int, default=3, help='timed calls per method (the median is reported)')
+p.add_argument('--slow-repeats', type=int, default=1, help='timed calls of score-cam and ablation-cam (a forward pass per channel)')
 p.add_argument('--models', nargs='+', default=['resnet18', 'efficientnet_lite0'])
 p.add_argument('--methods', nargs='+', default=list(ff.interpret.CAM_METHODS))
 a = p.parse_args()
@@ -75,7 +79,8 @@ for mname in a.models:
     with torch.no_grad(): target = model(x).argmax(1)
     size = x.shape[-2:]
     for method in a.methods:
-        ours, t_ours = timed(lambda: ff.interpret.cam_result(model, x, target, method=method, layer=layer).maps, a.repeats)
+        reps = a.slow_repeats if method in ('score-cam', 'ablation-cam') else a.repeats
+        ours, t_ours = timed(lambda: ff.interpret.cam_result(model, x, target, method=method, layer=layer).maps, reps)
         row = dict(model=mname, method=method, ours_ms=round(1000*t_ours/len(x), 1))
         if pgc is not None and method in PGC:
             from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -84,10 +89,22 @@ for mname in a.models:
                 with cls(model=model, target_layers=[layer]) as c:
                     if hasattr(c, 'batch_size'): c.batch_size = 64
                     return c(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
-            theirs, t_p = timed(run_pgc, a.repeats)
+            theirs, t_p = timed(run_pgc, reps)
             r = corr(ours, up(theirs, size))
             row.update(pgc_ms=round(1000*t_p/len(x), 1), pgc_r_mean=round(float(r.mean()), 4), pgc_r_min=round(float(r.min()), 4),
                        pgc_ratio=round(t_ours/t_p, 2))
+            if method.startswith('eigen'):   # the projections themselves, on the same activations: equal up to the component's sign
+                from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+                acts = []
+                h = layer.register_forward_hook(lambda m, i, o: acts.append(o))
+                try: logits = model(x)
+                finally: h.remove()
+                A = acts[0]
+                if method == 'eigen-grad-cam': A = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), A)[0]*A
+                A = A.detach()
+                rp = corr(ff.interpret.principal_projection(A), torch.as_tensor(get_2d_projection(A.numpy())))
+                row.update(pgc_projection_abs_r_min=round(float(rp.abs().min()), 4),
+                           pgc_opposite_sign=int((rp < 0).sum()))
         if tc is not None and method in TORCHCAM:
             cls = getattr(tc, TORCHCAM[method])
             def run_tc():
@@ -95,9 +112,9 @@ for mname in a.models:
                 try:
                     with torch.set_grad_enabled(method != 'score-cam'):
                         out = model(x)
-                        return ext(class_idx=target.tolist(), scores=out)[0].detach()
+                        return up(ext(class_idx=target.tolist(), scores=out)[0].detach(), size)   # to the input's size, as ours and pytorch-grad-cam's
                 finally: ext.remove_hooks()
-            theirs, t_t = timed(run_tc, a.repeats)
+            theirs, t_t = timed(run_tc, reps)
             r = corr(ours, up(theirs, size))
             row.update(torchcam_ms=round(1000*t_t/len(x), 1), torchcam_r_mean=round(float(r.mean()), 4),
                        torchcam_r_min=round(float(r.min()), 4), torchcam_ratio=round(t_ours/t_t, 2))

@@ -27,7 +27,7 @@ def similarity(a) -> dict:
         if not Path(p).is_file(): raise UserError(f'{p}: no such image file')
     out = check_out(a.out, a.force, {'the model': a.model, 'image': a.a, 'image ': a.b})
     learn = model(a.model)
-    pm = similarity_maps(learn, [a.a], [a.b])
+    pm = similarity_maps(learn, [a.a], [a.b], method=a.method, eigen_smooth=a.eigen_smooth, aug_smooth=a.aug_smooth)
     x = image_batch(learn.dls, [a.a, a.b])
     fig = show_pair_cam(x[0], x[1], pm.a[0], pm.b[0], float(pm.score[0]))[0].figure
     name = f'similarity_{Path(a.a).stem}_{Path(a.b).stem}.png'
@@ -45,7 +45,7 @@ def cam(a) -> list[dict]:
     with writing_run(out, 'cam') as tmp:
         for img, lab in zip(files, labels):
             ref = sup[lab][0]
-            pm = similarity_maps(learn, [img], [ref])
+            pm = similarity_maps(learn, [img], [ref], method=a.method, eigen_smooth=a.eigen_smooth, aug_smooth=a.aug_smooth)
             x = image_batch(learn.dls, [img, ref])
             fig = show_pair_cam(x[0], x[1], pm.a[0], pm.b[0], float(pm.score[0]))[0].figure
             name = f'cam_{len(res):03d}_{img.stem}.png'   # numbered: a/x.png and b/x.png never overwrite each other

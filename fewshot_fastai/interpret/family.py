@@ -9,8 +9,8 @@ turns each layer's activations into a signed map; every method is a small subcla
 | `grad-cam++` (Chattopadhay 2018) | sum_k w_k A_k, w_k = sum a_k relu(G_k), a_k = G_k^2 / (2 G_k^2 + sum(A_k) G_k^3) |
 | `xgrad-cam` (Fu 2020) | sum_k w_k A_k, w_k = sum(G_k A_k) / sum(A_k) |
 | `layer-cam` (Jiang 2021) | sum_k relu(G_k) * A_k; several layers fused |
-| `eigen-cam` (Muhammad 2020) | projection of A on its first principal component (no gradients) |
-| `eigen-grad-cam` | projection of G * A on its first principal component |
+| `eigen-cam` (Muhammad 2020) | projection of A on its first principal component (no gradients), oriented with sum_k A_k |
+| `eigen-grad-cam` | projection of G * A on its first principal component, oriented with sum_k G_k A_k |
 | `score-cam` (Wang 2020) | sum_k w_k A_k, w = softmax over k of the score of the input masked by A_k (batched) |
 | `ablation-cam` (Desai 2020) | sum_k w_k A_k, w_k = (s - s_k) / s, s_k the score with channel k zeroed (batched) |
 
@@ -39,13 +39,17 @@ def principal_projection(
     m:torch.Tensor, # weighted activations, (B,K,h,w)
 ) -> torch.Tensor:
     """(B,h,w): each map's positions projected on the first principal component of its K-channel vectors (centred over
-    the positions). The component's sign is that of the singular vector LAPACK returns, as in the reference
-    implementations: a map may come out with the object negative (the ReLU then leaves the background)."""
+    the positions), oriented so that it agrees with the channels' sum `m.sum(1)`. A principal component's sign is
+    arbitrary (the reference implementations keep whichever LAPACK returns, so that a map may come out with the object
+    negative and the ReLU then leaves the background); oriented, the map is positive where the layer's evidence is."""
     B, K, h, w = m.shape
-    X = m.detach().float().flatten(2).transpose(1, 2)        # (B, hw, K)
-    X = torch.nan_to_num(X) - torch.nan_to_num(X).mean(1, keepdim=True)
+    X = torch.nan_to_num(m.detach().float()).flatten(2).transpose(1, 2)        # (B, hw, K)
+    X = X - X.mean(1, keepdim=True)
     _, _, Vh = torch.linalg.svd(X, full_matrices=False)    # batched
-    return (X @ Vh[:, 0, :, None])[..., 0].view(B, h, w)
+    p = (X @ Vh[:, 0, :, None])[..., 0]                    # (B, hw)
+    ref = torch.nan_to_num(m.detach().float()).sum(1).flatten(1)
+    sign = torch.where(((p - p.mean(1, keepdim=True))*(ref - ref.mean(1, keepdim=True))).sum(1) < 0, -1., 1.)
+    return (p*sign[:, None]).view(B, h, w)
 
 def token_reshape(
     model:nn.Module, # the model the layer belongs to (timm ViT / DeiT / Swin read their patch grid from it)

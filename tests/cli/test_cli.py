@@ -65,6 +65,8 @@ def test_eval_classify_verify_round_trip(trained, omni_small, tmp_path):
     assert r.returncode == 0 and Path(json.loads(r.stdout)['png']).is_file()
     r = run('cam', trained, queries[0][0], '--support', sup, '--out', tmp_path/'cams', '--json')
     assert r.returncode == 0 and Path(json.loads(r.stdout)[0]['png']).is_file()
+    r = run('similarity', trained, queries[0][0], queries[2][0], '--out', tmp_path/'maps2', '--json', '--method', 'hires-cam', '--aug-smooth')
+    assert r.returncode == 0 and json.loads(r.stdout)['method'] == 'hires-cam', r.stderr
 
 def test_train_picks_drawings_for_omniglot_and_keeps_its_inference_configuration(omni_small, tmp_path):
     out = tmp_path/'draw'

@@ -72,7 +72,11 @@ def test_each_method_is_its_definition(setup):
     assert set(want) == set(CAM_METHODS)
     for method, w in want.items():
         res = ff.interpret.cam_result(model, x, method=method, layer=layer)
-        if method.startswith('eigen'): w = w*torch.sign((w*res.raw).sum((1, 2)))[:, None, None]   # a component's sign is arbitrary
+        if method.startswith('eigen'):   # a component's sign is arbitrary: ours agrees with the channels' sum
+            ref = (A if method == 'eigen-cam' else G*A).sum(1)
+            c = lambda u, v: ((u - u.mean((1, 2), keepdim=True))*(v - v.mean((1, 2), keepdim=True))).sum((1, 2))
+            assert (c(res.raw, ref) > 0).all(), method
+            w = w*torch.sign(c(w, ref))[:, None, None]
         assert torch.allclose(res.raw, w, rtol=1e-3, atol=1e-4*w.abs().max()), method
         assert torch.allclose(res.maps, ff.interpret.normalize_maps(F.relu(res.raw), x.shape[-2:]), atol=1e-6), method
         assert torch.equal(res.target, t) and res.method == method
