@@ -77,6 +77,8 @@ rows = []
 for mname in a.models:
     model, layer = build(mname)
     with torch.no_grad(): target = model(x).argmax(1)
+    for _ in range(3): model(x).sum().backward()   # warm-up (kernels, allocator) before any method is timed
+    model.zero_grad(set_to_none=True)
     size = x.shape[-2:]
     for method in a.methods:
         reps = a.slow_repeats if method in ('score-cam', 'ablation-cam') else a.repeats

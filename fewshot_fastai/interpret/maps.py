@@ -297,6 +297,7 @@ class PairMaps:
     method: str          # 'exact' (cosine head decomposition) or 'grad-cam'
     raw_a: torch.Tensor  # maps on `a` before upsampling and normalisation, (B,h,w)
     raw_b: torch.Tensor  # maps on `b` before upsampling and normalisation, (B,h,w)
+    layer: str = ''      # which layer was explained, and why
 
 def _encode_maps(model, x, layer):
     """(maps to explain, with graph; embedding) of `x` through a siamese/proto model's encoder, in one pass: the
@@ -355,6 +356,13 @@ def similarity_maps(
             ra, rb, used = sign*ra, sign*rb, 'exact'
         elif method == 'exact':
             raise ValueError(f'similarity_maps: {type(head or model).__name__} has no exact decomposition; use method="grad-cam"')
+        elif method == 'auto' and layer is None and (pl := pair_layer(model.encoder, a)) is not None:
+            # the pair default measured by `bench/cam_quality.py` (ROAD, Omniglot pairs, Conv4): Grad-CAM++ at the last
+            # block that keeps half the image's side; the last spatial block's 3x3 maps spread over the paper
+            with torch.no_grad(): ea, eb = _embed_from_maps(model, model.encoder(a)), _embed_from_maps(model, model.encoder(b))
+            ma, ra, score = partner_maps(model, a, eb, sign, 'grad-cam++', pl)
+            mb, rb, _ = partner_maps(model, b, ea, sign, 'grad-cam++', pl)
+            return PairMaps(ma, mb, sign*score, 'grad-cam++', ra, rb, f'{type(pl).__name__} {tuple(ra.shape[-2:])}: the last block keeping half the image side (pair default)')
         else:
             with torch.enable_grad():
                 fa, ea = _encode_maps(model, a, layer)
@@ -365,6 +373,22 @@ def similarity_maps(
             score, used = s.detach(), 'grad-cam'
     finally: model.train(was)
     return PairMaps(normalize_maps(ra, a.shape[-2:]), normalize_maps(rb, b.shape[-2:]), score, used, ra, rb)
+
+def pair_layer(
+    encoder:nn.Module, # a pair model's encoder
+    x:torch.Tensor, # images it takes, (B,C,H,W)
+) -> nn.Module|None:
+    """For a plain stack of convolutions, norms, ReLUs and poolings (Conv4): its last module whose output keeps at least
+    half the image's side, where pair maps were measured most faithful (`bench/cam_quality.py`); None for other encoders"""
+    mods = list(encoder.children()) if isinstance(encoder, nn.Sequential) else []
+    if not mods or not all(isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)) for m in mods): return None
+    side, best = min(x.shape[-2:]), None
+    h = x[:1]
+    with torch.no_grad():
+        for m in mods:
+            h = m(h.clone())
+            if min(h.shape[-2:]) >= (side + 1)//2: best = m
+    return best
 
 def partner_maps(
     model:nn.Module, # a SiameseModel or ProtoNet

@@ -123,6 +123,13 @@ def _valid_batch(learn:Learner, n:int, ds_idx:int=1):
     b = learn.dls[ds_idx].one_batch()
     return [t[:n] for t in b[:learn.dls.n_inp]]
 
+def _same_probability(learn, model, a, b):
+    "p(same) of each pair by the learner's own loss (its calibration), or None for a model that gives no such probability"
+    from ..losses import same_probability
+    try:
+        with torch.no_grad(): return same_probability(learn.loss_func, model(a, b)).float().cpu().tolist()
+    except (AttributeError, TypeError, RuntimeError, ValueError): return None
+
 def _learner_show_cam(self:Learner, n:int=4, ds_idx:int=1, box:bool=True, **kwargs):
     """Overlays for the first `n` items of the validation set: CAM of the predicted class for image models,
     similarity maps for pair models. -> the figure"""
@@ -130,11 +137,16 @@ def _learner_show_cam(self:Learner, n:int=4, ds_idx:int=1, box:bool=True, **kwar
     model = unwrap_model(self.model)
     if len(xs) == 2 and hasattr(model, 'encoder') and hasattr(model, 'similarity'):
         pm = similarity_maps(self, xs[0], xs[1])
-        fig, axs = plt.subplots(2, len(xs[0]), figsize=(2.4*len(xs[0]), 5), squeeze=False)
+        p_same = _same_probability(self, model, xs[0], xs[1])
+        fig, axs = plt.subplots(2, len(xs[0]), figsize=(2.4*len(xs[0]), 5.2), squeeze=False)
         for i in range(len(xs[0])):
-            show_cam(xs[0][i], pm.a[i], ax=axs[0, i], box=box, title=f'{pm.score[i]:.2f}', **kwargs)
+            title = f'p(same) {p_same[i]:.2f}' if p_same is not None else f'similarity {pm.score[i]:.2f}'
+            show_cam(xs[0][i], pm.a[i], ax=axs[0, i], box=box, title=title, **kwargs)
             show_cam(xs[1][i], pm.b[i], ax=axs[1, i], box=box, **kwargs)
-        fig.suptitle(f'similarity maps ({pm.method}); score above each pair', fontsize=10)
+        what = ("the model's probability that the two are the same class" if p_same is not None else
+                "the model's similarity score")
+        fig.suptitle(f'what makes each pair (column) similar: {pm.method} maps{" at " + pm.layer.split(":")[0] if pm.layer else ""}\n'
+                     f'above each pair: {what}', fontsize=9)
         fig.tight_layout()
         return fig
     res = cam_result(self, xs[0])

@@ -155,10 +155,16 @@ def test_similarity_maps_gradient_for_contrastive(omni_dls):
     learn = ff.siamese_learner(omni_dls, ff.models.conv4, head='contrastive')
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 3e-3)
     a, b, _ = omni_dls.valid.one_batch()
-    same = ff.similarity_maps(learn, a[:4], b[:4])
+    same = ff.similarity_maps(learn, a[:4], b[:4], method='grad-cam')
     assert same.raw_a.shape == (4, 3, 3)        # Conv4's 1x1 output at 28 px: the last spatial block is explained
-    diff = ff.similarity_maps(learn, a[:4], b[:4], sign=-1)
+    diff = ff.similarity_maps(learn, a[:4], b[:4], sign=-1, method='grad-cam')
     assert same.method == diff.method == 'grad-cam'
+    # the pair default (bench/cam_quality.py): Grad-CAM++ at Conv4's last block that keeps half the side, 14x14 at 28 px
+    auto = ff.similarity_maps(learn, a[:4], b[:4])
+    assert auto.method == 'grad-cam++' and auto.raw_a.shape == (4, 14, 14) and '(14, 14)' in auto.layer
+    want = ff.interpret.partner_maps(learn.model, a[:4], learn.model.head.embed(learn.model.encoder(b[:4])).detach(),
+                                     method='grad-cam++', layer=learn.model.encoder[6])
+    assert torch.allclose(auto.raw_a, want[1], atol=1e-6) and torch.allclose(auto.score, same.score, atol=1e-5)
     assert same.a.shape == (4, 28, 28) and 0 <= same.a.min() and same.a.max() <= 1
     assert torch.allclose(same.score, diff.score)
     assert not torch.allclose(same.raw_a, diff.raw_a)                  # what makes them similar vs different
