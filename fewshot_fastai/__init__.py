@@ -23,7 +23,8 @@ from .callbacks.nway import NWayEval
 from .evaluate import episode_accuracy
 from .callbacks.threshold import PairAccuracy, FitThreshold
 from .inference import predict_pair, predict_pairs, classify, embed, SupportSet, tta_views
-from .interpret.maps import cam, grad_cam, similarity_maps
+from .interpret.maps import cam, grad_cam
+from .interpret.pairs import similarity_maps
 from .interpret.show import show_cam, show_pair_cam, show_cams, CAMCallback
 from .gan.data import GANDataLoaders
 from .gan.learner import dcgan_learner, wgan_learner

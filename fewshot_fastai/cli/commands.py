@@ -77,10 +77,10 @@ def _parser():
     s.add_argument('model'); s.add_argument('a'); s.add_argument('b'); s.add_argument('--out', required=True)
     s.add_argument('--json', action='store_true'); s.add_argument('--force', action='store_true', help='replace an earlier run in --out')
     from ..interpret import CAM_METHODS
-    for p in (m, s):
-        p.add_argument('--method', default='auto', choices=['auto', 'exact', *CAM_METHODS], help='how the maps are made (ff.interpret.family)')
-        p.add_argument('--eigen-smooth', action='store_true', help='first principal component of the weighted activations')
-        p.add_argument('--aug-smooth', action='store_true', help='average over mirror x brightness views')
+    for q in (m, s):
+        q.add_argument('--method', default='auto', choices=['auto', 'exact', *CAM_METHODS], help='how the maps are made (ff.interpret.family)')
+        q.add_argument('--eigen-smooth', action='store_true', help='first principal component of the weighted activations')
+        q.add_argument('--aug-smooth', action='store_true', help='average over mirror x brightness views')
     n = sub.add_parser('gan', help='a GAN on DATA (hinge loss, DiffAugment, moving average by default): sample grids, loss '
                        'curves, Frechet distances; --oneshot: a one-shot generator on a folder of class folders')
     n.add_argument('data'); n.add_argument('--out', required=True)

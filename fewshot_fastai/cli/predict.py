@@ -1,7 +1,7 @@
 """`fewshot-fastai classify | verify | similarity | cam`: a saved model on the user's images."""
 from pathlib import Path
 from ..inference import SupportSet, image_batch
-from ..interpret.maps import similarity_maps
+from ..interpret.pairs import similarity_maps
 from ..interpret.show import show_pair_cam
 from .common import UserError, check_out, writing_run, model, support, images, save_figure
 

@@ -20,13 +20,14 @@ method's weighted sum by the first principal component of its weighted activatio
 six views (mirror x brightness 0.9, 1, 1.1), each mapped back. Transformer token outputs ((B, N, C) of timm ViT / DeiT,
 (B, H, W, C) of Swin) are reshaped to maps from the model (its patch grid and prefix tokens) by `token_reshape`."""
 import math, warnings
+from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
 from fastai.callback.hook import Hooks
 from .maps import normalize_maps
 
-__all__ = ['BaseCAM', 'GradCAM', 'HiResCAM', 'GradCAMPlusPlus', 'XGradCAM', 'LayerCAM', 'EigenCAM', 'EigenGradCAM',
+__all__ = ['LayerPass', 'BaseCAM', 'GradCAM', 'HiResCAM', 'GradCAMPlusPlus', 'XGradCAM', 'LayerCAM', 'EigenCAM', 'EigenGradCAM',
            'ScoreCAM', 'AblationCAM', 'CAM_METHODS', 'principal_projection', 'token_reshape', 'default_cam_layers']
 
 CAM_METHODS = {}   # method name -> BaseCAM subclass
@@ -89,6 +90,16 @@ def default_cam_layers(
         return [stages[-1].blocks[-1].norm1], f'{type(model).__name__}: layers[-1].blocks[-1].norm1 (the last stage, channels last)'
     return [], 'the last block whose output is a spatial map'
 
+@dataclass
+class LayerPass:
+    "What one explained layer gave in one pass: what a method weighs"
+    act:torch.Tensor # the layer's activations as maps, (B,K,h,w), float32
+    grad:torch.Tensor|None # the target score's gradients there, (B,K,h,w); None for gradient-free methods
+    x:torch.Tensor # the images, (B,C,H,W)
+    rows:torch.Tensor # each image's target, as the score understands it, (B,)
+    layer:nn.Module # the module explained
+    eigen_smooth:bool=False # the first principal component of the weighted activations instead of their sum
+
 class BaseCAM:
     """Activations (and gradients of a target score) of `layers` of `net`, turned into maps: subclasses override
     `channel_weights` (K weights a map) or `layer_map`. Hooks exist only inside a call."""
@@ -110,16 +121,22 @@ class BaseCAM:
         self.bs = bs or self.batch[0 if cpu else 1]
         self.reshape = reshape or (lambda t: token_reshape(net, t))
 
-    def channel_weights(self, act, grad, x, rows, layer):
-        "(B,K) weights of the K channels; `act`, `grad` (B,K,h,w)"
+    def channel_weights(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,K) weights of the layer's K channels"
         raise NotImplementedError
 
-    def layer_map(self, act, grad, x, rows, layer, eigen_smooth:bool):
-        "Signed map (B,h,w) of one layer"
-        wa = self.channel_weights(act, grad, x, rows, layer)[:, :, None, None]*act
-        return principal_projection(wa) if eigen_smooth else wa.sum(1)
+    def layer_map(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "The signed map (B,h,w) of one layer: by default its channels weighted by `channel_weights`, summed (or their first principal component)"
+        wa = self.channel_weights(p)[:, :, None, None]*p.act
+        return principal_projection(wa) if p.eigen_smooth else wa.sum(1)
 
-    def capture(self, x:torch.Tensor):
+    def _capture(self, x:torch.Tensor):
         """One forward pass of `net` with hooks: (output, [raw outputs of the layers, in graph], [their modules]).
         A hooked layer's output goes on as a copy, so an in-place operation later in the model cannot change it."""
         got = {}
@@ -151,10 +168,10 @@ class BaseCAM:
         if missing: raise ValueError(f'cam: layer {missing[0]} gave no tensor output in the forward pass')
         return out, [got[l] for l in self.layers], list(self.layers)
 
-    def raw_maps(self, x:torch.Tensor, rows:torch.Tensor, eigen_smooth:bool=False):
+    def _raw_maps(self, x:torch.Tensor, rows:torch.Tensor, eigen_smooth:bool=False):
         "([signed maps (B,h,w), one per layer], target scores (B,)), from one forward (and backward) pass"
         with torch.set_grad_enabled(self.uses_gradients):
-            out, acts, mods = self.capture(x)
+            out, acts, mods = self._capture(x)
             s = self.score(out, rows)
             grads = (torch.autograd.grad(s.sum(), acts, allow_unused=True) if self.uses_gradients else [None]*len(acts))
         maps = []
@@ -162,7 +179,7 @@ class BaseCAM:
             a = self.reshape(a.detach())
             if self.uses_gradients:
                 g = torch.zeros_like(a) if g is None else self.reshape(g)
-            maps.append(self.layer_map(a.float(), None if g is None else g.float(), x, rows, mod, eigen_smooth).detach())
+            maps.append(self.layer_map(LayerPass(a.float(), None if g is None else g.float(), x, rows, mod, eigen_smooth)).detach())
         return maps, s.detach()
 
     def __call__(
@@ -176,20 +193,20 @@ class BaseCAM:
         rows = torch.arange(len(x), device=x.device) if rows is None else rows
         size = x.shape[-2:]
         if not aug_smooth:
-            maps, s = self.raw_maps(x, rows, eigen_smooth)
-            return self.fuse(maps, size), maps[-1], s
+            maps, s = self._raw_maps(x, rows, eigen_smooth)
+            return self._fuse(maps, size), maps[-1], s
         views = []
         for flip in (False, True):
             for k in (0.9, 1., 1.1):
                 xv = (x.flip(-1) if flip else x)*k
-                m, s_v = self.raw_maps(xv, rows, eigen_smooth)
-                fused = self.fuse(m, size)
+                m, s_v = self._raw_maps(xv, rows, eigen_smooth)
+                fused = self._fuse(m, size)
                 views.append(fused.flip(-1) if flip else fused)
                 if not flip and k == 1.: raw, s = m[-1], s_v
         return normalize_maps(torch.stack(views).mean(0)), raw, s
 
     @staticmethod
-    def fuse(maps:list, size) -> torch.Tensor:
+    def _fuse(maps:list, size) -> torch.Tensor:
         "Layers' signed maps -> (B,H,W) in [0,1]: each one's positive part upsampled and scaled, averaged, scaled"
         one = [normalize_maps(F.relu(m), size) for m in maps]
         return one[0] if len(one) == 1 else normalize_maps(torch.stack(one).mean(0))
@@ -198,56 +215,92 @@ class BaseCAM:
 class GradCAM(BaseCAM):
     "Channels weighted by their mean gradient"
     name = 'grad-cam'
-    def channel_weights(self, act, grad, x, rows, layer): return grad.mean((2, 3))
+    def channel_weights(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,K): each channel's mean gradient"
+        return p.grad.mean((2, 3))
 
 @_register
 class HiResCAM(BaseCAM):
     "Activations times gradients, position by position (faithful to the score for a linear head)"
     name = 'hires-cam'
-    def layer_map(self, act, grad, x, rows, layer, eigen_smooth):
-        return principal_projection(grad*act) if eigen_smooth else (grad*act).sum(1)
+    def layer_map(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,h,w): gradients times activations, summed over the channels"
+        return principal_projection(p.grad*p.act) if p.eigen_smooth else (p.grad*p.act).sum(1)
 
 @_register
 class GradCAMPlusPlus(BaseCAM):
     "Positive gradients weighted by the second- and third-order terms of Grad-CAM++"
     name = 'grad-cam++'
-    def channel_weights(self, act, grad, x, rows, layer):
-        g2 = grad.pow(2)
-        a = g2/(2*g2 + act.sum((2, 3), keepdim=True)*g2*grad + 1e-6)
-        return (torch.where(grad != 0, a, torch.zeros_like(a))*F.relu(grad)).sum((2, 3))
+    def channel_weights(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,K): sum of alpha * relu(G), alpha = G^2 / (2 G^2 + sum(A) G^3)"
+        g, g2 = p.grad, p.grad.pow(2)
+        a = g2/(2*g2 + p.act.sum((2, 3), keepdim=True)*g2*g + 1e-6)
+        return (torch.where(g != 0, a, torch.zeros_like(a))*F.relu(g)).sum((2, 3))
 
 @_register
 class XGradCAM(BaseCAM):
     "Gradients weighted by the activations' share of their channel's sum (axiom-based)"
     name = 'xgrad-cam'
-    def channel_weights(self, act, grad, x, rows, layer):
-        return (grad*act/(act.sum((2, 3), keepdim=True) + 1e-7)).sum((2, 3))
+    def channel_weights(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,K): sum of G * A / sum(A)"
+        return (p.grad*p.act/(p.act.sum((2, 3), keepdim=True) + 1e-7)).sum((2, 3))
 
 @_register
 class LayerCAM(BaseCAM):
     "Positive gradients times activations, position by position; meant for several layers at once (fused)"
     name = 'layer-cam'
-    def layer_map(self, act, grad, x, rows, layer, eigen_smooth):
-        m = F.relu(grad)*act
-        return principal_projection(m) if eigen_smooth else m.sum(1)
+    def layer_map(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,h,w): positive gradients times activations, summed over the channels"
+        m = F.relu(p.grad)*p.act
+        return principal_projection(m) if p.eigen_smooth else m.sum(1)
 
 @_register
 class EigenCAM(BaseCAM):
     "The activations' first principal component: no gradients, no target"
     name, uses_gradients = 'eigen-cam', False
-    def layer_map(self, act, grad, x, rows, layer, eigen_smooth): return principal_projection(act)
+    def layer_map(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,h,w): the activations' first principal component"
+        return principal_projection(p.act)
 
 @_register
 class EigenGradCAM(BaseCAM):
     "The first principal component of gradients times activations"
     name = 'eigen-grad-cam'
-    def layer_map(self, act, grad, x, rows, layer, eigen_smooth): return principal_projection(grad*act)
+    def layer_map(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,h,w): the first principal component of gradients times activations"
+        return principal_projection(p.grad*p.act)
 
 @_register
 class ScoreCAM(BaseCAM):
     "Channels weighted by the softmax of the scores of the image masked by each (upsampled, min-max scaled) channel"
     name, uses_gradients = 'score-cam', False
-    def channel_weights(self, act, grad, x, rows, layer):
+    def channel_weights(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,K): softmax over the channels of the scores of the image masked by each"
+        act, x, rows = p.act, p.x, p.rows
         B, K = act.shape[:2]
         up = F.interpolate(act, size=x.shape[-2:], mode='bilinear', align_corners=True)
         lo, hi = up.amin((2, 3), keepdim=True), up.amax((2, 3), keepdim=True)
@@ -265,7 +318,12 @@ class AblationCAM(BaseCAM):
     """Channels weighted by the relative drop of the score when each is zeroed at the layer: the image goes through the
     layers before it once a batch, and the hook hands the rest of the network one copy of the activations per channel"""
     name, uses_gradients, batch = 'ablation-cam', False, (128, 256)
-    def channel_weights(self, act, grad, x, rows, layer):
+    def channel_weights(
+        self,
+        p:LayerPass, # one layer's activations, gradients and images
+    ) -> torch.Tensor:
+        "(B,K): the relative drop of the score with each channel zeroed"
+        act, x, rows, layer = p.act, p.x, p.rows, p.layer
         B, K = act.shape[:2]
         weights = torch.empty(B, K, device=act.device)
         with torch.no_grad():

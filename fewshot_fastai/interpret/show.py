@@ -7,7 +7,8 @@ from matplotlib.patches import Rectangle
 from scipy import ndimage
 from fastai.callback.core import Callback
 from fastai.learner import Learner
-from .maps import cam_result, similarity_maps
+from .maps import cam_result
+from .pairs import similarity_maps
 from .._distrib import unwrap_model, is_main_process
 from .._files import replacing_file
 

@@ -248,7 +248,7 @@ def create_app(
 
 def _overlay(learn, g:Gallery, im, label:str) -> str|None:
     "The similarity maps of `im` and the first enrolled image of `label` (its thumbnail), as a PNG data URL; None for a model without maps"
-    from ..interpret.maps import similarity_maps
+    from ..interpret.pairs import similarity_maps
     from ..interpret.show import show_pair_cam
     from ..inference import image_batch
     import matplotlib; matplotlib.use('Agg')
