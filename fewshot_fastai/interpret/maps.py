@@ -6,6 +6,7 @@ and Grad-CAM (Selvaraju et al. 2017) on the last convolutional block (or a layer
 Hooks: fastai's `Hook` is used as a context manager, so hooks are removed even when the forward pass raises.
 Gradients are taken with `torch.autograd.grad` on the activation that a *forward* hook keeps (not with fastai's
 `hook_output(grad=True)`, which uses the module backward hooks that break on in-place ReLU, as in ResNets)."""
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from PIL import Image
@@ -33,6 +34,18 @@ class CamResult:
     bias: torch.Tensor|None # (B,) the part of the logit that is not spatial (exact CAM only)
     method: str             # 'cam' (exact) or the family's method
     layer: str = 'global pool -> affine head (exact)' # which layer was explained, and why it was chosen
+
+@contextmanager
+def eval_mode(model:nn.Module):
+    """`model` in eval mode inside the block, in its own mode again after it. A model already in eval mode throughout (the
+    usual case at inference) is left untouched: switching means a `train()` call on every module, twice a map"""
+    if not any(m.training for m in model.modules()):
+        yield model
+        return
+    was = model.training
+    model.eval()
+    try: yield model
+    finally: model.train(was)
 
 def normalize_maps(
     m:torch.Tensor, # maps, (B,h,w)
@@ -190,10 +203,7 @@ def last_conv_layer(
 ) -> nn.Module:
     """The module whose output is the last spatial (B,C,h,w>1) feature map of a forward pass: the outermost
     block that ends the convolutional part (e.g. a ResNet's layer4, a fastai body)."""
-    was = model.training; model.eval()
-    try:
-        with torch.no_grad(): return _forward_with_map(model, x[:1])[2]
-    finally: model.train(was)
+    with eval_mode(model), torch.no_grad(): return _forward_with_map(model, x[:1])[2]
 
 def _weighted_maps(act:torch.Tensor, grad:torch.Tensor, relu:bool=True) -> torch.Tensor:
     "Grad-CAM: ReLU(sum_k mean(grad_k) * A_k) (signed without `relu`), (B,K,h,w) -> (B,h,w)"
@@ -223,8 +233,7 @@ def family_cam(
     layers = [resolve_layer(model, l) for l in (layer if isinstance(layer, (list, tuple)) else [layer])] if layer is not None else None
     why = 'the layers given'
     if layers is None: layers, why = default_cam_layers(model)
-    was = model.training; model.eval()
-    try:
+    with eval_mode(model):
         fixed = None
         if target is not None: fixed = _targets(target, len(x), x.device)
         elif aug_smooth:   # every view explains the class predicted for the image itself
@@ -235,7 +244,6 @@ def family_cam(
             t = fixed if fixed is not None else seen.setdefault('t', out.detach().argmax(1))
             return out.gather(1, t[rows][:, None])[:, 0]
         maps, raw, _ = CAM_METHODS[method](model, layers, score)(x, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
-    finally: model.train(was)
     t = fixed if fixed is not None else seen['t']
     return CamResult(maps, raw, t, seen['logits'], None, method, why)
 
@@ -260,9 +268,7 @@ def cam_result(
         raise TypeError(f'cam explains class scores; for the pairs of a {type(model).__name__} use similarity_maps')
     _check_cam_method('cam', method, ('auto', 'cam'))
     if method in ('auto', 'cam') and layer is None and not (eigen_smooth or aug_smooth):
-        was = model.training; model.eval()
-        try: res = _exact_cam(model, x, target)
-        finally: model.train(was)
+        with eval_mode(model): res = _exact_cam(model, x, target)
         if res is not None: return res
         if method == 'cam':
             raise ValueError(f'cam: {type(model).__name__} does not end in global pooling + an affine head; '

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ..models.taps import TapGrid
-from .maps import normalize_maps, model_inputs, resolve_layer, _forward_with_map, _weighted_maps, _check_cam_method
+from .maps import eval_mode, normalize_maps, model_inputs, resolve_layer, _forward_with_map, _weighted_maps, _check_cam_method
 
 __all__ = ['PairMaps', 'similarity_maps', 'partner_maps', 'pair_layer']
 
@@ -57,16 +57,13 @@ def similarity_maps(
     if not (hasattr(model, 'encoder') and hasattr(model, 'similarity')):
         raise TypeError(f'similarity_maps needs a SiameseModel or ProtoNet, got {type(model).__name__}')
     if method not in ('auto', 'exact', 'grad-cam') or eigen_smooth or aug_smooth:
-        was = model.training; model.eval()
-        try:
+        with eval_mode(model):
             with torch.no_grad(): ea, eb = _embed_from_maps(model, model.encoder(a)), _embed_from_maps(model, model.encoder(b))
             ma, ra, score = partner_maps(model, a, eb, sign, method, layer, eigen_smooth, aug_smooth)
             mb, rb, _ = partner_maps(model, b, ea, sign, method, layer, eigen_smooth, aug_smooth)
-        finally: model.train(was)
         return PairMaps(ma, mb, sign*score, method, ra, rb)
     head = getattr(model, 'head', None)
-    was = model.training; model.eval()
-    try:
+    with eval_mode(model):
         exact = None
         if method != 'grad-cam' and layer is None and hasattr(head, 'decompose'):
             with torch.no_grad(): fa, fb = model.encoder(a), model.encoder(b)
@@ -93,7 +90,6 @@ def similarity_maps(
                 ga, gb = torch.autograd.grad((sign*s).sum(), [fa, fb])
             ra, rb = _weighted_maps(fa, ga), _weighted_maps(fb, gb)
             score, used = s.detach(), 'grad-cam'
-    finally: model.train(was)
     return PairMaps(normalize_maps(ra, a.shape[-2:]), normalize_maps(rb, b.shape[-2:]), score, used, ra, rb)
 
 def pair_layer(
