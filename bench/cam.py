@@ -52,11 +52,13 @@ def build(name):
     m = ff.efficientnet_lite0(pretrained=True).eval()
     return m, m.blocks[-1]
 
-def timed(fn, repeats):
-    out, ts = None, []
+def timed_together(fns:dict, repeats:int):
+    "Each callable's result and median seconds, the callables taking turns in every round (so that a busier moment hits all)"
+    out, ts = {}, {k: [] for k in fns}
     for _ in range(repeats):
-        t = time.perf_counter(); out = fn(); ts.append(time.perf_counter() - t)
-    return out, float(np.median(ts))
+        for k, fn in fns.items():
+            t = time.perf_counter(); out[k] = fn(); ts[k].append(time.perf_counter() - t)
+    return out, {k: float(np.median(v)) for k, v in ts.items()}
 
 def up(m, size):
     m = torch.as_tensor(np.asarray(m, dtype=np.float32))
@@ -82,17 +84,29 @@ for mname in a.models:
     size = x.shape[-2:]
     for method in a.methods:
         reps = a.slow_repeats if method in ('score-cam', 'ablation-cam') else a.repeats
-        ours, t_ours = timed(lambda: ff.interpret.cam_result(model, x, target, method=method, layer=layer).maps, reps)
-        row = dict(model=mname, method=method, ours_ms=round(1000*t_ours/len(x), 1))
+        runs = {'ours': lambda: ff.interpret.cam_result(model, x, target, method=method, layer=layer).maps}
         if pgc is not None and method in PGC:
             from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
             cls = getattr(pgc, PGC[method])
-            def run_pgc():
+            def run_pgc(cls=cls):
                 with cls(model=model, target_layers=[layer]) as c:
-                    if hasattr(c, 'batch_size'): c.batch_size = 64
                     return c(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
-            theirs, t_p = timed(run_pgc, reps)
-            r = corr(ours, up(theirs, size))
+            runs['pgc'] = run_pgc
+        if tc is not None and method in TORCHCAM:
+            tcls = getattr(tc, TORCHCAM[method])
+            def run_tc(tcls=tcls):
+                ext = tcls(model, target_layer=layer, **({'batch_size': 64} if method == 'score-cam' else {}))
+                try:
+                    with torch.set_grad_enabled(method != 'score-cam'):
+                        out = model(x)
+                        return up(ext(class_idx=target.tolist(), scores=out)[0].detach(), size)   # to the input's size, as ours and pytorch-grad-cam's
+                finally: ext.remove_hooks()
+            runs['torchcam'] = run_tc
+        maps, secs = timed_together(runs, reps)
+        ours, t_ours = maps['ours'], secs['ours']
+        row = dict(model=mname, method=method, ours_ms=round(1000*t_ours/len(x), 1))
+        if 'pgc' in runs:
+            r, t_p = corr(ours, up(maps['pgc'], size)), secs['pgc']
             row.update(pgc_ms=round(1000*t_p/len(x), 1), pgc_r_mean=round(float(r.mean()), 4), pgc_r_min=round(float(r.min()), 4),
                        pgc_ratio=round(t_ours/t_p, 2))
             if method.startswith('eigen'):   # the projections themselves, on the same activations: equal up to the component's sign
@@ -107,17 +121,8 @@ for mname in a.models:
                 rp = corr(ff.interpret.principal_projection(A), torch.as_tensor(get_2d_projection(A.numpy())))
                 row.update(pgc_projection_abs_r_min=round(float(rp.abs().min()), 4),
                            pgc_opposite_sign=int((rp < 0).sum()))
-        if tc is not None and method in TORCHCAM:
-            cls = getattr(tc, TORCHCAM[method])
-            def run_tc():
-                ext = cls(model, target_layer=layer, **({'batch_size': 64} if method == 'score-cam' else {}))
-                try:
-                    with torch.set_grad_enabled(method != 'score-cam'):
-                        out = model(x)
-                        return up(ext(class_idx=target.tolist(), scores=out)[0].detach(), size)   # to the input's size, as ours and pytorch-grad-cam's
-                finally: ext.remove_hooks()
-            theirs, t_t = timed(run_tc, reps)
-            r = corr(ours, up(theirs, size))
+        if 'torchcam' in runs:
+            r, t_t = corr(ours, maps['torchcam']), secs['torchcam']
             row.update(torchcam_ms=round(1000*t_t/len(x), 1), torchcam_r_mean=round(float(r.mean()), 4),
                        torchcam_r_min=round(float(r.min()), 4), torchcam_ratio=round(t_ours/t_t, 2))
         rows.append(row)
