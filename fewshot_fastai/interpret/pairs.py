@@ -8,7 +8,7 @@ from torch import nn
 from ..models.taps import TapGrid
 from .maps import eval_mode, normalize_maps, model_inputs, resolve_layer, _forward_with_map, _weighted_maps, _check_cam_method
 
-__all__ = ['PairMaps', 'similarity_maps', 'partner_maps', 'pair_layer']
+__all__ = ['PairMaps', 'SupportMaps', 'similarity_maps', 'partner_maps', 'support_maps', 'pair_layer']
 
 @dataclass
 class PairMaps:
@@ -124,4 +124,47 @@ def partner_maps(
     partner = partner.detach()
     def score(out, rows): return sign*model.similarity(_embed_from_maps(model, out), partner[rows])
     return CAM_METHODS[method](model.encoder, layers, score)(x, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
+
+@dataclass
+class SupportMaps:
+    "Maps on query images against the prototype of a support-set label, with the label and the score"
+    maps: torch.Tensor   # (Q,H,W) in [0,1] at the input size
+    raw: torch.Tensor    # signed maps before upsampling and normalisation, (Q,h,w)
+    labels: list         # the label explained for each query (the predicted one unless given)
+    score: torch.Tensor  # the model's similarity of each query to that label's prototype, (Q,)
+    method: str          # the CAM family's method
+
+def support_maps(
+    learn, # a siamese or episodic `Learner`
+    queries, # query images (paths, PIL, tensors) or a (Q,C,H,W) batch the model takes
+    support:dict, # {label: images}, as `ff.classify` takes it
+    label=None, # the label whose prototype is the target (one for all, or one per query); default: each query's nearest
+    method:str='grad-cam++', # a method of the CAM family
+    layer=None, # a module of the encoder; default: as `similarity_maps` (Conv4: the block keeping half the side)
+    eigen_smooth:bool=False, # first principal component of the weighted activations
+    aug_smooth:bool=False, # average over mirror x brightness views
+) -> SupportMaps:
+    """What in each query makes it match a support-set class: the CAM family with the similarity to that class's prototype
+    (the mean embedding of its support images, as the maps' score computes embeddings) as the target"""
+    _check_cam_method('support_maps', method)
+    if not isinstance(support, dict) or not support: raise ValueError('support_maps: support must be a non-empty dict {label: images}')
+    model, q = model_inputs(learn, queries)
+    if not (hasattr(model, 'encoder') and hasattr(model, 'similarity')):
+        raise TypeError(f'support_maps needs a SiameseModel or ProtoNet, got {type(model).__name__}')
+    labels = list(support)
+    with eval_mode(model), torch.no_grad():
+        protos = torch.stack([_embed_from_maps(model, model.encoder(model_inputs(learn, list(ims) if isinstance(ims, (list, tuple)) else [ims])[1])).mean(0)
+                              for ims in support.values()])
+        eq = _embed_from_maps(model, model.encoder(q))
+        sims = torch.stack([model.similarity(eq, p.expand_as(eq)) for p in protos], 1)   # (Q, n_labels)
+    if label is None: idx = sims.argmax(1)
+    else:
+        want = [label]*len(q) if not isinstance(label, (list, tuple)) else list(label)
+        bad = [l for l in want if l not in support]
+        if bad or len(want) != len(q): raise ValueError(f'support_maps: label {bad[0] if bad else label!r}: one of the support labels, once or once per query')
+        idx = torch.tensor([labels.index(l) for l in want], device=q.device)
+    layer = resolve_layer(model, layer) if layer is not None else pair_layer(model.encoder, q)
+    with eval_mode(model):
+        maps, raw, score = partner_maps(model, q, protos[idx], 1, method, layer, eigen_smooth, aug_smooth)
+    return SupportMaps(maps, raw, [labels[i] for i in idx.tolist()], score, method)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from fastai.vision.all import create_head, create_body, resnet18, set_seed
+from fastai.vision.all import create_head, create_body, resnet18, set_seed, PILImageBW
 import fewshot_fastai as ff
 from fewshot_fastai.interpret import CAM_METHODS
 
@@ -139,4 +139,29 @@ def test_transformer_token_maps_need_no_reshape(arch):
         assert ('norm1' in res.layer) and type(model).__name__ in res.layer
         grid = 7 if 'swin' in arch else size//16
         assert res.raw.shape == (1, grid, grid)
+    assert _all_hooks(model) == 0
+
+def test_support_maps_explain_the_match_with_a_class_prototype(omni_small):
+    cf = ff.ClassFolder(omni_small)
+    set_seed(0)
+    dls = ff.EpisodeDataLoaders.from_class_folder(cf, size=28, img_cls=PILImageBW, valid_pct=0.25, n_way=5, n_query=2,
+                                                  episodes_per_epoch=4, valid_episodes=2)
+    learn = ff.episodic_learner(dls, 'conv4', encoder_kwargs=dict(hidden=16))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    support = {c: cf.files_of(c)[:2] for c in cf.classes[:3]}
+    queries = [cf.files_of(c)[5] for c in cf.classes[:3]]
+    sm = ff.interpret.support_maps(learn, queries, support)
+    # the label explained by default is the nearest prototype's: the answer of the prototype classifier
+    assert sm.labels == ff.classify(learn, queries, support, method='prototype', tta=0, progress=False)[0]
+    assert sm.maps.shape == (3, 28, 28) and sm.raw.shape == (3, 14, 14) and sm.method == 'grad-cam++'
+    # the target is that label's prototype: the same maps as partner_maps with the prototype computed by hand
+    model = learn.model.eval()
+    x = ff.inference.image_batch(learn.dls, queries)
+    protos = {c: model.pool(model.encoder(ff.inference.image_batch(learn.dls, ims))).mean(0) for c, ims in support.items()}
+    want = ff.interpret.partner_maps(model, x, torch.stack([protos[l] for l in sm.labels]).detach(), method='grad-cam++',
+                                     layer=model.encoder[6])
+    assert torch.allclose(sm.raw, want[1], atol=1e-5) and torch.allclose(sm.score, want[2], atol=1e-5)
+    other = [l for l in support if l != sm.labels[0]][0]
+    assert not torch.allclose(ff.interpret.support_maps(learn, queries[:1], support, label=other).raw, sm.raw[:1])
+    with pytest.raises(ValueError, match="label 'nope'"): ff.interpret.support_maps(learn, queries, support, label='nope')
     assert _all_hooks(model) == 0
