@@ -21,6 +21,8 @@ warnings.filterwarnings('ignore')
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--repeats', type=int, default=3, help='timed calls per method (the median is reported)')
 p.add_argument('--slow-repeats', type=int, default=1, help='timed calls of score-cam and ablation-cam (a forward pass per channel)')
+p.add_argument('--one-after-another', action='store_true', help="time each library's calls in one block instead of taking turns "
+               "(EigenCAM: right after pytorch-grad-cam's numpy SVD, its BLAS threads still spin and slow the next library's call)")
 p.add_argument('--models', nargs='+', default=['resnet18', 'efficientnet_lite0'])
 p.add_argument('--methods', nargs='+', default=list(ff.interpret.CAM_METHODS))
 a = p.parse_args()
@@ -52,12 +54,13 @@ def build(name):
     m = ff.efficientnet_lite0(pretrained=True).eval()
     return m, m.blocks[-1]
 
-def timed_together(fns:dict, repeats:int):
-    "Each callable's result and median seconds, the callables taking turns in every round (so that a busier moment hits all)"
+def timed_together(fns:dict, repeats:int, turns:bool=True):
+    """Each callable's result and median seconds; `turns`: the callables take turns in every round (so that a busier
+    moment hits all), else each runs its `repeats` in one block"""
     out, ts = {}, {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter(); out[k] = fn(); ts[k].append(time.perf_counter() - t)
+    order = [k for _ in range(repeats) for k in fns] if turns else [k for k in fns for _ in range(repeats)]
+    for k in order:
+        t = time.perf_counter(); out[k] = fns[k](); ts[k].append(time.perf_counter() - t)
     return out, {k: float(np.median(v)) for k, v in ts.items()}
 
 def up(m, size):
@@ -102,7 +105,7 @@ for mname in a.models:
                         return up(ext(class_idx=target.tolist(), scores=out)[0].detach(), size)   # to the input's size, as ours and pytorch-grad-cam's
                 finally: ext.remove_hooks()
             runs['torchcam'] = run_tc
-        maps, secs = timed_together(runs, reps)
+        maps, secs = timed_together(runs, reps, turns=not a.one_after_another)
         ours, t_ours = maps['ours'], secs['ours']
         row = dict(model=mname, method=method, ours_ms=round(1000*t_ours/len(x), 1))
         if 'pgc' in runs:

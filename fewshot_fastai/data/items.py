@@ -5,7 +5,7 @@ from collections import OrderedDict
 from pathlib import Path
 from fastai.data.transforms import image_extensions
 from .._checks import check_int, check_positive
-from .images import decode_image, canonical_image, decoded_bytes, to_image, IMAGE_TYPES  # noqa: F401  (the names items has always offered)
+from .images import decode_image, canonical_image, decoded_bytes, to_image, IMAGE_TYPES  # noqa: F401  (importable from here too)
 
 __all__ = ['ClassFolder', 'LazyImages', 'IndexedView', 'label_of']
 

@@ -19,13 +19,12 @@ fixed embedding for pairs (`ff.similarity_maps`) and support sets (a class proto
 method's weighted sum by the first principal component of its weighted activations; `aug_smooth` averages the maps of
 six views (mirror x brightness 0.9, 1, 1.1), each mapped back. Transformer token outputs ((B, N, C) of timm ViT / DeiT,
 (B, H, W, C) of Swin) are reshaped to maps from the model (its patch grid and prefix tokens) by `token_reshape`."""
-import math, warnings
+import math
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from fastai.callback.hook import Hooks
-from .maps import normalize_maps
+from .maps import normalize_maps, _forward_with_map
 
 __all__ = ['LayerPass', 'BaseCAM', 'GradCAM', 'HiResCAM', 'GradCAMPlusPlus', 'XGradCAM', 'LayerCAM', 'EigenCAM', 'EigenGradCAM',
            'ScoreCAM', 'AblationCAM', 'CAM_METHODS', 'principal_projection', 'token_reshape', 'default_cam_layers']
@@ -139,17 +138,10 @@ class BaseCAM:
     def _capture(self, x:torch.Tensor):
         """One forward pass of `net` with hooks: (output, [raw outputs of the layers, in graph], [their modules]).
         A hooked layer's output goes on as a copy, so an in-place operation later in the model cannot change it."""
+        if not self.layers:   # the last module (in execution order) whose output is a spatial map, found in this pass
+            out, act, mod = _forward_with_map(self.net, x)
+            return out, [act], [mod]
         got = {}
-        if not self.layers:   # the last module (in execution order) whose output is a spatial map
-            last = []
-            def keep(m, i, o):
-                if isinstance(o, torch.Tensor) and o.ndim == 4 and min(o.shape[-2:]) > 1: last[:] = [m, o, o._version]
-            with Hooks([m for m in self.net.modules() if m is not self.net], keep, detach=False): out = self.net(x)
-            if not last: raise ValueError(f'{type(self.net).__name__} has no layer that gave a spatial (B,C,h,w) output on inputs of shape {tuple(x.shape)}')
-            if last[1]._version != last[2]:
-                warnings.warn(f'cam: the output of {type(last[0]).__name__}, the last spatial block, was changed in place later '
-                              'in the forward pass; its map may be of the changed tensor: pass `layer=` to explain it as it was')
-            return out, [last[1]], [last[0]]
         # The pass runs without a graph up to the first hooked layer, whose output starts it: the layers before it (most of
         # the network) keep no tensors for a backward pass they never take, and the backward stops there
         def swap(m, i, o):

@@ -69,15 +69,15 @@ def deletion_insertion(
 ) -> dict:
     "-> dict(deletion (B,), insertion (B,)): the areas under the score curves (trapezoids over the fraction of pixels)"
     B, _, H, W = x.shape
-    order = maps.flatten(1).argsort(1, descending=True)   # most relevant first
+    # each pixel's rank, most relevant first; at step s the first round(s*H*W/steps) of them are changed
+    rank = maps.flatten(1).argsort(1, descending=True).argsort(1)
+    counts = torch.tensor([round(s*H*W/steps) for s in range(steps + 1)], device=x.device)
     blurred = _blur(x)
     out = {}
     for kind in ('deletion', 'insertion'):
         batch, rows = [], []
         for b in range(B):
-            keep = torch.zeros(steps + 1, H*W, dtype=torch.bool, device=x.device)   # True: the pixel is changed at that step
-            for s in range(1, steps + 1): keep[s, order[b, :round(s*H*W/steps)]] = True
-            m = keep.view(steps + 1, 1, H, W).to(x.dtype)
+            m = (rank[b][None] < counts[:, None]).view(steps + 1, 1, H, W).to(x.dtype)
             if kind == 'deletion': batch.append(x[b]*(1 - m) + baseline*m)
             else: batch.append(blurred[b]*(1 - m) + x[b]*m)
             rows += [b]*(steps + 1)
